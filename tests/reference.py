@@ -1,0 +1,90 @@
+"""Independent float64 references: the network written out directly and differentiated by jax.jacfwd/grad.
+
+Shares nothing with the engine except the random draws (read from the same weight bank, then cast to
+float64), so a wrong sign, scale or LayerNorm placement in the engine shows up as a mismatch.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vglab import jacobians
+from vglab.networks import LAYERNORM_EPS
+
+jax.config.update("jax_enable_x64", True)  # the references run in float64; the engine keeps float32
+
+
+def _phi(name, x, slope):
+    return {
+        "sigmoid": lambda: jax.nn.sigmoid(x),
+        "tanh": lambda: jnp.tanh(x),
+        "relu": lambda: jnp.maximum(x, 0.0),
+        "leaky_relu": lambda: jnp.where(x > 0, x, slope * x),
+        "gelu": lambda: jax.nn.gelu(x, approximate=False),
+        "linear": lambda: x,
+    }[name]()
+
+
+def _layernorm(x):
+    c = x - jnp.mean(x)
+    return c / jnp.sqrt(jnp.mean(c * c) + LAYERNORM_EPS)
+
+
+def parameters(net, seed):
+    """float64 copies of the engine's draws: Ws (L, n, n), bs (L, n), x (n,), g (n,)."""
+    bank = jacobians.weight_bank((seed,), net.width, net.orthogonal, net.depth)
+    L, n = net.depth, net.width
+    Ws = np.asarray(bank.weights[0, :L], np.float64) * (net.sigma_w / np.sqrt(n))
+    bs = np.asarray(bank.biases[0, :L], np.float64) * net.bias_std
+    return Ws, bs, np.asarray(bank.inputs[0], np.float64), np.asarray(bank.directions[0], np.float64)
+
+
+def layer(net, W, b, h):
+    inp = _layernorm(h) if net.norm == "pre" else h
+    out = _phi(net.activation, W @ inp + b, net.leaky_slope)
+    if net.residual:
+        out = h + net.residual_scale * out
+    return _layernorm(out) if net.norm == "post" else out
+
+
+def forward_from(net, Ws, bs, start):
+    def f(h):
+        for l in range(start, net.depth):
+            h = layer(net, Ws[l], bs[l], h)
+        return h
+
+    return f
+
+
+def activations(net, Ws, bs, x):
+    hs = [x]
+    for l in range(net.depth):
+        hs.append(layer(net, Ws[l], bs[l], hs[-1]))
+    return hs
+
+
+def gradient_norms(net, seed=0):
+    """log10 ‖∂L/∂h_l‖ (l = 0..L) and log10 ‖∂L/∂W_l‖_F (l = 1..L) in float64, from jacfwd and grad."""
+    Ws, bs, x, g = (jnp.asarray(a) for a in parameters(net, seed))
+    hs = activations(net, Ws, bs, x)
+    grad_h = []
+    for l in range(net.depth + 1):
+        J = jax.jacfwd(forward_from(net, Ws, bs, l))(hs[l])  # ∂h_L/∂h_l
+        grad_h.append(np.log10(np.linalg.norm(np.asarray(J).T @ np.asarray(g))))
+
+    def loss(Ws):
+        return jnp.dot(g, forward_from(net, Ws, bs, 0)(x))
+
+    dW = jax.grad(loss)(Ws)
+    grad_w = np.log10(np.linalg.norm(np.asarray(dW).reshape(net.depth, -1), axis=1))
+    rms = np.log10([np.sqrt(np.mean(np.asarray(h) ** 2)) for h in hs[1:]])
+    return np.array(grad_h), grad_w, rms
+
+
+def jacobian(net, seed=0, start=0):
+    """∂h_L/∂h_start in float64."""
+    Ws, bs, x, _ = (jnp.asarray(a) for a in parameters(net, seed))
+    hs = activations(net, Ws, bs, x)
+    return np.asarray(jax.jacfwd(forward_from(net, Ws, bs, start))(hs[start]))

@@ -1,0 +1,65 @@
+"""jacobian_spectrum against float64 jax.jacfwd SVDs and closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+
+import vglab
+from tests import reference
+
+
+@pytest.mark.parametrize("config", [
+    dict(activation="tanh", init="xavier"),
+    dict(activation="relu", init="he", bias_std=0.1),
+    dict(activation="sigmoid", init="orthogonal"),
+    dict(activation="gelu", init="gaussian", weight_std=1.5, residual=True, norm="pre"),
+    dict(activation="tanh", init="xavier", norm="post"),
+    dict(activation="leaky_relu", init="he", residual=True, norm="post", bias_std=0.2),
+], ids=lambda c: "-".join(str(v) for v in c.values()))
+@pytest.mark.parametrize("depth,width", [(1, 4), (4, 8), (6, 6)])
+def test_spectrum_matches_float64_svd_of_jacfwd(config, depth, width):
+    net = vglab.MLP(depth=depth, width=width, **config)
+    spectrum = vglab.jacobian_spectrum(net, seed=1)
+    J = reference.jacobian(net, seed=1)
+    expected = np.log10(np.linalg.svd(J, compute_uv=False))
+    # A float32 backward-stable step per layer gives σ_i to 1e-5 relative plus an absolute part of order
+    # eps32·σ_max (visible only for σ_i far below σ_max, e.g. LayerNorm's ε-sized direction).
+    eps32 = np.finfo(np.float32).eps
+    allowed = 1e-5 * np.abs(expected) + 2e-6 + 30 * depth * eps32 * 10 ** (expected[0] - expected) / np.log(10)
+    assert np.all(np.abs(spectrum.log10_singular_values - expected) <= allowed)
+    partial = [np.log10(np.linalg.norm(reference.jacobian(net, seed=1, start=l))) for l in range(depth)]
+    np.testing.assert_allclose(spectrum.log10_partial_norms, partial, rtol=1e-5, atol=2e-6)
+
+
+def test_orthogonal_linear_chain_is_an_exact_isometry_times_sigma_w():
+    net = vglab.MLP(depth=400, width=16, activation="linear", init="orthogonal", weight_std=0.25)
+    s = vglab.jacobian_spectrum(net)
+    np.testing.assert_allclose(s.log10_singular_values, 400 * math.log10(0.25), atol=1e-3)  # 1e-240
+    np.testing.assert_allclose(s.log10_partial_norms,
+                               np.arange(400, 0, -1) * math.log10(0.25) + 0.5 * math.log10(16), atol=1e-3)
+
+
+def test_deep_graded_spectrum_matches_product_of_float64_blocks():
+    # Depth 60 sigmoid spans ~40 orders of magnitude: compare with float64 singular values of the product
+    # accumulated in float64 (fine at this depth), including the small ones a float32 product would lose.
+    net = vglab.MLP(depth=60, width=6, activation="sigmoid", weight_std=2.0)
+    s = vglab.jacobian_spectrum(net, seed=4)
+    J = reference.jacobian(net, seed=4)
+    expected = np.log10(np.linalg.svd(J, compute_uv=False))
+    assert expected[0] - expected[-1] > 3
+    np.testing.assert_allclose(s.log10_singular_values, expected, rtol=2e-4, atol=2e-3)
+
+
+def test_depth_1000_sigmoid_spectrum_is_finite():
+    s = vglab.jacobian_spectrum(vglab.MLP(depth=1000, width=16, activation="sigmoid"))
+    assert np.all(np.isfinite(s.log10_singular_values)) and np.all(np.isfinite(s.log10_partial_norms))
+    assert s.log10_singular_values[0] < -300
+    assert np.all(np.diff(s.log10_singular_values) <= 1e-9)  # descending
+
+
+def test_top_singular_value_bounds_gradient_and_partial_norm_matches_gradients_on_average():
+    net = vglab.MLP(depth=8, width=64, activation="tanh")
+    s = vglab.jacobian_spectrum(net, seed=2)
+    g = vglab.gradient_norms(net, seed=2).log10_activation_grad[0]
+    assert g[0] - g[-1] <= s.log10_singular_values[0] + 1e-6  # ‖Jᵀg‖ ≤ σ_max ‖g‖

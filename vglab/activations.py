@@ -1,0 +1,158 @@
+"""Activation functions φ, their derivatives φ′, and the bound sup|φ′|.
+
+Besides φ and φ′, each activation knows how to evaluate itself on a pre-activation held in *scaled form*
+z = e^s · z̃ (z̃ of order one, s a log-scale), returning φ(z) again in scaled form.  This is what lets the
+engine push a ReLU net with σ_w = 4 through 500 layers (activations ~1e225) in float32 without overflow:
+ReLU is positively homogeneous, φ(e^s z̃) = e^s φ(z̃), so the scale never has to be materialised.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from vglab._validation import check_choice
+
+# exp() of more than this overflows float32 (e^88.7 ≈ 3.4e38); saturating activations are clamped below it.
+_MAX_EXP = 80.0
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+def _normal_pdf(x):
+    return jnp.exp(-0.5 * x * x) / _SQRT_2PI
+
+
+def _normal_cdf(x):
+    return 0.5 * (1.0 + jax.lax.erf(x / math.sqrt(2.0)))
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An elementwise nonlinearity.
+
+    phi(x, slope), dphi(x, slope): φ and φ′ (``slope`` is the leaky-ReLU negative slope, ignored by others).
+    sup_dphi(slope): sup over x of |φ′(x)|; the per-layer factor in the bound ‖∂L/∂h_0‖ ≤ Π sup|φ′| ‖W_l‖₂.
+    scaled(zt, s, slope) -> (at, sa, d): φ(e^s zt) = e^sa · at, and d = φ′(e^s zt), without overflow.
+    """
+
+    name: str
+    phi: Callable
+    dphi: Callable
+    sup_dphi: Callable
+    scaled: Callable
+    formula: str
+
+
+def _homogeneous_scaled(phi, dphi):
+    # φ(e^s z) = e^s φ(z) and φ′(e^s z) = φ′(z) for positively homogeneous φ (ReLU, leaky ReLU, identity).
+    def scaled(zt, s, slope):
+        return phi(zt, slope), s, dphi(zt, slope)
+
+    return scaled
+
+
+def _sigmoid_phi(x, slope=0.0):
+    return jax.nn.sigmoid(x)
+
+
+def _sigmoid_dphi(x, slope=0.0):
+    p = jax.nn.sigmoid(x)
+    return p * (1.0 - p)
+
+
+def _sigmoid_scaled(zt, s, slope):
+    # φ is bounded with φ(0) = 1/2, so the true value is always representable: return it with scale 0.
+    z = zt * jnp.exp(jnp.minimum(s, _MAX_EXP))
+    return _sigmoid_phi(z), jnp.zeros_like(s), _sigmoid_dphi(z)
+
+
+def _tanh_phi(x, slope=0.0):
+    return jnp.tanh(x)
+
+
+def _tanh_dphi(x, slope=0.0):
+    t = jnp.tanh(x)
+    return 1.0 - t * t
+
+
+def _tanh_scaled(zt, s, slope):
+    # Large inputs: tanh is bounded, return the true value (scale 0).  Small inputs (s ≤ 0): tanh(z) = z·r(z)
+    # with r(z) = tanh(z)/z → 1, so a tiny signal keeps its own scale instead of underflowing to zero.
+    z = zt * jnp.exp(jnp.minimum(s, _MAX_EXP))
+    small_z = jnp.abs(z) < 1e-4
+    ratio = jnp.where(small_z, 1.0 - z * z / 3.0, jnp.tanh(z) / jnp.where(small_z, 1.0, z))
+    big = s > 0.0
+    at = jnp.where(big, jnp.tanh(z), zt * ratio)
+    sa = jnp.where(big, 0.0, s)
+    return at, sa, _tanh_dphi(z)
+
+
+def _relu_phi(x, slope=0.0):
+    return jnp.maximum(x, 0.0)
+
+
+def _relu_dphi(x, slope=0.0):
+    return jnp.where(x > 0.0, 1.0, 0.0).astype(x.dtype)
+
+
+def _leaky_phi(x, slope=0.01):
+    return jnp.where(x > 0.0, x, slope * x)
+
+
+def _leaky_dphi(x, slope=0.01):
+    return jnp.where(x > 0.0, 1.0, slope).astype(x.dtype)
+
+
+def _gelu_phi(x, slope=0.0):
+    return x * _normal_cdf(x)
+
+
+def _gelu_dphi(x, slope=0.0):
+    return _normal_cdf(x) + x * _normal_pdf(x)
+
+
+def _gelu_scaled(zt, s, slope):
+    # GELU(e^s z) = e^s · z Φ(e^s z): keep the scale, and clamp only the argument of Φ (which saturates).
+    z = zt * jnp.exp(jnp.minimum(s, _MAX_EXP))
+    return zt * _normal_cdf(z), s, _gelu_dphi(z)
+
+
+def _linear_phi(x, slope=0.0):
+    return x
+
+
+def _linear_dphi(x, slope=0.0):
+    return jnp.ones_like(x)
+
+
+# sup |GELU′| is reached at x = √2: Φ(√2) + √2 φ(√2) ≈ 1.1289.
+GELU_SUP_DERIVATIVE = 0.5 * (1.0 + math.erf(1.0)) + math.sqrt(2.0) * math.exp(-1.0) / _SQRT_2PI
+
+ACTIVATIONS: dict[str, Activation] = {
+    "sigmoid": Activation("sigmoid", _sigmoid_phi, _sigmoid_dphi, lambda a=0.0: 0.25, _sigmoid_scaled,
+                          "σ(x) = 1/(1+e^{-x}),  σ′ = σ(1−σ) ≤ 1/4"),
+    "tanh": Activation("tanh", _tanh_phi, _tanh_dphi, lambda a=0.0: 1.0, _tanh_scaled,
+                       "tanh′(x) = 1 − tanh²(x) ≤ 1"),
+    "relu": Activation("relu", _relu_phi, _relu_dphi, lambda a=0.0: 1.0,
+                       _homogeneous_scaled(_relu_phi, _relu_dphi), "max(x, 0),  φ′ ∈ {0, 1}"),
+    "leaky_relu": Activation("leaky_relu", _leaky_phi, _leaky_dphi, lambda a=0.01: max(1.0, abs(a)),
+                             _homogeneous_scaled(_leaky_phi, _leaky_dphi), "max(x, a·x),  φ′ ∈ {a, 1}"),
+    "gelu": Activation("gelu", _gelu_phi, _gelu_dphi, lambda a=0.0: GELU_SUP_DERIVATIVE, _gelu_scaled,
+                       "x·Φ(x) (exact, erf form),  sup φ′ ≈ 1.1289"),
+    "linear": Activation("linear", _linear_phi, _linear_dphi, lambda a=0.0: 1.0,
+                         _homogeneous_scaled(_linear_phi, _linear_dphi), "φ(x) = x"),
+}
+
+
+def get_activation(name: str) -> Activation:
+    """The activation called ``name``; an unknown name raises ValueError listing the valid ones."""
+    return ACTIVATIONS[check_choice("activation", name, ACTIVATIONS)]
+
+
+def sup_derivative(name: str, leaky_slope: float = 0.01) -> float:
+    """sup_x |φ′(x)|: 0.25 for sigmoid, 1 for tanh/ReLU, max(1, |a|) for leaky ReLU, ≈1.1289 for GELU."""
+    return float(get_activation(name).sup_dphi(leaky_slope))

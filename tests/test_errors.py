@@ -10,7 +10,7 @@ from vglab import theory
     (dict(activation="sigmod"), r"unknown activation 'sigmod'; did you mean 'sigmoid'\? \(valid: sigmoid, tanh, relu, leaky_relu, gelu, linear\)"),
     (dict(activation="swish"), r"unknown activation 'swish' \(valid: "),
     (dict(init="hee"), r"unknown init 'hee'; did you mean 'he'\? \(valid: xavier, he, lecun, orthogonal, gaussian\)"),
-    (dict(norm="batchnorm"), r"unknown norm 'batchnorm' \(valid: none, pre, post, layernorm\)"),
+    (dict(norm="batchnorm"), r"unknown norm 'batchnorm'; did you mean 'layernorm'\? \(valid: none, pre, post, layernorm\)"),
     (dict(depth=0), r"depth must be an integer in 1\.\.10000, got 0"),
     (dict(depth=10001), r"depth must be an integer in 1\.\.10000, got 10001"),
     (dict(depth=2.5), r"depth must be an integer in 1\.\.10000, got 2\.5"),
@@ -36,7 +36,7 @@ def test_gradient_norms_rejects_bad_seeds_and_sizes():
         vglab.gradient_norms(net, n_seeds=0)
     with pytest.raises(ValueError, match=r"seed must be an integer in 0\.\."):
         vglab.gradient_norms(net, seed=-1)
-    with pytest.raises(ValueError, match=r"expects a vglab.MLP, got dict"):
+    with pytest.raises(ValueError, match=r"expects a vglab.MLP, RNN or Transformer, got dict"):
         vglab.gradient_norms({"depth": 3})
     huge = vglab.MLP(depth=10000, width=4096)
     with pytest.raises(ValueError, match=r"depth × width² × n_seeds = 10000 × 4096² × 1 .* above the 4 GiB bound"):

@@ -318,7 +318,11 @@ def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1) -> GradientNorms:
     Seed i fixes the weights, biases, the input x ~ N(0, I) and g ~ N(0, I).  See ``GradientNorms``.
     """
     if not isinstance(net, MLP):
-        raise ValueError(f"gradient_norms expects a vglab.MLP, got {type(net).__name__}")
+        # Other architectures (vglab.RNN, vglab.Transformer) bring their own exact engine.
+        own_engine = getattr(net, "_gradient_norms", None)
+        if own_engine is None:
+            raise ValueError(f"gradient_norms expects a vglab.MLP, RNN or Transformer, got {type(net).__name__}")
+        return own_engine(seed=seed, n_seeds=n_seeds)
     seeds = _check_seeds(seed, n_seeds)
     bank = weight_bank(seeds, net.width, net.orthogonal, net.depth)
     sup = jnp.float32(ACTIVATIONS[net.activation].sup_dphi(net.leaky_slope))

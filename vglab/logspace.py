@@ -72,9 +72,10 @@ _DIRECT_SVD_SPREAD = 18.0
 
 
 def graded_log_singular_values(log_d, U, tol=1e-12, max_sweeps=100):
-    """log σ_i (descending) of T = diag(e^{log_d}) U for an upper-triangular U with unit rows.
+    """log σ_i (descending) of T = diag(e^{log_d}) U, where U has unit rows.
 
-    The row scales may span thousands of natural-log units, beyond float64.  Small spreads: one float64 SVD.
+    U may be any matrix with unit rows (the engine passes an upper-triangular one).  The row scales may span
+    thousands of natural-log units, beyond float64.  Small spreads: one float64 SVD.
     Otherwise the zero-shift QR iteration on the triangular factor (Demmel & Kahan 1990): write Tᵀ = Uᵀ D,
     take the QR factorisation Uᵀ = Q R₂, and T′ = R₂ D has the singular values of T; T′ is rescaled row-wise
     with ``graded_left_multiply``.  Off-diagonal mass decays like (σ_j/σ_i)^{2k}, so the triangular factor
@@ -94,12 +95,16 @@ def graded_log_singular_values(log_d, U, tol=1e-12, max_sweeps=100):
         with np.errstate(divide="ignore"):
             return np.log(np.linalg.svd(T, compute_uv=False)) + top
     for _ in range(max_sweeps):
-        off_mass = 1.0 - np.minimum(np.abs(np.diagonal(U)), 1.0) ** 2
-        if np.all(off_mass <= tol):
-            break
+        # Rows in descending scale first (a row permutation keeps σ): then roundoff in R₂_ik, k > i, is
+        # multiplied by e^{d_k} ≤ e^{d_i} and cannot swamp a small row.
+        order = np.argsort(-log_d, kind="stable")
+        log_d, U = log_d[order], U[order]
         # Tᵀ = Uᵀ D = Q (R₂ D): the next triangular factor is R₂ D, rescaled row by row.
         r2 = np.linalg.qr(U.T, mode="r")
         log_d, U = _graded_left_multiply_np(r2, log_d, np.eye(n))
+        off_mass = 1.0 - np.minimum(np.abs(np.diagonal(U)), 1.0) ** 2
+        if np.all(off_mass <= tol):
+            break
     diag = np.abs(np.diagonal(U))
     with np.errstate(divide="ignore"):
         result = log_d + np.log(diag)

@@ -14,8 +14,8 @@ and the squared gradient norm obeys E‖∂L/∂h_{l−1}‖² = χ(q_l) E‖∂
 (they explode), χ₁ = 1 the edge of chaos.  A residual layer h_l = h_{l−1} + α φ(W h_{l−1} + b) has the
 factor 1 + α² χ(q_l) instead, with q_l = σ_w² Q_{l−1} + σ_b² and Q_l = Q_{l−1} + α² E[φ(√q_l u)²].
 
-Expectations over u ~ N(0, 1) use Gauss–Hermite quadrature in float64, and closed forms for the piecewise
-linear activations (for which the quadrature converges slowly at the kink).
+Expectations over u ~ N(0, 1) are computed in float64 to ~1e-10 (Gauss–Hermite for q ≤ 1, Simpson with exact
+saturated tails above), with closed forms for the piecewise-linear activations.
 
 References: Poole, Lahiri, Raghu, Sohl-Dickstein & Ganguli 2016, "Exponential expressivity in deep neural
 networks through transient chaos"; Schoenholz, Gilmer, Ganguli & Sohl-Dickstein 2017, "Deep information
@@ -71,12 +71,51 @@ def _piecewise_linear_gain(name, slope):
     return {"relu": 0.5, "leaky_relu": 0.5 * (1 + slope * slope), "linear": 1.0}.get(name)
 
 
+# Saturated values beyond |x| = _CUT, used for exact tail integrals: (constant, coefficient of x) of φ or φ′
+# for x → +∞ and x → −∞.  Inside [−_CUT, _CUT] the integrand is integrated numerically.
+_CUT = 60.0
+_TAILS = {
+    ("sigmoid", "phi"): ((1.0, 0.0), (0.0, 0.0)), ("sigmoid", "dphi"): ((0.0, 0.0), (0.0, 0.0)),
+    ("tanh", "phi"): ((1.0, 0.0), (-1.0, 0.0)), ("tanh", "dphi"): ((0.0, 0.0), (0.0, 0.0)),
+    ("gelu", "phi"): ((0.0, 1.0), (0.0, 0.0)), ("gelu", "dphi"): ((1.0, 0.0), (0.0, 0.0)),
+}
+_SIMPSON_STEP = 0.005
+
+
+def _gaussian_mean_square(activation: str, which: str, q: float, leaky_slope: float) -> float:
+    """E_{u~N(0,1)}[f(√q u)²] for f = φ or φ′ of a smooth activation, to ~1e-10 relative.
+
+    q ≤ 1: Gauss–Hermite quadrature (161 nodes).  q > 1: composite Simpson rule in x = √q u on
+    [−c, c], c = min(12√q, 60), plus the exact Gaussian tail integrals of the saturated values beyond ±60
+    (Gauss–Hermite alone converges slowly there: tanh has poles at ±iπ/2, close to the real axis in u).
+    """
+    f = _phi_np if which == "phi" else _dphi_np
+    if q <= 1.0:
+        return float(_WEIGHTS @ f(activation, math.sqrt(q) * _NODES, leaky_slope) ** 2)
+    sd = math.sqrt(q)
+    c = min(12.0 * sd, _CUT)
+    n = 2 * int(math.ceil(c / _SIMPSON_STEP))
+    x = np.linspace(-c, c, n + 1)
+    integrand = f(activation, x, leaky_slope) ** 2 * np.exp(-0.5 * x * x / q) / (sd * math.sqrt(2 * math.pi))
+    simpson = np.ones(n + 1)
+    simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
+    total = float(integrand @ simpson) * (x[1] - x[0]) / 3.0
+    if c == _CUT:
+        t = _CUT / sd
+        tail_prob = special.ndtr(-t)  # P(X > c) for X ~ N(0, q)
+        tail_x2 = q * (t * math.exp(-0.5 * t * t) / math.sqrt(2 * math.pi) + tail_prob)  # E[X² 1{X > c}]
+        (a_right, b_right), (a_left, b_left) = _TAILS[(activation, which)]
+        # (a + b x)² with a·b = 0 in every case above: a² P + b² E[X² 1{…}]
+        total += (a_right**2 + a_left**2) * tail_prob + (b_right**2 + b_left**2) * tail_x2
+    return total
+
+
 def mean_square_activation(activation: str, q: float, leaky_slope: float = 0.01) -> float:
     """E_{u~N(0,1)}[φ(√q u)²]."""
     gain = _piecewise_linear_gain(activation, leaky_slope)
     if gain is not None:
         return gain * q
-    return float(_WEIGHTS @ _phi_np(activation, math.sqrt(q) * _NODES, leaky_slope) ** 2)
+    return _gaussian_mean_square(activation, "phi", q, leaky_slope)
 
 
 def mean_square_derivative(activation: str, q: float, leaky_slope: float = 0.01) -> float:
@@ -84,7 +123,7 @@ def mean_square_derivative(activation: str, q: float, leaky_slope: float = 0.01)
     gain = _piecewise_linear_gain(activation, leaky_slope)
     if gain is not None:
         return gain
-    return float(_WEIGHTS @ _dphi_np(activation, math.sqrt(q) * _NODES, leaky_slope) ** 2)
+    return _gaussian_mean_square(activation, "dphi", q, leaky_slope)
 
 
 def _check(activation, sigma_w, sigma_b):

@@ -74,63 +74,59 @@ _DIRECT_SVD_SPREAD = 18.0
 def graded_log_singular_values(log_d, U, tol=1e-12, max_sweeps=100):
     """log σ_i (descending) of T = diag(e^{log_d}) U, where U has unit rows.
 
-    U may be any matrix with unit rows (the engine passes an upper-triangular one).  The row scales may span
-    thousands of natural-log units, beyond float64.  Small spreads: one float64 SVD.
-    Otherwise the zero-shift QR iteration on the triangular factor (Demmel & Kahan 1990): write Tᵀ = Uᵀ D,
-    take the QR factorisation Uᵀ = Q R₂, and T′ = R₂ D has the singular values of T; T′ is rescaled row-wise
-    with ``graded_left_multiply``.  Off-diagonal mass decays like (σ_j/σ_i)^{2k}, so the triangular factor
-    becomes diagonal and σ_i = e^{d_i} |U_ii|.  Rows in clusters of nearly equal σ that have not converged
-    are finished by a float64 SVD of their diagonal block, whose spread is then small.
+    The row scales may span thousands of natural-log units, beyond float64.  Small spreads: one float64 SVD.
+    Otherwise the zero-shift QR iteration on the triangular factor (Demmel & Kahan 1990): with the rows in
+    descending scale, Tᵀ = Uᵀ D = Q (R₂ D), and T′ = R₂ D has the singular values of T.  After each sweep T′ is
+    split into diagonal blocks wherever the rows above a boundary carry at most ``tol`` of their squared norm
+    past it: for T = [[A, B], [0, C]] this changes every σ by a relative O(‖B‖²/σ_min(A)²) ≤ tol.  A block
+    whose own spread is small is then finished by a float64 SVD, so clusters of nearly equal σ (where the
+    iteration is slow) are resolved directly, and widely spread ones by the iteration.
     """
     log_d = np.asarray(log_d, np.float64)
     U = np.asarray(U, np.float64)
-    n = log_d.shape[0]
-    finite = np.isfinite(log_d)
-    if not finite.any():
-        return np.full(n, -np.inf)
-    top = log_d[finite].max()
-    if top - log_d[finite].min() <= _DIRECT_SVD_SPREAD:
-        with np.errstate(over="ignore", under="ignore"):
-            T = np.exp(log_d - top)[:, None] * U
-        with np.errstate(divide="ignore"):
-            return np.log(np.linalg.svd(T, compute_uv=False)) + top
+    finite = np.isfinite(log_d)  # −inf rows are exactly zero and contribute σ = 0
+    zeros = np.full(int((~finite).sum()), -np.inf)
+    log_d, U = log_d[finite], U[finite]
+    if log_d.size == 0:
+        return zeros
+    if log_d.max() - log_d.min() <= _DIRECT_SVD_SPREAD:
+        return np.concatenate([_direct_log_singular_values(log_d, U), zeros])
+    n = log_d.size
+    eye = np.eye(U.shape[1])
     for _ in range(max_sweeps):
-        # Rows in descending scale first (a row permutation keeps σ): then roundoff in R₂_ik, k > i, is
-        # multiplied by e^{d_k} ≤ e^{d_i} and cannot swamp a small row.
         order = np.argsort(-log_d, kind="stable")
         log_d, U = log_d[order], U[order]
-        # Tᵀ = Uᵀ D = Q (R₂ D): the next triangular factor is R₂ D, rescaled row by row.
         r2 = np.linalg.qr(U.T, mode="r")
-        log_d, U = _graded_left_multiply_np(r2, log_d, np.eye(n))
-        off_mass = 1.0 - np.minimum(np.abs(np.diagonal(U)), 1.0) ** 2
-        if np.all(off_mass <= tol):
+        log_d, U = _graded_left_multiply_np(r2, log_d, eye[: r2.shape[1]])
+        blocks = _deflated_blocks(U, tol)
+        if all(np.ptp(log_d[a:b]) <= _DIRECT_SVD_SPREAD for a, b in blocks):
             break
-    diag = np.abs(np.diagonal(U))
-    with np.errstate(divide="ignore"):
-        result = log_d + np.log(diag)
-    stuck = (1.0 - np.minimum(diag, 1.0) ** 2) > tol
-    for start, stop in _runs(stuck):
-        stop = min(stop + 1, n)  # a stuck row couples into the next one
-        block_top = log_d[start:stop].max()
-        with np.errstate(over="ignore", under="ignore"):
-            block = np.exp(log_d[start:stop] - block_top)[:, None] * U[start:stop, start:stop]
-        with np.errstate(divide="ignore"):
-            result[start:stop] = np.log(np.linalg.svd(block, compute_uv=False)) + block_top
-    return np.sort(result)[::-1]
+    parts = []
+    for a, b in blocks:
+        if np.ptp(log_d[a:b]) <= _DIRECT_SVD_SPREAD:
+            parts.append(_direct_log_singular_values(log_d[a:b], U[a:b, a:b]))
+        else:  # not resolved within max_sweeps: the graded diagonal estimate
+            with np.errstate(divide="ignore"):
+                parts.append(log_d[a:b] + np.log(np.abs(np.diagonal(U)[a:b])))
+    assert sum(len(p) for p in parts) == n
+    return np.concatenate([np.sort(np.concatenate(parts))[::-1], zeros])
 
 
-def _runs(mask):
-    """(start, stop) of each maximal run of True in a boolean vector."""
-    runs, start = [], None
-    for i, flag in enumerate(mask):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            runs.append((start, i))
-            start = None
-    if start is not None:
-        runs.append((start, len(mask)))
-    return runs
+def _direct_log_singular_values(log_d, U):
+    top = log_d.max()
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        return np.log(np.linalg.svd(np.exp(log_d - top)[:, None] * U, compute_uv=False)) + top
+
+
+def _deflated_blocks(U, tol):
+    """Split points of an upper-triangular U with unit rows: k is a boundary when every row i < k has
+    Σ_{j ≥ k} U_ij² ≤ tol.  Returns the diagonal blocks as (start, stop) pairs."""
+    n = U.shape[0]
+    tail_mass = np.cumsum((U * U)[:, ::-1], axis=1)[:, ::-1]  # [i, k] = Σ_{j ≥ k} U_ij²
+    above = np.triu(np.ones((n, n), bool), k=1)  # i < k
+    worst = np.max(np.where(above, tail_mass[:, :n], 0.0), axis=0)
+    cuts = [0, *[k for k in range(1, n) if worst[k] <= tol], n]
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 LN10 = math.log(10.0)

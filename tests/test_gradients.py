@@ -160,3 +160,20 @@ def test_sigmoid_family_never_beats_the_derivative_bound(activation, depth):
     g = vglab.gradient_norms(net, n_seeds=4).log10_activation_grad
     bound = vglab.theory.log10_derivative_bound(activation, depth)
     assert np.all(g[:, 0] - g[:, -1] <= bound + 1e-5)
+
+
+@pytest.mark.parametrize("config", [dict(activation="tanh", residual=True, norm="pre"),
+                                    dict(activation="relu", init="he", bias_std=0.2)])
+def test_same_numbers_with_and_without_jit(config):
+    import jax
+
+    net = vglab.MLP(depth=4, width=6, **config)
+    jitted = vglab.gradient_norms(net, seed=5, n_seeds=2)
+    spectrum = vglab.jacobian_spectrum(net, seed=5)
+    with jax.disable_jit():
+        eager = vglab.gradient_norms(net, seed=5, n_seeds=2)
+        eager_spectrum = vglab.jacobian_spectrum(net, seed=5)
+    np.testing.assert_allclose(eager.log10_activation_grad, jitted.log10_activation_grad, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(eager.log10_weight_grad, jitted.log10_weight_grad, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(eager_spectrum.log10_singular_values, spectrum.log10_singular_values,
+                               rtol=1e-5, atol=1e-5)

@@ -27,7 +27,8 @@ def _normal_pdf(x):
 
 
 def _normal_cdf(x):
-    return 0.5 * (1.0 + jax.lax.erf(x / math.sqrt(2.0)))
+    # Φ(x) = erfc(−x/√2)/2: no cancellation in the left tail (1 + erf(x/√2) would round to 0 below x ≈ −5).
+    return 0.5 * jax.lax.erfc(-x / math.sqrt(2.0))
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ def _sigmoid_phi(x, slope=0.0):
 
 
 def _sigmoid_dphi(x, slope=0.0):
-    p = jax.nn.sigmoid(x)
-    return p * (1.0 - p)
+    # σ′(x) = σ(x)σ(−x) = e^{−|x|}/(1 + e^{−|x|})²: σ(1 − σ) would cancel to 0 beyond |x| ≈ 17 in float32.
+    e = jnp.exp(-jnp.abs(x))
+    return e / ((1.0 + e) * (1.0 + e))
 
 
 def _sigmoid_scaled(zt, s, slope):
@@ -75,8 +77,9 @@ def _tanh_phi(x, slope=0.0):
 
 
 def _tanh_dphi(x, slope=0.0):
-    t = jnp.tanh(x)
-    return 1.0 - t * t
+    # tanh′(x) = sech²(x) = 4e^{−2|x|}/(1 + e^{−2|x|})²: 1 − tanh² would cancel to 0 beyond |x| ≈ 9 in float32.
+    e = jnp.exp(-2.0 * jnp.abs(x))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))
 
 
 def _tanh_scaled(zt, s, slope):

@@ -336,20 +336,71 @@ def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1) -> GradientNorms:
 
 
 # --------------------------------------------------------------------------------------------- spectra
-def _layer_jacobian_transpose_times(structure, scalars, weights, trace, l, Q):
-    """J_lᵀ Q as (A, c) with J_lᵀ Q = e^c A; Q: (n, k)."""
+def _reflect(w, M):
+    """(I − 2wwᵀ) M for a unit vector w (or w = 0, the identity)."""
+    return M - 2.0 * w[:, None] * (w @ M)[None, :]
+
+
+def _unit_reflector(a, b):
+    """w with (I − 2wwᵀ) a = b for unit vectors a, b (w = 0 when a = b)."""
+    w = a - b
+    norm = jnp.linalg.norm(w)
+    return jnp.where(norm > 1e-30, w / jnp.where(norm > 1e-30, norm, 1.0), 0.0)
+
+
+def _layernorm_chain_step(Q, y, rho, log_d, U):
+    """Fold a LayerNorm into the chain: J_LN Q · diag(e^d) U, exactly.
+
+    J_LN = (1/σ)(I − 11ᵀ/n − yyᵀ/n) = (1/σ) V diag(1, …, 1, ε/σ², 0) Vᵀ, with V orthogonal whose last two
+    columns are ŷ = y/‖y‖ and 1/√n (‖y‖² = n(1 − ε/σ²)).  V = H₁H₂ from two Householder reflectors.  The QR of
+    the row-graded diag(s)·VᵀQ gives an exactly zero last row (LN removes the mean exactly) and resolves the
+    ε/σ²-sized direction instead of leaving both to roundoff.  σ = e^ρ.
+    """
+    n = y.shape[0]
+    e_last, e_prev = jnp.eye(n, dtype=Q.dtype)[n - 1], jnp.eye(n, dtype=Q.dtype)[n - 2]
+    ones = jnp.full((n,), 1.0 / jnp.sqrt(jnp.float32(n)), Q.dtype)
+    y_norm = jnp.linalg.norm(y)
+    fallback = (e_prev - e_prev.mean()) / jnp.linalg.norm(e_prev - e_prev.mean())  # any unit vector ⟂ 1
+    y_hat = jnp.where(y_norm > 0.0, y / jnp.where(y_norm > 0.0, y_norm, 1.0), fallback)
+    w1 = _unit_reflector(e_last, ones)  # H₁ e_n = 1/√n
+    w2 = _unit_reflector(e_prev, _reflect(w1, y_hat[:, None])[:, 0])  # H₂ e_{n−1} = H₁ ŷ, H₂ e_n = e_n
+    small = LAYERNORM_EPS * jnp.exp(-2.0 * rho)  # ε/σ² ≤ 1
+    scales = jnp.ones((n,), Q.dtype).at[n - 2].set(small).at[n - 1].set(0.0)
+    rotated = _reflect(w2, _reflect(w1, Q))  # VᵀQ = H₂H₁Q
+    Q1, R1 = jnp.linalg.qr(scales[:, None] * rotated)
+    log_d, U = graded_left_multiply(R1, log_d, U)
+    return _reflect(w1, _reflect(w2, Q1)), log_d - rho, U  # V Q₁
+
+
+def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
+    """Fold layer l into the chain: J_lᵀ Q · diag(e^d) U = Q′ · diag(e^d′) U′.
+
+    Plain layers factor J_lᵀ = [J_LN,pre] Ŵ_lᵀ diag(α φ′(z_l)) [J_LN,post] (J_LN is symmetric) and take one
+    QR step per factor.  The step through diag(αφ′) is the QR of the row-graded diag(αφ′)·Y with rows sorted
+    by |φ′| (Householder QR is row-wise stable for sorted graded rows, Cox & Higham 1998), so a saturated
+    unit (φ′ ~ 1e-20) is resolved rather than lost in roundoff and a dead ReLU (φ′ = 0) gives an exactly zero
+    row: an exactly zero singular value, not noise.  LayerNorms are folded in exactly by
+    ``_layernorm_chain_step``.  Residual layers (I + α J_branch) take one QR of the sum.
+    """
     alpha = jnp.exp(scalars.log_alpha)
-    c = jnp.float32(0.0)
-    Y = Q
     if structure.norm == "post":
-        Y, c = _layernorm_transpose(Y, trace.post_y[l]), c - trace.post_rho[l]
-    branch = scalars.weight_scale * (weights[l].T @ ((alpha * trace.dphi[l])[:, None] * Y))
+        Q, log_d, U = _layernorm_chain_step(Q, trace.post_y[l], trace.post_rho[l], log_d, U)
+    if structure.residual:
+        branch = scalars.weight_scale * (weights[l].T @ ((alpha * trace.dphi[l])[:, None] * Q))
+        if structure.norm == "pre":
+            branch = jnp.exp(-trace.pre_rho[l]) * _layernorm_transpose(branch, trace.pre_y[l])
+        Q, R = jnp.linalg.qr(Q + branch)
+        return (Q, *graded_left_multiply(R, log_d, U))
+    dphi = alpha * trace.dphi[l]
+    order = jnp.argsort(-jnp.abs(dphi))
+    Q1, R1 = jnp.linalg.qr(dphi[order][:, None] * Q[order])
+    log_d, U = graded_left_multiply(R1, log_d, U)
+    Q1 = jnp.zeros_like(Q1).at[order].set(Q1)  # undo the row permutation
+    Q, R2 = jnp.linalg.qr(scalars.weight_scale * (weights[l].T @ Q1))
+    log_d, U = graded_left_multiply(R2, log_d, U)
     if structure.norm == "pre":
-        branch = _layernorm_transpose(branch, trace.pre_y[l])
-        if structure.residual:
-            return Y + jnp.exp(-trace.pre_rho[l]) * branch, c
-        return branch, c - trace.pre_rho[l]
-    return (Y + branch if structure.residual else branch), c
+        Q, log_d, U = _layernorm_chain_step(Q, trace.pre_y[l], trace.pre_rho[l], log_d, U)
+    return Q, log_d, U
 
 
 @partial(jax.jit, static_argnames=("structure",))
@@ -362,10 +413,7 @@ def _spectrum_program(structure, scalars, weights, biases, x, depth):
     def layer(i, carry):
         Q, log_d, U, partial = carry
         l = depth - 1 - i
-        A, c = _layer_jacobian_transpose_times(structure, scalars, weights, trace, l, Q)
-        Q, R = jnp.linalg.qr(A)
-        log_d, U = graded_left_multiply(R, log_d, U)
-        log_d = log_d + c
+        Q, log_d, U = _chain_step(structure, scalars, weights, trace, l, Q, log_d, U)
         partial = partial.at[l].set(0.5 * jax.nn.logsumexp(2.0 * log_d))  # log ‖∂h_L/∂h_l‖_F
         return Q, log_d, U, partial
 
@@ -378,7 +426,8 @@ def _spectrum_program(structure, scalars, weights, biases, x, depth):
 class JacobianSpectrum:
     """The input–output Jacobian ∂h_L/∂h_0 = J_L ⋯ J_1 of one network.
 
-    log10_singular_values: (width,) log10 σ_i, descending.
+    log10_singular_values: (width,) log10 σ_i, descending; −inf for an exactly zero σ (e.g. dead ReLUs make
+                           the Jacobian rank-deficient).
     log10_partial_norms:   (depth,) log10 ‖∂h_L/∂h_l‖_F for l = 0..depth−1; its square is E_g ‖∂L/∂h_l‖²
                            for g ~ N(0, I), the quantity mean-field theory predicts.
     """

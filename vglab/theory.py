@@ -53,10 +53,11 @@ def _phi_np(name, x, slope):
 
 def _dphi_np(name, x, slope):
     if name == "sigmoid":
-        p = special.expit(x)
-        return p * (1 - p)
+        e = np.exp(-np.abs(x))
+        return e / (1.0 + e) ** 2
     if name == "tanh":
-        return 1.0 - np.tanh(x) ** 2
+        e = np.exp(-2.0 * np.abs(x))
+        return 4.0 * e / (1.0 + e) ** 2
     if name == "gelu":
         return special.ndtr(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
     if name == "relu":

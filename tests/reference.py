@@ -65,14 +65,27 @@ def activations(net, Ws, bs, x):
     return hs
 
 
+def layer_jacobians(net, Ws, bs, hs):
+    """[∂h_l/∂h_{l-1} for l = 1..L] by jax.jacfwd of one layer (compiled once, reused for every layer)."""
+    jac = jax.jit(jax.jacfwd(lambda W, b, h: layer(net, W, b, h), argnums=2))
+    return [np.asarray(jac(Ws[l], bs[l], hs[l])) for l in range(net.depth)]
+
+
+def all_layer_jacobians(net, seed=0):
+    """The float64 layer Jacobians [J_1, …, J_L] of the network drawn with ``seed``."""
+    Ws, bs, x, _ = (jnp.asarray(a) for a in parameters(net, seed))
+    return layer_jacobians(net, Ws, bs, activations(net, Ws, bs, x))
+
+
 def gradient_norms(net, seed=0):
     """log10 ‖∂L/∂h_l‖ (l = 0..L) and log10 ‖∂L/∂W_l‖_F (l = 1..L) in float64, from jacfwd and grad."""
     Ws, bs, x, g = (jnp.asarray(a) for a in parameters(net, seed))
     hs = activations(net, Ws, bs, x)
-    grad_h = []
-    for l in range(net.depth + 1):
-        J = jax.jacfwd(forward_from(net, Ws, bs, l))(hs[l])  # ∂h_L/∂h_l
-        grad_h.append(np.log10(np.linalg.norm(np.asarray(J).T @ np.asarray(g))))
+    delta = np.asarray(g)
+    grad_h = [np.log10(np.linalg.norm(delta))]
+    for J in reversed(layer_jacobians(net, Ws, bs, hs)):  # ∂L/∂h_{l-1} = J_lᵀ ∂L/∂h_l
+        delta = J.T @ delta
+        grad_h.append(np.log10(np.linalg.norm(delta)))
 
     def loss(Ws):
         return jnp.dot(g, forward_from(net, Ws, bs, 0)(x))
@@ -80,11 +93,14 @@ def gradient_norms(net, seed=0):
     dW = jax.grad(loss)(Ws)
     grad_w = np.log10(np.linalg.norm(np.asarray(dW).reshape(net.depth, -1), axis=1))
     rms = np.log10([np.sqrt(np.mean(np.asarray(h) ** 2)) for h in hs[1:]])
-    return np.array(grad_h), grad_w, rms
+    return np.array(grad_h[::-1]), grad_w, rms
 
 
 def jacobian(net, seed=0, start=0):
-    """∂h_L/∂h_start in float64."""
+    """∂h_L/∂h_start in float64: the product of the per-layer jacfwd Jacobians J_L ⋯ J_{start+1}."""
     Ws, bs, x, _ = (jnp.asarray(a) for a in parameters(net, seed))
     hs = activations(net, Ws, bs, x)
-    return np.asarray(jax.jacfwd(forward_from(net, Ws, bs, start))(hs[start]))
+    product = np.eye(net.width)
+    for J in layer_jacobians(net, Ws, bs, hs)[start:]:
+        product = J @ product
+    return product

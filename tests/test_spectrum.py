@@ -60,9 +60,7 @@ def test_deep_graded_spectrum_matches_high_precision_product():
     net = vglab.MLP(depth=60, width=6, activation="sigmoid", weight_std=2.0)
     s = vglab.jacobian_spectrum(net, seed=4)
     product = mpmath.eye(6)
-    for l in range(60):
-        layer = vglab.MLP(depth=l + 1, width=6, activation="sigmoid", weight_std=2.0)
-        J_l = reference.jacobian(layer, seed=4, start=l)  # ∂h_{l+1}/∂h_l, same weights
+    for J_l in reference.all_layer_jacobians(net, seed=4):
         product = mpmath.matrix(J_l.tolist()) * product
     expected = sorted((float(mpmath.log10(v)) for v in mpmath.svd_r(product, compute_uv=False)), reverse=True)
     assert expected[0] - expected[-1] > 20
@@ -113,8 +111,7 @@ def test_saturated_tanh_units_are_resolved_not_lost_in_roundoff():
     net = vglab.MLP(depth=3, width=6, activation="tanh", weight_std=6.0)
     s = vglab.jacobian_spectrum(net, seed=2)
     product = mpmath.eye(6)
-    for l in range(3):
-        J_l = reference.jacobian(vglab.MLP(depth=l + 1, width=6, activation="tanh", weight_std=6.0), seed=2, start=l)
+    for J_l in reference.all_layer_jacobians(net, seed=2):
         product = mpmath.matrix(J_l.tolist()) * product
     expected = sorted((float(mpmath.log10(v)) for v in mpmath.svd_r(product, compute_uv=False)), reverse=True)
     assert expected[0] - expected[-1] > 8  # beyond what a float32 product can resolve

@@ -1,0 +1,364 @@
+"""The vglab course (notebooks/coursework) released and graded by real nbgrader commands (issue 5).
+
+One module-scoped run copies the course into a temporary directory, then drives the nbgrader command line of this
+Python environment exactly as an instructor would:
+
+    nbgrader generate_assignment "*"        source/  → release/  (+ gradebook.db)
+    nbgrader autograde "*" --create         submitted/<student>/<assignment>/ → autograded/, scores in the db
+    nbgrader generate_feedback "*"          autograded/ → feedback/*.html
+
+with five students: ``instructor`` hands in the source notebooks (solutions and hidden tests), ``blank`` the
+released notebooks untouched, ``partial`` and ``partial_twin`` the same partly correct answers, ``broken`` answers
+that return NaN, raise, and loop forever.  Scores are read back with ``nbgrader.api.Gradebook``.
+
+The kernel that runs the notebooks is pinned to this interpreter (a ``python3`` kernelspec on a private
+JUPYTER_PATH), JAX is forced onto the CPU (grading needs no GPU), and every Jupyter/IPython directory is private, so
+the test behaves the same on a fresh CI machine running as root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("nbgrader")
+from nbgrader.api import Gradebook  # noqa: E402
+
+pytestmark = pytest.mark.coursework
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = ROOT / "notebooks" / "coursework"
+NOTEBOOKS = {
+    "01_chain_rule_and_saturation": "chain_rule_and_saturation",
+    "02_initialization": "initialization",
+    "03_rescue_a_deep_network": "rescue_a_deep_network",
+}
+# A cell running longer than this is interrupted and scored zero.  The course config allows 60 s; the test uses
+# less so that the infinite loop costs little, still several times the slowest reference cell (~4 s).
+CELL_TIMEOUT_S = 20
+COMMAND_TIMEOUT_S = 600
+
+STUB = "raise NotImplementedError()"
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+# Partly correct answers: what a student may plausibly hand in.  Points they earn are in PARTIAL_SCORES.
+PARTIAL = {
+    "01_chain_rule_and_saturation": {
+        # Right σ′, but the layer Jacobian scales W's columns (W diag σ′) instead of its rows.
+        "sigmoid_derivative": """
+def sigmoid_derivative(x):
+    s = np.exp(-np.abs(np.asarray(x, dtype=np.float64)))
+    return s / (1.0 + s) ** 2
+""",
+        "chain_jacobian": """
+def layer_jacobian(W, h_prev):
+    return W * sigmoid_derivative(W @ h_prev)[None, :]
+
+def chain_jacobian(weights, x):
+    hs = forward(weights, x)
+    jacobian = np.eye(len(x))
+    for W, h_prev in zip(weights, hs[:-1]):
+        jacobian = layer_jacobian(W, h_prev) @ jacobian
+    return jacobian
+""",
+        "predicted_log10_bound": """
+def predicted_log10_bound(depth):
+    return depth * np.log10(0.25)
+""",
+        "measured_log10_ratio": """
+def measured_log10_ratio(depth, width=64, n_seeds=4):
+    net = vglab.MLP(depth=depth, width=width, activation="sigmoid")
+    return float(vglab.gradient_norms(net, n_seeds=n_seeds).log10_gradient_ratio.mean())
+""",
+        "decay_per_layer": """
+DEPTHS = [5, 10, 20, 40]
+measured = [measured_log10_ratio(depth) for depth in DEPTHS]
+decay_per_layer = np.polyfit(DEPTHS, measured, 1)[0]
+""",
+    },
+    "02_initialization": {
+        # Transposed weight shape; χ̂ = 10^(r/L) forgets the square (passes the visible ReLU check only).
+        "he_initializer": """
+def he_std(fan_in):
+    return math.sqrt(2.0 / fan_in)
+
+def he_normal(fan_in, fan_out, rng):
+    return rng.normal(0.0, he_std(fan_in), size=(fan_in, fan_out))
+""",
+        "edge_of_chaos_sigma_w": """
+def edge_of_chaos_sigma_w(leaky_slope):
+    return math.sqrt(2.0 / (1.0 + leaky_slope**2))
+""",
+        "measured_chi": """
+def measured_chi(net, n_seeds=8):
+    ratio = vglab.gradient_norms(net, n_seeds=n_seeds).log10_gradient_ratio
+    return 10.0 ** (np.mean(ratio) / net.depth)
+""",
+    },
+    "03_rescue_a_deep_network": {
+        # tanh alone keeps the size but still loses ~1.1 orders of magnitude over 30 layers.
+        "rescued": 'RESCUED = BROKEN.replace(activation="tanh")',
+    },
+}
+PARTIAL_SCORES = {
+    "01_chain_rule_and_saturation": {"test_sigmoid_derivative": 2, "test_layer_jacobian": 0,
+                                     "test_chain_jacobian": 0, "test_predicted_log10_bound": 1,
+                                     "test_measured_log10_ratio": 1, "test_decay_per_layer": 1},
+    "02_initialization": {"test_he_initializer": 0, "test_edge_of_chaos_sigma_w": 2, "test_measured_chi": 0},
+    "03_rescue_a_deep_network": {"test_rescued_network": 1, "test_gradient_ratio": 0},
+}
+
+# Answers that return NaN, raise, and never return; the last two parts are right and must still be graded.
+BROKEN = {
+    "01_chain_rule_and_saturation": {
+        "sigmoid_derivative": """
+def sigmoid_derivative(x):
+    return np.full(np.shape(x), np.nan)
+""",
+        "chain_jacobian": """
+def layer_jacobian(W, h_prev):
+    raise ValueError("I do not know the chain rule yet")
+
+def chain_jacobian(weights, x):
+    while True:
+        pass
+""",
+        "predicted_log10_bound": """
+def predicted_log10_bound(depth):
+    return float("nan")
+""",
+        "measured_log10_ratio": PARTIAL["01_chain_rule_and_saturation"]["measured_log10_ratio"],
+        "decay_per_layer": PARTIAL["01_chain_rule_and_saturation"]["decay_per_layer"],
+    },
+}
+BROKEN_SCORES = {"test_sigmoid_derivative": 0, "test_layer_jacobian": 0, "test_chain_jacobian": 0,
+                 "test_predicted_log10_bound": 0, "test_measured_log10_ratio": 1, "test_decay_per_layer": 1}
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _private_jupyter_environment(home: Path) -> dict[str, str]:
+    """Environment for nbgrader: private Jupyter dirs, a python3 kernel on this interpreter, JAX on the CPU."""
+    data = home / "jupyter_data"
+    kernel_dir = data / "kernels" / "python3"
+    kernel_dir.mkdir(parents=True)
+    kernel = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+              "display_name": "Python 3", "language": "python"}
+    (kernel_dir / "kernel.json").write_text(json.dumps(kernel))
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_PATH=str(data),  # searched first, also inside a virtualenv that prefers its own kernels
+        JUPYTER_DATA_DIR=str(data),
+        JUPYTER_CONFIG_DIR=str(home / "jupyter_config"),  # no ~/.jupyter/nbgrader_config.py leaks in
+        JUPYTER_RUNTIME_DIR=str(home / "jupyter_runtime"),
+        JUPYTER_PLATFORM_DIRS="1",
+        IPYTHONDIR=str(home / "ipython"),
+        MPLCONFIGDIR=str(home / "matplotlib"),
+        MPLBACKEND="Agg",
+        JAX_PLATFORMS="cpu",
+        # One compilation cache for all grading kernels: a program compiled for the first student is loaded
+        # from disk for the next (cuts each notebook from ~10 s to ~3 s; results are identical).
+        JAX_COMPILATION_CACHE_DIR=str(home / "jax_cache"),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        PYTHONWARNINGS="ignore::DeprecationWarning",
+    )
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def nbgrader(course: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """Run ``python -m nbgrader <args>`` (this environment's nbgrader) in the course directory."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, text=True,
+                            capture_output=True, timeout=COMMAND_TIMEOUT_S)
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
+    print(f"nbgrader {' '.join(args)}: {time.perf_counter() - start:.1f} s")  # shown with pytest -s
+    return result
+
+
+def read_notebook(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def grade_id(cell: dict) -> str | None:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+def submit(course: Path, student: str, assignment: str, answers: dict[str, str] | None = None) -> None:
+    """Place the released notebook, with the solution cells named in ``answers`` filled in, as a submission."""
+    name = NOTEBOOKS[assignment] + ".ipynb"
+    notebook = read_notebook(course / "release" / assignment / name)
+    for cell in notebook["cells"]:
+        if answers and grade_id(cell) in answers:
+            cell["source"] = answers[grade_id(cell)].strip("\n")
+    target = course / "submitted" / student / assignment
+    target.mkdir(parents=True, exist_ok=True)
+    (target / name).write_text(json.dumps(notebook), encoding="utf-8")
+
+
+def autograde_scores(course: Path, student: str, assignment: str) -> dict[str, float | None]:
+    """grade_id → autograded score of every graded cell of one submission."""
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        return {grade.name: grade.auto_score for notebook in submission.notebooks for grade in notebook.grades}
+
+
+def code_score(course: Path, student: str, assignment: str) -> tuple[float, float]:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        return submission.code_score, submission.max_code_score
+
+
+def solution_fragments(source_notebook: dict) -> list[str]:
+    """Lines only the instructor may see: of solution regions, model answers and hidden tests, those lines that
+    do not also occur in the public part of the notebook (a hidden test may repeat a visible line)."""
+    private, public = [], []
+    for cell in source_notebook["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        text = "".join(cell["source"])
+        if meta.get("solution") and cell["cell_type"] == "markdown":
+            private += text.splitlines()
+            continue
+        for begin, end in (("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")):
+            private += [line for region in re.findall(rf"{begin}(.*?){end}", text, re.S)
+                        for line in region.splitlines()[1:-1]]
+            text = re.sub(rf"{begin}.*?{end}", "", text, flags=re.S)
+        public += text.splitlines()
+    public_lines = {line.strip() for line in public}
+    return [line.strip() for line in private if len(line.strip()) > 12 and line.strip() not in public_lines]
+
+
+# --------------------------------------------------------------------------------------------- the run
+@pytest.fixture(scope="module")
+def graded_course(tmp_path_factory):
+    """The course after release, autograding of five students (and a second run of one), and feedback."""
+    home = tmp_path_factory.mktemp("coursework")
+    course = home / "course"
+    course.mkdir()
+    shutil.copy(COURSE / "nbgrader_config.py", course)
+    shutil.copytree(COURSE / "source", course / "source")
+    env = _private_jupyter_environment(home)
+
+    nbgrader(course, env, "generate_assignment", "*", "--force")
+    for assignment in NOTEBOOKS:
+        name = NOTEBOOKS[assignment] + ".ipynb"
+        target = course / "submitted" / "instructor" / assignment
+        target.mkdir(parents=True)
+        shutil.copy(course / "source" / assignment / name, target / name)
+        submit(course, "blank", assignment)
+        for student in ("partial", "partial_twin"):
+            submit(course, student, assignment, PARTIAL[assignment])
+    submit(course, "broken", "01_chain_rule_and_saturation", BROKEN["01_chain_rule_and_saturation"])
+    timeout = f"--Execute.timeout={CELL_TIMEOUT_S}"
+    first = nbgrader(course, env, "autograde", "*", "--create", timeout)
+    runs = {"first": {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}}
+    nbgrader(course, env, "autograde", "*", "--student=partial", "--force", timeout)
+    runs["second"] = {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}
+    nbgrader(course, env, "generate_feedback", "*")
+    return {"course": course, "env": env, "runs": runs, "log": first.stdout + first.stderr}
+
+
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
+def test_source_notebooks_have_a_python3_kernelspec_and_graded_cells(assignment):
+    notebook = read_notebook(COURSE / "source" / assignment / (NOTEBOOKS[assignment] + ".ipynb"))
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    assert notebook["metadata"]["kernelspec"]["display_name"] == "Python 3"
+    kinds = [(c["cell_type"], c["metadata"].get("nbgrader", {})) for c in notebook["cells"]]
+    assert any(t == "code" and m.get("grade") for t, m in kinds), "autograded tests"
+    assert any(t == "markdown" and m.get("grade") and m.get("solution") for t, m in kinds), "written answers"
+    hidden = [c for c in notebook["cells"] if "BEGIN HIDDEN TESTS" in "".join(c["source"])]
+    assert hidden and all(c["metadata"]["nbgrader"]["grade"] for c in hidden)
+    assert all(len("".join(c["source"]).splitlines()) <= 16 for c in notebook["cells"] if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
+def test_instructor_solution_autogrades_to_full_marks(graded_course, assignment):
+    scores = autograde_scores(graded_course["course"], "instructor", assignment)
+    with Gradebook(f"sqlite:///{graded_course['course'] / 'gradebook.db'}") as gradebook:
+        notebook = gradebook.find_notebook(NOTEBOOKS[assignment], assignment)
+        max_scores = {cell.name: cell.max_score for cell in notebook.grade_cells}
+        autograded = {cell.name for cell in notebook.grade_cells if cell.cell_type == "code"}
+        written = {cell.name for cell in notebook.grade_cells if cell.cell_type == "markdown"}
+    assert autograded and written
+    assert {name: scores[name] for name in autograded} == {name: max_scores[name] for name in autograded}
+    assert all(scores[name] is None for name in written), "written answers wait for the instructor"
+    got, maximum = code_score(graded_course["course"], "instructor", assignment)
+    assert got == maximum >= 4
+
+
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
+def test_release_has_no_solutions_and_no_hidden_tests(graded_course, assignment):
+    name = NOTEBOOKS[assignment] + ".ipynb"
+    source = read_notebook(COURSE / "source" / assignment / name)
+    released_text = (graded_course["course"] / "release" / assignment / name).read_text(encoding="utf-8")
+    released = json.loads(released_text)
+    for marker in MARKERS:
+        assert marker not in released_text
+    fragments = solution_fragments(source)
+    assert len(fragments) >= 5, "the scan must have something to look for"
+    leaked = [line for line in fragments if json.dumps(line)[1:-1] in released_text]
+    assert not leaked, f"solution or hidden test lines in the released notebook: {leaked}"
+    # Every solution cell is now a stub, and the visible tests are still there.
+    for cell in released["cells"]:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("solution"):
+            assert (STUB if cell["cell_type"] == "code" else "YOUR ANSWER HERE") in "".join(cell["source"])
+    visible = [c for c in source["cells"] if c["metadata"].get("nbgrader", {}).get("grade")
+               and c["cell_type"] == "code"]
+    assert all("".join(c["source"]).split("\n")[0] in released_text.replace("\\n", "\n") for c in visible)
+
+
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
+def test_blank_release_autogrades_to_zero_without_crashing(graded_course, assignment):
+    scores = autograde_scores(graded_course["course"], "blank", assignment)
+    assert scores and all(score == 0 for score in scores.values()), scores
+    got, maximum = code_score(graded_course["course"], "blank", assignment)
+    assert got == 0 and maximum > 0
+    autograded = graded_course["course"] / "autograded" / "blank" / assignment / (NOTEBOOKS[assignment] + ".ipynb")
+    assert "NotImplementedError" in autograded.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
+def test_partly_correct_submission_gets_partial_marks_deterministically(graded_course, assignment):
+    first, second = (graded_course["runs"][run][assignment] for run in ("first", "second"))
+    expected = PARTIAL_SCORES[assignment]
+    assert {name: first[name] for name in expected} == expected
+    assert first == second, "re-grading the same submission changed its score"
+    assert autograde_scores(graded_course["course"], "partial_twin", assignment) == first
+    got, maximum = code_score(graded_course["course"], "partial", assignment)
+    assert 0 < got < maximum
+
+
+def test_nan_raising_and_looping_answers_are_graded_not_fatal(graded_course):
+    course, assignment = graded_course["course"], "01_chain_rule_and_saturation"
+    scores = autograde_scores(course, "broken", assignment)
+    assert {name: scores[name] for name in BROKEN_SCORES} == BROKEN_SCORES
+    assert code_score(course, "broken", assignment)[0] == 2
+    autograded = read_notebook(course / "autograded" / "broken" / assignment / (NOTEBOOKS[assignment] + ".ipynb"))
+    errors = {grade_id(cell): [out["ename"] for out in cell.get("outputs", []) if out["output_type"] == "error"]
+              for cell in autograded["cells"] if grade_id(cell)}
+    assert errors["test_chain_jacobian"] == ["CellTimeoutError"], "the infinite loop is cut by the cell timeout"
+    assert errors["test_layer_jacobian"] == ["ValueError"]
+    assert errors["test_sigmoid_derivative"] == ["AssertionError"]  # NaN fails the check, it does not crash
+    assert errors["test_measured_log10_ratio"] == [] and errors["test_decay_per_layer"] == []
+
+
+def test_feedback_html_is_generated_for_every_graded_submission(graded_course):
+    course = graded_course["course"]
+    submissions = sorted(p.relative_to(course / "autograded") for p in (course / "autograded").glob("*/*/*.ipynb"))
+    assert len(submissions) == 3 * 4 + 1
+    for submission in submissions:
+        feedback = course / "feedback" / submission.with_suffix(".html")
+        assert feedback.is_file(), feedback
+        html = feedback.read_text(encoding="utf-8")
+        assert "<html" in html and "Score" in html
+    partial = (course / "feedback" / "partial" / "02_initialization" / "initialization.html").read_text()
+    assert "test_measured_chi" in partial or "measured_chi" in partial

@@ -1,0 +1,776 @@
+"""Live dashboards for the notebooks: controls (ipywidgets) + a pure compute + an in-place draw.
+
+A ``Dashboard`` is
+
+    controls  name → widget (sliders, dropdowns, checkboxes) whose values form ``.state``
+    compute   state → result, pure, calls the vglab core (``vglab.gradient_norms`` …)
+    draw      result → None, rewrites the data of artists made once by ``vglab.plots``
+    status    an HTML line (CSS class ``vglab-status``) rewritten after every redraw
+    code      ``.code``: the vglab calls that reproduce the plot, shown by a "Show code" button
+    errors    any exception in compute or draw is shown in the dashboard (CSS class ``vglab-error``); the last
+              good plot stays and the next change is computed as usual
+
+Only the latest value of a dragged slider is computed.  A change only marks the dashboard dirty and, inside
+a running kernel, schedules one update on the kernel's asyncio loop; the update reads the controls when it
+runs, so a burst of slider messages handled before it gives one computation, and the last computation
+always sees the final values.  Without a running event loop (a script, a test), a change updates at once;
+``update_now()`` updates synchronously in every case, and ``set(**values)`` changes several controls and
+updates once.
+
+The figure is made inside ``plt.ioff()`` and its ipympl canvas (``%matplotlib widget``) is placed in the
+dashboard's own layout, so it is shown exactly once; the figure and its artists are never recreated.
+
+Subclasses (or the ``compute=``/``draw=``/``code=`` arguments) supply the experiment; ``GradientDashboard``,
+``SpectrumDashboard`` and ``PhaseDiagramDashboard`` are the ones the notebooks use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import html
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+
+import vglab
+from vglab import plots, theory
+from vglab._validation import check_choice
+from vglab.activations import ACTIVATIONS, sup_derivative
+from vglab.init import INITS, default_weight_std
+
+NORM_CHOICES = (("none", "none"), ("pre-LN", "pre"), ("post-LN", "post"))
+WIDTH_CHOICES = (16, 32, 64, 128, 256, 512)
+
+# name → (description shown on the widget, CSS-safe slug)
+CONTROL_LABELS = {
+    "depth": "depth", "width": "width", "activation": "activation", "init": "init", "sigma_w": "σ_w",
+    "sigma_b": "σ_b", "residual": "residual", "norm": "norm", "leaky_slope": "leaky slope", "seed": "seed",
+    "n_seeds": "seeds", "theory": "theory",
+}
+
+
+# --------------------------------------------------------------------------------------------- controls
+def make_control(name: str, value, *, low=None, high=None, step=None, options=None,
+                 description: str | None = None) -> widgets.ValueWidget:
+    """A standard control with a stable description and the CSS class ``vglab-control-<name>``.
+
+    Integers with bounds become an IntSlider, floats a FloatSlider, bools a Checkbox, values with
+    ``options`` a Dropdown, unbounded integers (seed) an IntText.
+    """
+    description = description or CONTROL_LABELS.get(name, name)
+    common = dict(description=description, style={"description_width": "initial"},
+                  layout=widgets.Layout(width="auto", min_width="230px"))
+    if options is not None:
+        widget = widgets.Dropdown(options=list(options), value=value, **common)
+    elif isinstance(value, bool):
+        widget = widgets.Checkbox(value=value, indent=False, **common)
+    elif isinstance(value, int) and low is not None and high is not None:
+        widget = widgets.IntSlider(value=value, min=low, max=high, step=step or 1, continuous_update=True,
+                                   **common)
+    elif isinstance(value, int):
+        widget = widgets.IntText(value=value, **common)
+    elif low is not None and high is not None:
+        widget = widgets.FloatSlider(value=value, min=low, max=high, step=step or 0.01, readout_format=".3g",
+                                     continuous_update=True, **common)
+    else:
+        widget = widgets.FloatText(value=value, **common)
+    widget.add_class(f"vglab-control-{name.replace('_', '-')}")
+    return widget
+
+
+def _running_loop():
+    """The asyncio loop running in this thread (the kernel's, inside a notebook), or None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _error_message(error: BaseException) -> str:
+    """'depth must be an integer in 1..10000, got 0' for ValueErrors; 'TypeError: …' for anything else."""
+    text = str(error) or type(error).__name__
+    return text if isinstance(error, ValueError) else f"{type(error).__name__}: {text}"
+
+
+def _milliseconds(seconds: float) -> str:
+    return f"{1000 * seconds:.1f} ms"
+
+
+# --------------------------------------------------------------------------------------------- base class
+class Dashboard:
+    """Controls + compute + draw + status + code + error display, with latest-value-only updates.
+
+    controls:  name → widget; ``state`` is {name: widget.value} plus the ``fixed`` values.
+    compute:   state → result (or override ``compute``); must not touch the figure.
+    draw:      result → None (or override ``draw``); updates artists made in ``setup_figure``.
+    code:      state → str (or override ``code_for``): the vglab calls that reproduce the result.
+    setup:     figure → None (or override ``setup_figure``): make the axes and artists once.
+    summary:   result → str (or override ``summarise``): a short text for the status line.
+    """
+
+    kind = "dashboard"
+    coalesce_seconds = 0.003  # quiet time that ends a burst of slider messages
+    max_wait_seconds = 0.1  # a continuous drag still redraws at least this often
+
+    def __init__(self, controls: Mapping[str, widgets.ValueWidget], *, fixed: Mapping | None = None,
+                 compute: Callable | None = None, draw: Callable | None = None, code: Callable | None = None,
+                 setup: Callable | None = None, summary: Callable | None = None, title: str = "",
+                 figsize: tuple[float, float] = (9.0, 3.8), extra_buttons: tuple = (), warm_up: bool = True,
+                 save_path: str | None = None):
+        self.controls = dict(controls)
+        self.fixed = dict(fixed or {})
+        for name, fn in (("compute", compute), ("draw", draw), ("code_for", code), ("setup_figure", setup),
+                         ("summarise", summary)):
+            if fn is not None:
+                setattr(self, name, fn)
+        self.title = title
+        self.result = None
+        self.computed_state: dict | None = None
+        self.last_error: BaseException | None = None
+        self.computations = 0  # calls of compute (including failed ones)
+        self.updates = 0  # completed redraws
+        self.timings = {"compute": math.nan, "draw": math.nan}
+        self._pending = False
+        self._scheduled = False
+        self._changes = self._changes_seen = 0
+        self._first_change_at = 0.0
+        self._hold = 0
+        with plt.ioff():
+            self.figure = plt.figure(figsize=figsize)
+        self.setup_figure(self.figure)
+        self._build_layout(extra_buttons, save_path or f"vglab_{self.kind}.png")
+        for widget in self.controls.values():
+            widget.observe(self._on_control_change, names="value")
+        if warm_up:
+            self.warm_up()
+        self.update_now()
+
+    # ---- hooks for subclasses
+    def setup_figure(self, figure) -> None:
+        figure.add_subplot(1, 1, 1)
+
+    def compute(self, state: dict):
+        raise NotImplementedError("pass compute= or override Dashboard.compute")
+
+    def draw(self, result) -> None:
+        raise NotImplementedError("pass draw= or override Dashboard.draw")
+
+    def code_for(self, state: dict) -> str:
+        return "# no code for this dashboard"
+
+    def summarise(self, result) -> str:
+        return ""
+
+    def warm_up(self) -> None:
+        """Compile what the first drags will need (default: nothing beyond the first update)."""
+
+    def pin(self) -> None:
+        """Keep the current curves as faint references (dashboards that support it override this)."""
+
+    def clear_pins(self) -> None:
+        """Drop the pinned curves."""
+
+    # ---- layout
+    def _build_layout(self, extra_buttons, save_path):
+        canvas = self.figure.canvas
+        if isinstance(canvas, widgets.DOMWidget):  # ipympl: the canvas is itself a widget
+            for attribute, value in (("header_visible", False), ("footer_visible", False),
+                                     ("toolbar_position", "left"), ("resizable", False)):
+                with contextlib.suppress(Exception):
+                    setattr(canvas, attribute, value)
+            self._figure_box = canvas
+            self._static_output = None
+        else:  # inline or headless backend: a static image, replaced after each redraw
+            self._static_output = widgets.Output()
+            self._figure_box = self._static_output
+        self.status = widgets.HTML(value="")
+        self.status.add_class("vglab-status")
+        self.error = widgets.HTML(value="", layout=widgets.Layout(display="none"))
+        self.error.add_class("vglab-error")
+        self.code_view = widgets.HTML(value="", layout=widgets.Layout(display="none"))
+        self.code_view.add_class("vglab-code")
+        self.code_button = widgets.Button(description="Show code", icon="code",
+                                          tooltip="the vglab calls that reproduce this plot")
+        self.code_button.add_class("vglab-show-code")
+        self.code_button.on_click(lambda _: self.toggle_code())
+        self.save_path = widgets.Text(value=save_path, description="file",
+                                      layout=widgets.Layout(width="260px"))
+        self.save_path.add_class("vglab-save-path")
+        self.save_button = widgets.Button(description="Save figure", icon="save",
+                                          tooltip="save as PNG or PDF (by the file's extension)")
+        self.save_button.add_class("vglab-save")
+        self.save_button.on_click(lambda _: self._save_clicked())
+        buttons = [self.code_button, self.save_path, self.save_button, *extra_buttons]
+        children = []
+        if self.title:
+            children.append(widgets.HTML(f"<b>{html.escape(self.title)}</b>"))
+        children += [widgets.HBox(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap")),
+                     self._figure_box, self.status, self.error, widgets.HBox(buttons), self.code_view]
+        self.widget = widgets.VBox(children)
+        self.widget.add_class("vglab-dashboard")
+        self.widget.add_class(f"vglab-{self.kind}")
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # ---- state
+    @property
+    def state(self) -> dict:
+        """The current values of the controls and the fixed parameters."""
+        return {**self.fixed, **{name: w.value for name, w in self.controls.items()}}
+
+    @property
+    def code(self) -> str:
+        """The vglab calls that reproduce the plot now shown (the last successful update)."""
+        return self.code_for(self.computed_state if self.computed_state is not None else self.state)
+
+    @contextlib.contextmanager
+    def hold_updates(self):
+        """Change several controls without triggering an update per change (update afterwards)."""
+        self._hold += 1
+        try:
+            yield
+        finally:
+            self._hold -= 1
+
+    def set(self, **values):
+        """Change controls programmatically and update once, synchronously.
+
+        An unknown control name raises ValueError (a programming error); a value a control cannot take is
+        shown in the dashboard's error area, like any other error, and leaves the state unchanged.
+        """
+        for name in values:
+            check_choice("control", name, self.controls)
+        try:
+            with self.hold_updates():
+                for name, value in values.items():
+                    self._assign(name, value)
+        except (ValueError, TypeError) as error:
+            self._show_error(error)
+            return self
+        self.update_now()
+        return self
+
+    def _assign(self, name, value):
+        widget = self.controls[name]
+        if isinstance(widget, widgets.Dropdown):
+            values = [option[1] if isinstance(option, tuple) else option for option in widget.options]
+            if value not in values:
+                check_choice(name, str(value), [str(v) for v in values])  # raises, with a did-you-mean
+        elif isinstance(widget, (widgets.IntSlider, widgets.FloatSlider)):
+            kind = "an integer" if isinstance(widget, widgets.IntSlider) else "a number"
+            ok_type = (isinstance(value, (int, np.integer)) if isinstance(widget, widgets.IntSlider)
+                       else isinstance(value, (int, float, np.number))) and not isinstance(value, bool)
+            if not ok_type or not widget.min <= value <= widget.max:
+                raise ValueError(f"{name} must be {kind} in {widget.min}..{widget.max} on this dashboard, "
+                                 f"got {value!r}")
+        widget.value = value
+
+    # ---- updating
+    def _on_control_change(self, change):
+        if self._hold:
+            return
+        self.request_update()
+
+    def request_update(self) -> None:
+        """Mark the dashboard dirty; inside a running event loop, schedule one update for all pending changes.
+
+        The update waits until no change has arrived for ``coalesce_seconds`` (a burst of queued slider
+        messages is handled in well under a millisecond each), but never longer than ``max_wait_seconds``
+        after the first change, so a long drag still redraws as it goes.
+        """
+        self._pending = True
+        self._changes += 1
+        loop = _running_loop()
+        if loop is None:
+            self.update_now()
+        elif not self._scheduled:
+            self._scheduled = True
+            self._first_change_at, self._changes_seen = loop.time(), self._changes
+            loop.call_later(self.coalesce_seconds, self._flush, loop)
+
+    def _flush(self, loop):
+        still_arriving = self._changes != self._changes_seen
+        if still_arriving and loop.time() - self._first_change_at < self.max_wait_seconds:
+            self._changes_seen = self._changes
+            loop.call_later(self.coalesce_seconds, self._flush, loop)
+            return
+        self._scheduled = False
+        if self._pending:
+            self.update_now()
+
+    def update_now(self):
+        """Compute the current state and redraw, synchronously.  Returns the result (None after an error)."""
+        self._pending = False
+        state = self.state
+        self._announce(state)
+        start = time.perf_counter()
+        try:
+            self.computations += 1
+            result = self.compute(state)
+            computed = time.perf_counter()
+            self.draw(result)
+            self._redraw_figure()
+        except Exception as error:  # noqa: BLE001 - a dashboard shows every error and keeps working
+            self._show_error(error)
+            return None
+        drawn = time.perf_counter()
+        self.result, self.computed_state = result, state
+        self.timings = {"compute": computed - start, "draw": drawn - computed}
+        self.updates += 1
+        self._clear_error()
+        self._update_status()
+        if self.code_view.layout.display != "none":
+            self.code_view.value = self._code_html()
+        return result
+
+    def _announce(self, state: dict) -> None:
+        """Hook: say in the status line that a slow step (a first compile) is coming; default: nothing."""
+
+    def _redraw_figure(self):
+        if self._static_output is None:
+            self.figure.canvas.draw_idle()
+            return
+        self.figure.canvas.draw()
+        if "inline" in plt.get_backend():
+            from IPython.display import display
+
+            with self._static_output:
+                self._static_output.clear_output(wait=True)
+                display(self.figure)
+
+    def _status_attributes(self) -> dict:
+        """data-* attributes of the status element: the update counter and the plotted state."""
+        state = self.computed_state or {}
+        attributes = {"update": self.updates}
+        attributes.update({k: v for k, v in state.items() if isinstance(v, (int, float, str, bool))})
+        return attributes
+
+    def _update_status(self):
+        summary = self.summarise(self.result)
+        text = (f"update {self.updates}" + (f" · {summary}" if summary else "")
+                + f" · compute {_milliseconds(self.timings['compute'])}"
+                + f" · draw {_milliseconds(self.timings['draw'])}")
+        attributes = " ".join(f'data-{k.replace("_", "-")}="{html.escape(str(v))}"'
+                              for k, v in self._status_attributes().items())
+        self.status.value = f'<span class="vglab-status-text" {attributes}>{html.escape(text)}</span>'
+
+    def _show_error(self, error: BaseException):
+        self.last_error = error
+        message = _error_message(error)
+        self.error.value = (f'<div class="vglab-error-message" style="color:#b00020; font-weight:bold">'
+                            f"⚠ {html.escape(message)}</div>")
+        self.error.layout.display = "block"
+        state = " ".join(f'data-{k}="{v}"' for k, v in (("update", self.updates), ("error", "1")))
+        self.status.value = (f'<span class="vglab-status-text" {state}>update {self.updates} · error: '
+                             f"{html.escape(message)} (the plot shows the last valid setting)</span>")
+
+    def _clear_error(self):
+        self.last_error = None
+        if self.error.layout.display != "none":
+            self.error.value = ""
+            self.error.layout.display = "none"
+
+    @property
+    def error_message(self) -> str:
+        """The error now shown ('' when none)."""
+        return "" if self.last_error is None else _error_message(self.last_error)
+
+    # ---- code and saving
+    def _code_html(self) -> str:
+        return f'<pre style="margin:0.3em 0">{html.escape(self.code)}</pre>'
+
+    def toggle_code(self, show: bool | None = None) -> None:
+        show = self.code_view.layout.display == "none" if show is None else show
+        if show:
+            self.code_view.value = self._code_html()
+        self.code_view.layout.display = "block" if show else "none"
+        self.code_button.description = "Hide code" if show else "Show code"
+
+    def save(self, path) -> str:
+        """Save the figure as PNG or PDF (chosen by the extension); returns the path."""
+        path = str(path)
+        suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
+        check_choice("figure format", suffix, ("png", "pdf", "svg"))
+        self.figure.savefig(path, dpi=150, bbox_inches="tight")
+        return path
+
+    def _save_clicked(self):
+        try:
+            path = self.save(self.save_path.value)
+        except Exception as error:  # noqa: BLE001
+            self._show_error(error)
+            return
+        self._clear_error()
+        self.status.value = self.status.value.replace("</span>", f" · saved {html.escape(path)}</span>")
+
+    def close(self) -> None:
+        """Close the figure and the widgets (the dashboard stops updating)."""
+        plt.close(self.figure)
+        self.widget.close()
+
+
+# --------------------------------------------------------------------------------------------- gradients
+@dataclass(frozen=True)
+class GradientView:
+    """What a GradientDashboard computed for one state.
+
+    norms:  the ``vglab.GradientNorms`` of the network.
+    theory: (depth+1,) mean-field log10 √E‖∂L/∂h_l‖² from the measured log10 ‖g‖, or None (LayerNorm nets).
+    bound:  (depth+1,) log10 of sup|φ′|^(L−l) · ‖g‖, or None where sup|φ′| ≥ 1 (no decay bound).
+    """
+
+    norms: vglab.GradientNorms
+    theory: np.ndarray | None
+    bound: np.ndarray | None
+
+    @property
+    def net(self) -> vglab.MLP:
+        return self.norms.net
+
+
+@functools.lru_cache(maxsize=64)
+def _theory_profile(net_at_depth: vglab.MLP) -> np.ndarray | None:
+    return theory.predicted_log10_grad(net_at_depth, 0.0)
+
+
+def theory_curve(net: vglab.MLP, log10_output_grad: float, depth_bucket: int) -> np.ndarray | None:
+    """``theory.predicted_log10_grad(net, log10_output_grad)``, computed once per depth bucket.
+
+    The per-layer mean-field factors depend on the layer index, not on the depth, so the curve of the
+    deeper net ``net.replace(depth=D)`` restricted to l ≤ L and shifted to start at l = L gives the curve for
+    depth L: dragging the depth reuses one computation.
+    """
+    profile = _theory_profile(net.replace(depth=max(depth_bucket, net.depth)))
+    if profile is None:
+        return None
+    L = net.depth
+    return profile[: L + 1] - profile[L] + log10_output_grad
+
+
+def bound_curve(net: vglab.MLP, log10_output_grad: float) -> np.ndarray | None:
+    """log10 (sup|φ′|^(L−l) ‖g‖) for l = 0..L, where sup|φ′| < 1 (sigmoid: 0.25); None otherwise.
+
+    With ‖W_l‖₂ ≤ 1 this bounds ‖∂L/∂h_l‖ (``theory.log10_derivative_bound``); for sigmoid it is 0.25^(L−l).
+    """
+    sup = sup_derivative(net.activation, net.leaky_slope)
+    if sup >= 1.0 or net.residual or net.norm is not None:
+        return None
+    L = net.depth
+    return np.array([theory.log10_derivative_bound(net.activation, L - l, net.leaky_slope)
+                     for l in range(L + 1)]) + log10_output_grad
+
+
+@functools.lru_cache(maxsize=16)
+def _phase_grid(activation: str, leaky_slope: float, sigma_w2: tuple, sigma_b2: tuple) -> np.ndarray:
+    return theory.chi1_grid(activation, np.array(sigma_w2), np.array(sigma_b2), leaky_slope)
+
+
+# Activations whose χ₁ grid is quick to compute (closed forms or Gauss–Hermite at moderate q).
+PHASE_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "linear")
+
+
+class GradientDashboard(Dashboard):
+    """Per-layer gradient magnitudes ‖∂L/∂h_l‖ of a deep MLP, live.
+
+    Parameters are the ``vglab.MLP`` fields plus seed and n_seeds; ``controls`` names those that get a
+    widget (the others stay fixed).  ``panels`` picks the plots, left to right:
+
+        "gradient"     log10 ‖∂L/∂h_l‖: seeds' band and mean, mean-field theory, the sup|φ′|^(L−l) bound
+        "weights"      log10 ‖∂L/∂W_l‖_F per layer
+        "activations"  log10 RMS(h_l), the forward signal scale
+        "dead"         share of units with φ′(z) = 0 exactly (inactive ReLUs)
+        "saturated"    share of units with |φ′(z)| ≤ 0.1 sup|φ′|
+        "phase"        order/chaos diagram over (σ_w², σ_b²) with the current setting marked
+
+    σ_w: choosing an ``init`` sets the σ_w slider to that scheme's value (Xavier 1, He √2); moving the slider
+    then overrides it (``weight_std``).  ``max_depth`` bounds the depth slider; the constructor computes
+    once at that depth, so every later depth drag is a compiled program's cached run.
+    """
+
+    kind = "gradient-dashboard"
+
+    def __init__(self, *, depth: int = 20, width: int = 64, activation: str = "tanh", init: str = "xavier",
+                 sigma_w: float | None = None, sigma_b: float = 0.0, residual: bool = False, norm=None,
+                 leaky_slope: float = 0.01, seed: int = 0, n_seeds: int = 4,
+                 controls=("depth", "activation", "init"), panels=("gradient",), max_depth: int = 200,
+                 activations=None, inits=None, widths=WIDTH_CHOICES, sigma_w_range=(0.1, 4.0),
+                 sigma_b_range=(0.0, 1.0), show_theory: bool = True, show_bound: bool = True,
+                 title: str = "", figsize=None, warm_up: bool = True):
+        net = vglab.MLP(depth=depth, width=width, activation=activation, init=init, weight_std=sigma_w,
+                        bias_std=sigma_b, residual=residual, norm=norm, leaky_slope=leaky_slope)
+        if not 1 <= depth <= max_depth:
+            raise ValueError(f"depth must be an integer in 1..{max_depth} (max_depth), got {depth}")
+        for panel in panels:
+            check_choice("panel", panel, self.PANELS)
+        for name in controls:
+            check_choice("control", name, CONTROL_LABELS)
+        self.panels, self.max_depth = tuple(panels), max_depth
+        self.show_bound = show_bound
+        values = dict(depth=depth, width=width, activation=activation, init=init, sigma_w=net.sigma_w,
+                      sigma_b=sigma_b, residual=residual, norm=net.norm or "none", leaky_slope=leaky_slope,
+                      seed=seed, n_seeds=n_seeds, theory=show_theory)
+        specs = dict(
+            depth=dict(low=1, high=max_depth),
+            width=dict(options=sorted(set(widths) | {width})),
+            activation=dict(options=list(activations or ACTIVATIONS)),
+            init=dict(options=list(inits or INITS)),
+            sigma_w=dict(low=sigma_w_range[0], high=sigma_w_range[1], step=0.05),
+            sigma_b=dict(low=sigma_b_range[0], high=sigma_b_range[1], step=0.01),
+            norm=dict(options=list(NORM_CHOICES)),
+            leaky_slope=dict(low=0.0, high=1.0, step=0.01),
+            n_seeds=dict(low=1, high=16),
+        )
+        made = {name: make_control(name, values[name], **specs.get(name, {})) for name in controls}
+        fixed = {name: value for name, value in values.items() if name not in made}
+        self._compiled_keys: set = set()
+        if "init" in made and "sigma_w" in made:
+            made["init"].observe(self._init_sets_sigma_w, names="value")
+        super().__init__(made, fixed=fixed, title=title, figsize=figsize or (4.6 * len(panels) + 0.6, 3.9),
+                         warm_up=warm_up, extra_buttons=self._pin_buttons())
+
+    PANELS = ("gradient", "weights", "activations", "dead", "saturated", "phase")
+
+    # ---- controls
+    def _init_sets_sigma_w(self, change):
+        with self.hold_updates():
+            self.controls["sigma_w"].value = default_weight_std(change["new"])
+
+    def _pin_buttons(self):
+        pin = widgets.Button(description="Pin curve", icon="thumb-tack",
+                             tooltip="keep the current curve as a faint reference")
+        pin.add_class("vglab-pin")
+        pin.on_click(lambda _: self.pin())
+        clear = widgets.Button(description="Clear pins")
+        clear.add_class("vglab-clear-pins")
+        clear.on_click(lambda _: self.clear_pins())
+        return (pin, clear)
+
+    def network(self, state: dict | None = None) -> vglab.MLP:
+        """The ``vglab.MLP`` a state describes (σ_w is passed only where it differs from the init's)."""
+        s = self.state if state is None else state
+        weight_std = None if math.isclose(s["sigma_w"], default_weight_std(s["init"]), rel_tol=1e-9) \
+            else float(s["sigma_w"])
+        return vglab.MLP(depth=s["depth"], width=s["width"], activation=s["activation"], init=s["init"],
+                         weight_std=weight_std, bias_std=float(s["sigma_b"]), residual=bool(s["residual"]),
+                         norm=s["norm"], leaky_slope=float(s["leaky_slope"]))
+
+    # ---- figure
+    def setup_figure(self, figure):
+        axes = figure.subplots(1, len(self.panels), squeeze=False)[0]
+        self.plots = {}
+        for ax, panel in zip(axes, self.panels, strict=True):
+            if panel == "gradient":
+                self.plots[panel] = plots.LogProfilePlot(ax, title="gradient per layer")
+            elif panel == "weights":
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="‖∂L/∂W_l‖_F  (log scale)",
+                                                         title="weight gradient per layer",
+                                                         colour="tab:orange")
+            elif panel == "activations":
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="RMS(h_l)  (log scale)",
+                                                         title="activation scale per layer",
+                                                         colour="tab:green")
+            elif panel == "dead":
+                self.plots[panel] = plots.FractionPlot(ax, ylabel="dead units (φ′ = 0)",
+                                                       title="dead units per layer")
+            elif panel == "saturated":
+                self.plots[panel] = plots.FractionPlot(ax, ylabel="saturated units (|φ′| ≤ 0.1 sup|φ′|)",
+                                                       title="saturated units per layer", colour="tab:brown")
+            else:
+                sigma_w2 = np.linspace(0.05, 5.0, 34)
+                sigma_b2 = np.linspace(0.0, 1.0, 21)
+                self.plots[panel] = plots.PhaseDiagram(ax, sigma_w2, sigma_b2)
+        figure.tight_layout()
+
+    # ---- compute
+    def _depth_bucket(self, depth: int) -> int:
+        bucket = 16
+        while bucket < depth:
+            bucket *= 2
+        return min(bucket, self.max_depth) if depth <= self.max_depth else depth
+
+    def compute(self, state: dict) -> GradientView:
+        net = self.network(state)
+        norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
+        log10_g = float(np.mean(norms.log10_activation_grad[:, -1]))
+        predicted = theory_curve(net, log10_g, self._depth_bucket(net.depth)) if state["theory"] else None
+        bound = bound_curve(net, log10_g) if self.show_bound else None
+        self._compiled_keys.add(self._compile_key(state))
+        return GradientView(norms, predicted, bound)
+
+    def _compile_key(self, state):
+        return (state["activation"], state["residual"], state["norm"], state["width"], state["n_seeds"],
+                state["init"] == "orthogonal")
+
+    def _announce(self, state):
+        if self._compile_key(state) not in self._compiled_keys and self.updates:
+            self.status.value = ('<span class="vglab-status-text vglab-busy">compiling the program for this '
+                                 "setting (once, about a second)…</span>")
+
+    def warm_up(self):
+        """Compute once at ``max_depth``: draws every layer's weights and compiles the program the depth
+        slider reuses, so the first drag is as fast as the others."""
+        state = self.state
+        if "depth" in self.controls and state["depth"] != self.max_depth:
+            with contextlib.suppress(ValueError):
+                self.compute({**state, "depth": self.max_depth})
+
+    # ---- draw
+    def draw(self, view: GradientView) -> None:
+        norms, net = view.norms, view.net
+        layers = np.arange(net.depth + 1)
+        for panel, plot in self.plots.items():
+            if panel == "gradient":
+                plot.update(layers, norms.log10_activation_grad,
+                            references={"theory": view.theory, "bound": view.bound})
+            elif panel == "weights":
+                plot.update(layers[1:], norms.log10_weight_grad)
+            elif panel == "activations":
+                plot.update(layers[1:], norms.log10_activation_rms, zero_reason="every unit zero")
+            elif panel == "dead":
+                plot.update(layers[1:], norms.dead_fraction)
+            elif panel == "saturated":
+                plot.update(layers[1:], norms.saturated_fraction)
+            else:
+                self._draw_phase(plot, net)
+
+    def _draw_phase(self, plot: plots.PhaseDiagram, net: vglab.MLP):
+        key = (net.activation, net.leaky_slope)
+        if getattr(plot, "key", None) != key:
+            available = net.activation in PHASE_ACTIVATIONS
+            plot.set_grid(_phase_grid(net.activation, net.leaky_slope, tuple(plot.sigma_w2),
+                                      tuple(plot.sigma_b2)) if available else None)
+            plot.key = key
+        if net.activation not in PHASE_ACTIVATIONS:
+            note = f"phase diagram not computed for {net.activation}"
+        elif net.residual or net.norm is not None:
+            note = "diagram: plain net (no skip, no LayerNorm)"
+        else:
+            note = ""
+        plot.set_point(net.sigma_w**2, net.bias_std**2, note)
+        chi = theory.chi1(net.activation, net.sigma_w, net.bias_std, net.leaky_slope)
+        plot.ax.set_title(f"order/chaos: χ₁ = {chi:.3g} here", fontsize=10)
+
+    def pin(self):
+        if self.computed_state is None:
+            return
+        s = self.computed_state
+        label = f"{s['activation']}, {s['init']}, σ_w={s['sigma_w']:.2f}, L={s['depth']}"
+        if s["residual"]:
+            label += ", skip"
+        if s["norm"] != "none":
+            label += f", {s['norm']}-LN"
+        for plot in self.plots.values():
+            if isinstance(plot, plots.LogProfilePlot):
+                plot.pin(label)
+        self._redraw_figure()
+
+    def clear_pins(self):
+        for plot in self.plots.values():
+            if isinstance(plot, plots.LogProfilePlot):
+                plot.clear_pins()
+        self._redraw_figure()
+
+    # ---- text
+    def summarise(self, view: GradientView) -> str:
+        ratio = view.norms.log10_gradient_ratio
+        if np.all(np.isneginf(ratio)):
+            text = "‖∂L/∂h₀‖ = 0 exactly (every unit of a layer dead)"
+        else:
+            finite = ratio[np.isfinite(ratio)]
+            text = f"‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ {_power_text(float(np.mean(finite)))}"
+            if finite.size < ratio.size:
+                text += f" ({ratio.size - finite.size} seed(s) exactly 0)"
+        return f"depth {view.net.depth}, {view.net.activation}: {text}"
+
+    def code_for(self, state: dict) -> str:
+        net = self.network(state)
+        lines = ["import vglab", f"net = {net.to_code()}",
+                 f"result = vglab.gradient_norms(net, seed={state['seed']}, n_seeds={state['n_seeds']})"]
+        if state["theory"] and net.norm is None:
+            lines.append("theory = vglab.theory.predicted_log10_grad(\n"
+                         "    net, log10_output_grad=result.log10_activation_grad[:, -1].mean())")
+        return "\n".join(lines)
+
+    def plotted(self) -> dict:
+        """The data on screen, per panel, read back from the artists."""
+        return {panel: plot.data() for panel, plot in self.plots.items()}
+
+
+def _power_text(log10_value: float) -> str:
+    """-31.24 → '10^-31.2' (plain text for status lines)."""
+    return f"10^{log10_value:.1f}"
+
+
+# --------------------------------------------------------------------------------------------- spectra
+class SpectrumDashboard(GradientDashboard):
+    """Singular values of the input–output Jacobian ∂h_L/∂h_0 (``vglab.jacobian_spectrum``), live.
+
+    Same parameters and controls as ``GradientDashboard`` (n_seeds is unused: one network).  Dynamical
+    isometry (Saxe et al. 2014; Pennington, Schoenholz & Ganguli 2017) is every σ_i ≈ 1: orthogonal weights
+    with tanh near the edge of chaos keep the spectrum narrow, Gaussian weights and ReLU spread it.
+    """
+
+    kind = "spectrum-dashboard"
+
+    def __init__(self, *, depth: int = 16, width: int = 64, max_depth: int = 64,
+                 controls=("depth", "activation", "init"), **kwargs):
+        kwargs.setdefault("n_seeds", 1)
+        super().__init__(depth=depth, width=width, max_depth=max_depth, controls=controls,
+                         panels=("gradient",), figsize=kwargs.pop("figsize", (10.0, 3.9)), **kwargs)
+
+    def setup_figure(self, figure):
+        sorted_ax, histogram_ax = figure.subplots(1, 2)
+        self.plots = {"spectrum": plots.SpectrumPlot(sorted_ax, histogram_ax)}
+        figure.tight_layout()
+
+    def compute(self, state):
+        spectrum = vglab.jacobian_spectrum(self.network(state), seed=state["seed"])
+        self._compiled_keys.add(self._compile_key(state))
+        return spectrum
+
+    def draw(self, spectrum) -> None:
+        self.plots["spectrum"].update(spectrum.log10_singular_values)
+
+    def pin(self):
+        if self.computed_state is not None:
+            s = self.computed_state
+            label = f"{s['activation']}, {s['init']}, σ_w={s['sigma_w']:.2f}, L={s['depth']}"
+            self.plots["spectrum"].pin(label)
+            self._redraw_figure()
+
+    def clear_pins(self):
+        self.plots["spectrum"].clear_pins()
+        self._redraw_figure()
+
+    def summarise(self, spectrum) -> str:
+        values = spectrum.log10_singular_values
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return f"depth {spectrum.net.depth}: every singular value exactly 0"
+        zeros = values.size - finite.size
+        text = (f"depth {spectrum.net.depth}, {spectrum.net.activation}, {spectrum.net.init}: "
+                f"σ_max = {_power_text(finite[0])}, σ_min = {_power_text(finite[-1])}")
+        return text + (f", {zeros} exactly 0" if zeros else "")
+
+    def code_for(self, state):
+        return "\n".join(["import vglab", f"net = {self.network(state).to_code()}",
+                          f"spectrum = vglab.jacobian_spectrum(net, seed={state['seed']})"])
+
+    def plotted(self) -> dict:
+        return {"spectrum": self.plots["spectrum"].data()}
+
+
+def PhaseDiagramDashboard(**kwargs) -> GradientDashboard:  # noqa: N802 - reads as a class at the call site
+    """A GradientDashboard with σ_w and σ_b sliders, the gradient plot and the order/chaos phase diagram."""
+    kwargs.setdefault("controls", ("depth", "activation", "init", "sigma_w", "sigma_b"))
+    kwargs.setdefault("panels", ("gradient", "phase"))
+    kwargs.setdefault("activations", ("tanh", "relu", "sigmoid", "linear"))
+    return GradientDashboard(**kwargs)

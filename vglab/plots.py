@@ -1,0 +1,414 @@
+"""Matplotlib drawing for the dashboards: artists are created once, then only their data change.
+
+No widgets here (``vglab.dashboards`` adds those); every class takes an ``Axes`` and owns a fixed set of
+artists that ``update`` rewrites in place (``set_data``, ``set_verts``, ``set_array``), so a dashboard never
+adds a figure or an artist per slider step.
+
+Magnitudes are plotted as log10 values on a linear axis whose ticks read as powers of ten: a float log axis
+cannot show sigmoid's 1e-630 at depth 1000, a log10 value of −630 can.  An *exactly* zero value (log10 = −inf,
+e.g. a layer whose ReLUs are all inactive) is never dropped silently: it is marked with a ▼ on the lower edge
+of the axes and explained in a note ("exactly 0: every unit dead").
+"""
+
+from __future__ import annotations
+
+import math
+
+import contourpy
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+ZERO_COLOUR = "crimson"
+PIN_COLOURS = ("0.55", "tab:olive", "tab:brown", "tab:pink", "tab:cyan")
+MAX_PINS = len(PIN_COLOURS)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def power_of_ten_label(log10_value: float, _position=None) -> str:
+    """The tick label of a log10 value: −630 → '$10^{-630}$', 0.5 → '$10^{0.5}$'."""
+    if not math.isfinite(log10_value):
+        return ""
+    rounded = round(log10_value)
+    if abs(log10_value - rounded) < 1e-9:
+        return f"$10^{{{rounded:d}}}$"
+    return f"$10^{{{log10_value:.3g}}}$"
+
+
+def use_power_of_ten_ticks(axis) -> None:
+    """Label a linear axis holding log10 values as powers of ten (ticks at whole decades where possible)."""
+    axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_formatter(FuncFormatter(power_of_ten_label))
+
+
+def padded_limits(values, minimum_span: float = 1.0, pad: float = 0.06) -> tuple[float, float]:
+    """(low, high) around the finite entries of ``values`` with a margin; (−1, 1) when none is finite."""
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return -1.0, 1.0
+    low, high = float(finite.min()), float(finite.max())
+    span = max(high - low, minimum_span)
+    middle = 0.5 * (low + high)
+    low, high = min(low, middle - span / 2), max(high, middle + span / 2)
+    return low - pad * span, high + pad * span
+
+
+def mean_and_band(log10_values: np.ndarray):
+    """Mean, min and max over seeds (axis 0) of log10 values, with exactly zero (−inf) entries left out.
+
+    Returns (mean, low, high, zero_count): ``mean`` is NaN where any seed is exactly zero (a mean of logs
+    with a −inf is −inf and would hide the other seeds), ``low``/``high`` span the seeds that are not zero,
+    ``zero_count`` counts the zero seeds per position.
+    """
+    values = np.atleast_2d(np.asarray(log10_values, dtype=float))
+    zero = np.isneginf(values)
+    zero_count = zero.sum(axis=0)
+    finite = np.where(zero, np.nan, values)
+    with np.errstate(all="ignore"), _quiet_nan_warnings():
+        low = np.nanmin(finite, axis=0)
+        high = np.nanmax(finite, axis=0)
+        mean = np.where(zero_count > 0, np.nan, np.nanmean(finite, axis=0))
+    return mean, low, high, zero_count
+
+
+class _quiet_nan_warnings:
+    """Silence numpy's 'All-NaN slice' warnings (an all-zero column is expected and explained in the plot)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings()
+        self._catch.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._catch.__exit__(*exc)
+
+
+def _band_vertices(x, low, high) -> np.ndarray:
+    """The closed polygon between two curves (their NaN-free parts), as fill_between would draw it."""
+    ok = np.isfinite(low) & np.isfinite(high)
+    if not ok.any():
+        return np.zeros((0, 2))
+    x, low, high = np.asarray(x, float)[ok], low[ok], high[ok]
+    return np.concatenate([np.column_stack([x, high]), np.column_stack([x[::-1], low[::-1]])])
+
+
+def _ranges(indices: np.ndarray) -> str:
+    """'0–12, 20' for the sorted integers [0..12, 20]."""
+    parts, start, prev = [], None, None
+    for i in indices.tolist():
+        if start is None:
+            start = prev = i
+        elif i == prev + 1:
+            prev = i
+        else:
+            parts.append(f"{start}–{prev}" if prev > start else f"{start}")
+            start = prev = i
+    if start is not None:
+        parts.append(f"{start}–{prev}" if prev > start else f"{start}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------- profiles
+class LogProfilePlot:
+    """A per-layer (or per-time-step) magnitude in log10 over several seeds.
+
+    Draws the mean over seeds (solid), the min–max band over seeds (shaded), optional reference curves
+    (mean-field theory, a closed-form bound; dashed), faint pinned curves kept for comparison, and ▼ markers
+    with a note where the value is exactly zero.  ``update`` changes the data of these artists only.
+    """
+
+    REFERENCE_STYLES = {
+        "theory": dict(color="black", linestyle="--", linewidth=1.3, label="mean-field theory"),
+        "bound": dict(color="tab:red", linestyle=":", linewidth=1.6, label="bound sup|φ′|^(L−l)"),
+    }
+
+    def __init__(self, ax: Axes, *, ylabel: str = "‖∂L/∂h_l‖  (log scale)", xlabel: str = "layer l",
+                 title: str | None = None, colour: str = "tab:blue", label: str = "measured (mean of seeds)"):
+        self.ax = ax
+        (self.mean_line,) = ax.plot([], [], color=colour, linewidth=2.0, label=label, zorder=3)
+        self.band = ax.fill_between([0, 1], [0, 0], [0, 0], color=colour, alpha=0.25, linewidth=0,
+                                    label="min–max over seeds", zorder=2)
+        self.band.set_verts([np.zeros((0, 2))])
+        self.references = {}
+        for name, style in self.REFERENCE_STYLES.items():
+            (line,) = ax.plot([], [], zorder=4, **style)
+            line.set_visible(False)
+            self.references[name] = line
+        (self.zero_markers,) = ax.plot([], [], linestyle="none", marker="v", markersize=7, color=ZERO_COLOUR,
+                                       transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
+                                       label="exactly 0")
+        self.zero_note = ax.text(0.02, 0.04, "", transform=ax.transAxes, color=ZERO_COLOUR, fontsize=9,
+                                 va="bottom", ha="left", zorder=6,
+                                 bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR, alpha=0.85, pad=2))
+        self.zero_note.set_visible(False)
+        self.pins: list = []
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title, fontsize=10)
+        use_power_of_ten_ticks(ax.yaxis)
+        ax.grid(True, alpha=0.3)
+        self.legend = None
+        self._legend_key = ()
+        self._x = np.zeros(0)
+        self._zero_what = "every unit of a layer dead"
+
+    def update(self, x, log10_values, *, references: dict | None = None,
+               zero_reason: str = "every unit of a layer dead") -> None:
+        """x: (n,) positions; log10_values: (n_seeds, n) or (n,); references: name → (n,) curve or None."""
+        x = np.asarray(x, dtype=float)
+        values = np.atleast_2d(np.asarray(log10_values, dtype=float))
+        if values.shape[-1] != x.shape[0]:
+            raise ValueError(f"{values.shape[-1]} values for {x.shape[0]} positions")
+        mean, low, high, zero_count = mean_and_band(values)
+        self._x, self._zero_what = x, zero_reason
+        self.mean_line.set_data(x, mean)
+        self.band.set_verts([_band_vertices(x, low, high)])
+        shown = [mean, low, high]
+        for name, line in self.references.items():
+            curve = None if references is None else references.get(name)
+            line.set_visible(curve is not None)
+            if curve is not None:
+                curve = np.asarray(curve, dtype=float)
+                line.set_data(x[: curve.shape[0]], curve)
+                shown.append(curve)
+        for pin in self.pins:
+            shown.append(pin.get_ydata())
+        self._show_zeros(x, zero_count, values.shape[0])
+        self.ax.set_xlim(*padded_limits(x, minimum_span=1.0, pad=0.02))
+        self.ax.set_ylim(*padded_limits(np.concatenate([np.ravel(s) for s in shown]), minimum_span=1.0))
+        self._refresh_legend()
+
+    def _show_zeros(self, x, zero_count, n_seeds):
+        where = np.flatnonzero(zero_count > 0)
+        self.zero_markers.set_data(x[where], np.full(where.shape, 0.0))
+        if where.size:
+            seeds = f"{int(zero_count.max())} of {n_seeds} seeds" if n_seeds > 1 else "this seed"
+            positions = _ranges(np.round(x[where]).astype(int))
+            self.zero_note.set_text(f"▼ exactly 0 ({self._zero_what}): {seeds}, at {positions}")
+        self.zero_note.set_visible(bool(where.size))
+
+    def pin(self, label: str) -> None:
+        """Keep the current mean curve as a faint line named ``label`` (MAX_PINS at most, oldest dropped)."""
+        x, y = self.mean_line.get_xdata(), self.mean_line.get_ydata()
+        if len(self.pins) == MAX_PINS:
+            self.pins.pop(0).remove()
+        (line,) = self.ax.plot(x, y, color=PIN_COLOURS[len(self.pins)], linewidth=1.2, alpha=0.9, label=label,
+                               zorder=1)
+        self.pins.append(line)
+        self._refresh_legend()
+
+    def clear_pins(self) -> None:
+        while self.pins:
+            self.pins.pop().remove()
+        self._refresh_legend()
+
+    def _refresh_legend(self):
+        handles = [self.mean_line, self.band] + [ln for ln in self.references.values() if ln.get_visible()]
+        if self.zero_note.get_visible():
+            handles.append(self.zero_markers)
+        handles += self.pins
+        key = tuple(id(h) for h in handles)
+        if self.legend is not None and key == self._legend_key:
+            return  # same entries: keep the legend artist
+        if self.legend is not None:
+            self.legend.remove()
+        self.legend = self.ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.85)
+        self._legend_key = key
+
+    def data(self) -> dict:
+        """What is on screen, read back from the artists (for tests and for students)."""
+        out = {"x": np.asarray(self.mean_line.get_xdata(), float),
+               "mean": np.asarray(self.mean_line.get_ydata(), float),
+               "zeros_at": np.asarray(self.zero_markers.get_xdata(), float),
+               "zero_note": self.zero_note.get_text() if self.zero_note.get_visible() else ""}
+        for name, line in self.references.items():
+            out[name] = np.asarray(line.get_ydata(), float) if line.get_visible() else None
+        return out
+
+
+class FractionPlot:
+    """A share in [0, 1] per layer (dead or saturated units): mean over seeds and the min–max band."""
+
+    def __init__(self, ax: Axes, *, ylabel: str, xlabel: str = "layer l", title: str | None = None,
+                 colour: str = "tab:purple"):
+        self.ax = ax
+        (self.mean_line,) = ax.plot([], [], color=colour, linewidth=2.0, label="mean of seeds")
+        self.band = ax.fill_between([0, 1], [0, 0], [0, 0], color=colour, alpha=0.25, linewidth=0,
+                                    label="min–max over seeds")
+        self.band.set_verts([np.zeros((0, 2))])
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if title:
+            ax.set_title(title, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        self.note = ax.text(0.98, 0.96, "", transform=ax.transAxes, ha="right", va="top", fontsize=9)
+
+    def update(self, x, fractions) -> None:
+        x = np.asarray(x, dtype=float)
+        values = np.atleast_2d(np.asarray(fractions, dtype=float))
+        mean = values.mean(axis=0)
+        self.mean_line.set_data(x, mean)
+        self.band.set_verts([_band_vertices(x, values.min(axis=0), values.max(axis=0))])
+        self.ax.set_xlim(*padded_limits(x, minimum_span=1.0, pad=0.02))
+        self.note.set_text(f"average over layers: {100 * mean.mean():.1f}%" if mean.size else "")
+
+    def data(self) -> dict:
+        return {"x": np.asarray(self.mean_line.get_xdata(), float),
+                "mean": np.asarray(self.mean_line.get_ydata(), float)}
+
+
+# --------------------------------------------------------------------------------------------- phase diagram
+class PhaseDiagram:
+    """The order/chaos phase diagram of a deep random net (Poole et al. 2016; Schoenholz et al. 2017).
+
+    Colour: log10 χ₁ over (σ_w², σ_b²), with χ₁ = σ_w² E[φ′(√q* u)²] the per-layer factor of E‖∂L/∂h‖²;
+    blue (χ₁ < 1) is the ordered phase where gradients vanish, red (χ₁ > 1) the chaotic phase where they
+    explode.  The black line is the edge of chaos χ₁ = 1; the star is the current (σ_w², σ_b²).
+    """
+
+    COLOUR_LIMIT = 0.5  # colours saturate at χ₁ = 10^±0.5 (a factor of ~3 per layer)
+
+    def __init__(self, ax: Axes, sigma_w2: np.ndarray, sigma_b2: np.ndarray, *, title: str | None = None):
+        self.ax = ax
+        self.sigma_w2, self.sigma_b2 = np.asarray(sigma_w2, float), np.asarray(sigma_b2, float)
+        shape = (self.sigma_b2.size, self.sigma_w2.size)
+        self.mesh = ax.pcolormesh(self.sigma_w2, self.sigma_b2, np.zeros(shape), shading="nearest",
+                                  cmap="RdBu_r", norm=TwoSlopeNorm(vcenter=0.0, vmin=-self.COLOUR_LIMIT,
+                                                                   vmax=self.COLOUR_LIMIT))
+        (self.edge,) = ax.plot([], [], color="black", linewidth=2.0, label="edge of chaos χ₁ = 1")
+        (self.marker,) = ax.plot([], [], marker="*", markersize=15, color="gold", markeredgecolor="black",
+                                 linestyle="none", label="current setting", zorder=5)
+        self.note = ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center", va="center", fontsize=10,
+                            bbox=dict(facecolor="white", alpha=0.9))
+        ax.text(0.03, 0.97, "ordered:\ngradients vanish", transform=ax.transAxes, va="top", fontsize=8,
+                color="navy")
+        ax.text(0.97, 0.03, "chaotic:\ngradients explode", transform=ax.transAxes, ha="right", fontsize=8,
+                color="darkred")
+        ax.set_xlabel("σ_w²")
+        ax.set_ylabel("σ_b²")
+        ax.set_xlim(self.sigma_w2[0], self.sigma_w2[-1])
+        ax.set_ylim(self.sigma_b2[0], self.sigma_b2[-1])
+        ax.set_title(title or "order/chaos phase diagram", fontsize=10)
+        ax.legend(handles=[self.edge, self.marker], fontsize=8, loc="upper right", framealpha=0.85)
+        self.chi1 = None
+
+    def set_grid(self, chi1: np.ndarray | None) -> None:
+        """chi1: (len(σ_b²), len(σ_w²)) values of χ₁, or None when unavailable for this activation."""
+        if chi1 is None:
+            self.chi1 = None
+            self.mesh.set_visible(False)
+            self.edge.set_data([], [])
+            return
+        self.chi1 = np.asarray(chi1, dtype=float)
+        with np.errstate(divide="ignore"):
+            log_chi = np.log10(self.chi1)
+        limit = self.COLOUR_LIMIT
+        self.mesh.set_visible(True)
+        self.mesh.set_array(np.clip(log_chi, -limit, limit).ravel())
+        lines = contourpy.contour_generator(self.sigma_w2, self.sigma_b2, self.chi1,
+                                            line_type="Separate").lines(1.0)
+        if lines:
+            points = np.concatenate([np.vstack([ln, [np.nan, np.nan]]) for ln in lines])
+            self.edge.set_data(points[:, 0], points[:, 1])
+        else:
+            self.edge.set_data([], [])
+
+    def set_point(self, sigma_w2: float, sigma_b2: float, note: str = "") -> None:
+        self.marker.set_data([sigma_w2], [sigma_b2])
+        self.note.set_text(note)
+        self.note.set_visible(bool(note))
+
+    def data(self) -> dict:
+        return {"point": (float(self.marker.get_xdata()[0]), float(self.marker.get_ydata()[0]))
+                if len(self.marker.get_xdata()) else None,
+                "edge": (np.asarray(self.edge.get_xdata(), float), np.asarray(self.edge.get_ydata(), float)),
+                "chi1": self.chi1}
+
+
+# --------------------------------------------------------------------------------------------- spectra
+class SpectrumPlot:
+    """Singular values σ_i of the input–output Jacobian ∂h_L/∂h_0: sorted (left) and as a histogram (right).
+
+    Both in log10; σ_i = 1 for all i is dynamical isometry (Saxe et al. 2014; Pennington et al. 2017).
+    Exactly zero singular values (−inf, a rank-deficient Jacobian, e.g. dead ReLUs) are counted in a note
+    and marked ▼ on the lower edge of the sorted plot.
+    """
+
+    def __init__(self, sorted_ax: Axes, histogram_ax: Axes, *, bins: int = 30, colour: str = "tab:green"):
+        self.sorted_ax, self.histogram_ax, self.bins = sorted_ax, histogram_ax, bins
+        (self.sorted_line,) = sorted_ax.plot([], [], color=colour, linewidth=2.0, marker=".", markersize=3,
+                                             label="σ_i (descending)")
+        sorted_ax.axhline(0.0, color="black", linewidth=0.8, linestyle="--", label="σ = 1 (isometry)")
+        (self.zero_markers,) = sorted_ax.plot([], [], linestyle="none", marker="v", markersize=6,
+                                              color=ZERO_COLOUR, transform=sorted_ax.get_xaxis_transform(),
+                                              clip_on=False, label="exactly 0")
+        self.zero_note = sorted_ax.text(0.02, 0.04, "", transform=sorted_ax.transAxes, color=ZERO_COLOUR,
+                                        fontsize=9, bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR,
+                                                              alpha=0.85, pad=2))
+        self.zero_note.set_visible(False)
+        sorted_ax.set_xlabel("index i (largest first)")
+        sorted_ax.set_ylabel("singular value σ_i  (log scale)")
+        sorted_ax.set_title("sorted spectrum of ∂h_L/∂h_0", fontsize=10)
+        use_power_of_ten_ticks(sorted_ax.yaxis)
+        sorted_ax.grid(True, alpha=0.3)
+        sorted_ax.legend(fontsize=8, loc="upper right")
+        self.stairs = histogram_ax.stairs(np.zeros(bins), np.linspace(-1, 1, bins + 1), fill=True,
+                                          color=colour, alpha=0.6)
+        histogram_ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
+        histogram_ax.set_xlabel("singular value σ  (log scale)")
+        histogram_ax.set_ylabel("count")
+        histogram_ax.set_title("histogram", fontsize=10)
+        use_power_of_ten_ticks(histogram_ax.xaxis)
+        self.spread_note = histogram_ax.text(0.98, 0.96, "", transform=histogram_ax.transAxes, ha="right",
+                                             va="top", fontsize=9)
+        self.pins: list = []
+
+    def update(self, log10_singular_values) -> None:
+        values = np.asarray(log10_singular_values, dtype=float)
+        index = np.arange(1, values.size + 1)
+        finite = values[np.isfinite(values)]
+        zero = np.flatnonzero(np.isneginf(values))
+        self.sorted_line.set_data(index, np.where(np.isneginf(values), np.nan, values))
+        self.zero_markers.set_data(index[zero], np.zeros(zero.size))
+        self.zero_note.set_text(f"▼ {zero.size} of {values.size} singular values exactly 0 (rank-deficient)")
+        self.zero_note.set_visible(bool(zero.size))
+        low, high = padded_limits(np.concatenate([finite, [0.0]]), minimum_span=0.5)
+        shown = [finite, [0.0]] + [p.get_ydata() for p in self.pins]
+        self.sorted_ax.set_xlim(0.5, values.size + 0.5)
+        self.sorted_ax.set_ylim(*padded_limits(np.concatenate([np.ravel(s) for s in shown]),
+                                               minimum_span=0.5))
+        edges = np.linspace(low, high, self.bins + 1)
+        counts, _ = np.histogram(finite, bins=edges)
+        self.stairs.set_data(counts, edges)
+        self.histogram_ax.set_xlim(low, high)
+        self.histogram_ax.set_ylim(0, max(1, counts.max()) * 1.1)
+        if finite.size:
+            self.spread_note.set_text(f"σ_max/σ_min = {power_of_ten_label(round(finite[0] - finite[-1], 1))}")
+        else:
+            self.spread_note.set_text("all σ exactly 0")
+
+    def pin(self, label: str) -> None:
+        if len(self.pins) == MAX_PINS:
+            self.pins.pop(0).remove()
+        (line,) = self.sorted_ax.plot(self.sorted_line.get_xdata(), self.sorted_line.get_ydata(),
+                                      color=PIN_COLOURS[len(self.pins)], linewidth=1.2, label=label, zorder=1)
+        self.pins.append(line)
+        self.sorted_ax.legend(fontsize=8, loc="upper right")
+
+    def clear_pins(self) -> None:
+        while self.pins:
+            self.pins.pop().remove()
+        self.sorted_ax.legend(fontsize=8, loc="upper right")
+
+    def data(self) -> dict:
+        counts = self.stairs.get_data()
+        return {"index": np.asarray(self.sorted_line.get_xdata(), float),
+                "log10_singular_values": np.asarray(self.sorted_line.get_ydata(), float),
+                "histogram": (np.asarray(counts.values), np.asarray(counts.edges)),
+                "zero_note": self.zero_note.get_text() if self.zero_note.get_visible() else ""}

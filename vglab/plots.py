@@ -58,9 +58,9 @@ def padded_limits(values, minimum_span: float = 1.0, pad: float = 0.06) -> tuple
 def mean_and_band(log10_values: np.ndarray):
     """Mean, min and max over seeds (axis 0) of log10 values, with exactly zero (−inf) entries left out.
 
-    Returns (mean, low, high, zero_count): ``mean`` is NaN where any seed is exactly zero (a mean of logs
-    with a −inf is −inf and would hide the other seeds), ``low``/``high`` span the seeds that are not zero,
-    ``zero_count`` counts the zero seeds per position.
+    Returns (mean, low, high, zero_count): the statistics of the seeds that are not exactly zero at each
+    position (NaN where every seed is zero; a mean of logs with a −inf would be −inf and hide the others),
+    and ``zero_count``, the number of exactly zero seeds per position, which the plots mark and explain.
     """
     values = np.atleast_2d(np.asarray(log10_values, dtype=float))
     zero = np.isneginf(values)
@@ -69,7 +69,7 @@ def mean_and_band(log10_values: np.ndarray):
     with np.errstate(all="ignore"), _quiet_nan_warnings():
         low = np.nanmin(finite, axis=0)
         high = np.nanmax(finite, axis=0)
-        mean = np.where(zero_count > 0, np.nan, np.nanmean(finite, axis=0))
+        mean = np.nanmean(finite, axis=0)
     return mean, low, high, zero_count
 
 
@@ -146,6 +146,7 @@ class LogProfilePlot:
                                  bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR, alpha=0.85, pad=2))
         self.zero_note.set_visible(False)
         self.pins: list = []
+        self.position_name = xlabel.split()[-1] if xlabel else "l"
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if title:
@@ -186,10 +187,15 @@ class LogProfilePlot:
     def _show_zeros(self, x, zero_count, n_seeds):
         where = np.flatnonzero(zero_count > 0)
         self.zero_markers.set_data(x[where], np.full(where.shape, 0.0))
+        self.zero_markers.set_visible(bool(where.size))  # (an empty unclipped line would widen tight bboxes)
         if where.size:
-            seeds = f"{int(zero_count.max())} of {n_seeds} seeds" if n_seeds > 1 else "this seed"
             positions = _ranges(np.round(x[where]).astype(int))
-            self.zero_note.set_text(f"▼ exactly 0 ({self._zero_what}): {seeds}, at {positions}")
+            text = f"▼ exactly 0 ({self._zero_what}) at {self.position_name} = {positions}"
+            if n_seeds > 1:
+                most = int(zero_count.max())
+                text += f"\nin {most} of {n_seeds} seeds"
+                text += "" if most == n_seeds else "; curve and band: the other seeds"
+            self.zero_note.set_text(text)
         self.zero_note.set_visible(bool(where.size))
 
     def pin(self, label: str) -> None:
@@ -347,7 +353,7 @@ class SpectrumPlot:
         sorted_ax.axhline(0.0, color="black", linewidth=0.8, linestyle="--", label="σ = 1 (isometry)")
         (self.zero_markers,) = sorted_ax.plot([], [], linestyle="none", marker="v", markersize=6,
                                               color=ZERO_COLOUR, transform=sorted_ax.get_xaxis_transform(),
-                                              clip_on=False, label="exactly 0")
+                                              clip_on=False)
         self.zero_note = sorted_ax.text(0.02, 0.04, "", transform=sorted_ax.transAxes, color=ZERO_COLOUR,
                                         fontsize=9, bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR,
                                                               alpha=0.85, pad=2))
@@ -376,6 +382,7 @@ class SpectrumPlot:
         zero = np.flatnonzero(np.isneginf(values))
         self.sorted_line.set_data(index, np.where(np.isneginf(values), np.nan, values))
         self.zero_markers.set_data(index[zero], np.zeros(zero.size))
+        self.zero_markers.set_visible(bool(zero.size))
         self.zero_note.set_text(f"▼ {zero.size} of {values.size} singular values exactly 0 (rank-deficient)")
         self.zero_note.set_visible(bool(zero.size))
         low, high = padded_limits(np.concatenate([finite, [0.0]]), minimum_span=0.5)

@@ -1,0 +1,393 @@
+"""The dashboards without a browser: in-place redraws, latest-value-only updates, errors, code, saving.
+
+Small nets (width 16, 2 seeds) keep every test on already compiled programs after the first one.
+"""
+
+import asyncio
+import math
+import textwrap
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import vglab  # noqa: E402
+from vglab import plots, theory  # noqa: E402
+from vglab.dashboards import (  # noqa: E402
+    Dashboard,
+    GradientDashboard,
+    PhaseDiagramDashboard,
+    SpectrumDashboard,
+    make_control,
+)
+
+SMALL = dict(width=16, n_seeds=2, max_depth=64)
+
+
+@pytest.fixture
+def dash():
+    d = GradientDashboard(depth=10, activation="tanh", controls=("depth", "activation", "init", "sigma_w",
+                                                                 "sigma_b", "residual", "norm", "seed"),
+                          panels=("gradient", "dead"), **SMALL)
+    yield d
+    d.close()
+
+
+def expected_mean(net, seed=0, n_seeds=2):
+    return vglab.gradient_norms(net, seed=seed, n_seeds=n_seeds).log10_activation_grad.mean(axis=0)
+
+
+# --------------------------------------------------------------------------------------------- in place
+def test_depth_change_redraws_the_same_artists_with_the_engines_numbers(dash):
+    figure, line = dash.figure, dash.plots["gradient"].mean_line
+    n_artists = len(figure.axes[0].get_children())
+    figures = plt.get_fignums()
+    for depth in (3, 40, 64, 17):
+        dash.set(depth=depth)
+        assert dash.figure is figure and dash.plots["gradient"].mean_line is line
+        net = vglab.MLP(depth=depth, width=16, activation="tanh")
+        np.testing.assert_array_equal(line.get_xdata(), np.arange(depth + 1))
+        np.testing.assert_allclose(line.get_ydata(), expected_mean(net), rtol=1e-12)
+        np.testing.assert_array_equal(dash.result.norms.log10_activation_grad,
+                                      vglab.gradient_norms(net, seed=0, n_seeds=2).log10_activation_grad)
+    assert plt.get_fignums() == figures, "an update opened a figure"
+    assert len(figure.axes[0].get_children()) == n_artists, "an update added artists"
+    assert dash.updates == 5 and dash.computations == 5
+
+
+def test_theory_curve_is_the_mean_field_prediction_from_the_measured_output_gradient(dash):
+    dash.set(depth=33, sigma_w=1.3, sigma_b=0.2)
+    net = vglab.MLP(depth=33, width=16, activation="tanh", weight_std=1.3, bias_std=0.2)
+    log10_g = dash.result.norms.log10_activation_grad[:, -1].mean()
+    np.testing.assert_allclose(dash.plotted()["gradient"]["theory"],
+                               theory.predicted_log10_grad(net, log10_g), rtol=0, atol=1e-9)
+    dash.set(norm="pre")  # LayerNorm: no mean-field curve, and none is drawn
+    assert dash.plotted()["gradient"]["theory"] is None
+
+
+def test_sigmoid_bound_is_a_quarter_per_layer():
+    d = GradientDashboard(depth=10, activation="sigmoid", controls=("depth",), **SMALL)
+    bound = d.plotted()["gradient"]["bound"]
+    np.testing.assert_allclose(bound[0] - bound[-1], 10 * math.log10(0.25))
+    np.testing.assert_allclose(10 ** (bound[0] - bound[-1]), 0.25**10, rtol=1e-12)
+    assert np.all(d.plotted()["gradient"]["mean"] <= bound + 1e-6)  # ‖W‖ small enough here
+    d.close()
+
+
+def test_sigmoid_at_depth_1000_is_plotted_near_1e_minus_630_not_zero():
+    d = GradientDashboard(depth=1000, activation="sigmoid", controls=("depth",), width=16, n_seeds=1,
+                          max_depth=1000)
+    shown = d.plotted()["gradient"]
+    assert -700 < shown["mean"][0] < -550 and np.all(np.isfinite(shown["mean"]))
+    assert shown["zero_note"] == ""
+    low, _ = d.figure.axes[0].get_ylim()
+    assert low < shown["mean"][0]
+    assert plots.power_of_ten_label(-630.0) == "$10^{-630}$"
+    assert "10^-6" in d.status.value  # "‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ 10^-6xx.x"
+    d.close()
+
+
+def test_exactly_zero_gradients_are_marked_and_explained():
+    # 4 ReLUs per layer with biases dominating the weights: some layer is all dead in most seeds.
+    d = GradientDashboard(depth=60, width=4, activation="relu", sigma_w=0.3, sigma_b=1.0, n_seeds=4,
+                          controls=("depth",), max_depth=64)
+    grads = d.result.norms.log10_activation_grad
+    zero_seeds = np.isneginf(grads[:, 0])
+    assert zero_seeds.any() and not zero_seeds.all()
+    shown = d.plotted()["gradient"]
+    assert "exactly 0 (every unit of a layer dead)" in shown["zero_note"]
+    assert f"in {zero_seeds.sum()} of 4 seeds" in shown["zero_note"]
+    assert 0 in shown["zeros_at"]
+    # The curve shows the seeds that are not zero, never NaN without a marker.
+    nan_positions = np.flatnonzero(np.isnan(shown["mean"]))
+    assert set(nan_positions) <= set(shown["zeros_at"].astype(int))
+    np.testing.assert_allclose(shown["mean"][0], grads[~zero_seeds, 0].mean())
+    d.close()
+
+
+def test_mean_and_band_leave_zero_seeds_out():
+    values = np.array([[-np.inf, -3.0, -1.0], [-5.0, -2.0, -1.0]])
+    mean, low, high, zeros = plots.mean_and_band(values)
+    np.testing.assert_array_equal(zeros, [1, 0, 0])
+    np.testing.assert_array_equal(mean, [-5.0, -2.5, -1.0])
+    np.testing.assert_array_equal(low, [-5.0, -3.0, -1.0])
+    np.testing.assert_array_equal(high, [-5.0, -2.0, -1.0])
+
+
+# ------------------------------------------------------------------------------------ latest value only
+def test_a_burst_of_changes_in_the_event_loop_computes_once_with_the_final_value(dash):
+    slider = dash.controls["depth"]
+
+    async def burst():
+        before = dash.computations
+        for depth in range(11, 61):  # 50 slider messages, handled back to back
+            slider.value = depth
+        await asyncio.sleep(0.3)
+        return dash.computations - before
+
+    assert asyncio.run(burst()) == 1
+    assert dash.result.net.depth == 60 == dash.computed_state["depth"]
+    np.testing.assert_array_equal(dash.plotted()["gradient"]["x"], np.arange(61))
+    np.testing.assert_allclose(dash.plotted()["gradient"]["mean"],
+                               expected_mean(vglab.MLP(depth=60, width=16)), rtol=1e-12)
+
+
+def test_a_long_drag_redraws_as_it_goes_but_skips_stale_values(dash):
+    """Messages arrive every 5 ms for 0.4 s; those that arrived while a redraw ran are handled together."""
+    slider = dash.controls["depth"]
+    values = list(range(2, 65))
+
+    async def drag():
+        before, start, sent = dash.computations, time.perf_counter(), 0
+        while sent < len(values):
+            arrived = min(len(values), int((time.perf_counter() - start) / 0.005) + 1)
+            for depth in values[sent:arrived]:  # the kernel drains its queue message by message
+                slider.value = depth
+            sent = arrived
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.3)
+        return dash.computations - before
+
+    computed = asyncio.run(drag())
+    assert 2 <= computed < len(values) // 2, computed  # live (several redraws), yet far fewer than values
+    assert dash.result.net.depth == values[-1]
+
+
+def test_programmatic_set_updates_once_for_several_controls(dash):
+    before = dash.computations
+    dash.set(depth=25, activation="relu", init="he", residual=True)
+    assert dash.computations == before + 1
+    assert dash.result.net == vglab.MLP(depth=25, width=16, activation="relu", init="he", residual=True)
+    assert dash.state["sigma_w"] == pytest.approx(math.sqrt(2))  # choosing He moved the σ_w slider
+
+
+def test_choosing_an_init_sets_sigma_w_and_the_slider_overrides_it(dash):
+    dash.set(init="he")
+    assert dash.result.net.sigma_w == pytest.approx(math.sqrt(2)) and dash.result.net.weight_std is None
+    dash.set(sigma_w=1.8)
+    assert dash.result.net.sigma_w == pytest.approx(1.8)
+    dash.set(init="xavier")
+    assert dash.state["sigma_w"] == 1.0 and dash.result.net.weight_std is None
+
+
+# --------------------------------------------------------------------------------------------- errors
+def test_an_invalid_value_shows_the_error_and_the_next_valid_value_recovers(dash):
+    updates = dash.updates
+    data_before = dash.plotted()["gradient"]["mean"].copy()
+    dash.set(seed=-1)  # an IntText: the value reaches the engine, which refuses it
+    assert dash.error_message == f"seed must be an integer in 0..{vglab.jacobians.MAX_SEED}, got -1"
+    assert "seed must be an integer" in dash.error.value and dash.error.layout.display == "block"
+    assert "error" in dash.status.value and dash.updates == updates
+    np.testing.assert_array_equal(dash.plotted()["gradient"]["mean"], data_before)  # last good plot stays
+    dash.set(seed=3)
+    assert dash.error_message == "" and dash.error.layout.display == "none"
+    assert dash.updates == updates + 1 and dash.result.norms.seed == 3
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    (dict(depth=0), "depth must be an integer in 1..64 on this dashboard, got 0"),
+    (dict(depth=2.5), "depth must be an integer in 1..64 on this dashboard, got 2.5"),
+    (dict(activation="sigmod"), "unknown activation 'sigmod'; did you mean 'sigmoid'?"),
+    (dict(norm="layer"), "unknown norm 'layer'"),
+])
+def test_values_a_control_cannot_take_are_shown_not_raised(dash, values, message):
+    state = dash.state
+    dash.set(**values)
+    assert dash.error_message.startswith(message)
+    assert dash.state == state
+    dash.set(depth=12)
+    assert dash.error_message == ""
+
+
+def test_unknown_control_name_is_a_programming_error(dash):
+    with pytest.raises(ValueError, match="unknown control 'dpth'; did you mean 'depth'?"):
+        dash.set(dpth=3)
+
+
+def test_an_exception_in_draw_is_shown_and_the_dashboard_keeps_working(dash, monkeypatch):
+    original = dash.draw
+
+    def broken(result):
+        raise RuntimeError("the plot broke")
+
+    monkeypatch.setattr(dash, "draw", broken)
+    dash.set(depth=30)
+    assert dash.error_message == "RuntimeError: the plot broke"
+    monkeypatch.setattr(dash, "draw", original)
+    dash.set(depth=31)
+    assert dash.error_message == "" and dash.plotted()["gradient"]["x"][-1] == 31
+
+
+def test_the_memory_bound_reached_by_sliders_is_a_readable_error():
+    d = GradientDashboard(depth=10, width=16, n_seeds=2, controls=("depth", "width", "n_seeds"),
+                          max_depth=10, widths=(16, 4096))
+    d.set(width=4096, n_seeds=16)
+    assert "above the 4 GiB bound; reduce depth, width or n_seeds" in d.error_message
+    d.set(width=16, n_seeds=2)
+    assert d.error_message == ""
+    d.close()
+
+
+# ------------------------------------------------------------------------------------ code, save, status
+def test_code_reproduces_the_plotted_result(dash):
+    dash.set(depth=21, activation="sigmoid", sigma_w=1.5, sigma_b=0.1, seed=5)
+    namespace = {}
+    exec(dash.code, namespace)
+    np.testing.assert_array_equal(namespace["result"].log10_activation_grad,
+                                  dash.result.norms.log10_activation_grad)
+    np.testing.assert_allclose(namespace["theory"], dash.plotted()["gradient"]["theory"], atol=1e-9)
+    assert namespace["net"] == dash.result.net
+    assert "vglab.MLP(depth=21, width=16, activation='sigmoid', weight_std=1.5, bias_std=0.1)" in dash.code
+
+
+def test_show_code_button_displays_the_code(dash):
+    assert dash.code_view.layout.display == "none"
+    dash.code_button.click()
+    assert dash.code_view.layout.display == "block" and dash.code_button.description == "Hide code"
+    assert "vglab.gradient_norms(net, seed=0, n_seeds=2)" in dash.code_view.value
+    dash.set(depth=44)
+    assert "depth=44" in dash.code_view.value  # kept current while shown
+    dash.code_button.click()
+    assert dash.code_view.layout.display == "none"
+
+
+def test_save_writes_png_and_pdf(dash, tmp_path):
+    png, pdf = dash.save(tmp_path / "gradients.png"), dash.save(tmp_path / "gradients.pdf")
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert open(pdf, "rb").read(5) == b"%PDF-"
+    with pytest.raises(ValueError, match="unknown figure format 'jpg'"):
+        dash.save(tmp_path / "gradients.jpg")
+    dash.save_path.value = str(tmp_path / "button.pdf")
+    dash.save_button.click()
+    assert (tmp_path / "button.pdf").stat().st_size > 1000 and "saved" in dash.status.value
+
+
+def test_status_carries_the_update_counter_and_the_plotted_state(dash):
+    dash.set(depth=7)
+    assert f'data-update="{dash.updates}"' in dash.status.value
+    assert 'data-depth="7"' in dash.status.value and "compute" in dash.status.value
+    assert dash.timings["compute"] > 0 and dash.timings["draw"] > 0
+
+
+def test_dashboard_root_and_controls_have_stable_classes_and_descriptions(dash):
+    assert "vglab-dashboard" in dash.widget._dom_classes
+    descriptions = {name: w.description for name, w in dash.controls.items()}
+    assert descriptions == {"depth": "depth", "activation": "activation", "init": "init", "sigma_w": "σ_w",
+                            "sigma_b": "σ_b", "residual": "residual", "norm": "norm", "seed": "seed"}
+    assert "vglab-control-sigma-w" in dash.controls["sigma_w"]._dom_classes
+    assert "vglab-status" in dash.status._dom_classes and "vglab-error" in dash.error._dom_classes
+    bundle = dash._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.widget.model_id
+
+
+def test_pins_keep_a_reference_curve(dash):
+    dash.pin()
+    pinned = dash.plots["gradient"].pins[0].get_ydata().copy()
+    dash.set(depth=12, residual=True)
+    assert len(dash.plots["gradient"].pins) == 1
+    np.testing.assert_array_equal(dash.plots["gradient"].pins[0].get_ydata(), pinned)
+    dash.clear_pins()
+    assert dash.plots["gradient"].pins == []
+
+
+# ------------------------------------------------------------------------------------ other dashboards
+def test_spectrum_dashboard_plots_the_engines_singular_values():
+    d = SpectrumDashboard(depth=8, width=16, max_depth=32, controls=("depth", "activation", "init"))
+    for depth, init in ((20, "orthogonal"), (5, "xavier")):
+        d.set(depth=depth, init=init)
+        expected = vglab.jacobian_spectrum(vglab.MLP(depth=depth, width=16, init=init)).log10_singular_values
+        np.testing.assert_array_equal(d.plotted()["spectrum"]["log10_singular_values"], expected)
+        counts, edges = d.plotted()["spectrum"]["histogram"]
+        assert counts.sum() == np.isfinite(expected).sum()
+    namespace = {}
+    exec(d.code, namespace)
+    np.testing.assert_array_equal(namespace["spectrum"].log10_singular_values, expected)
+    d.close()
+
+
+def test_phase_diagram_marks_the_setting_and_draws_the_edge_of_chaos():
+    d = PhaseDiagramDashboard(depth=10, width=16, n_seeds=1, max_depth=16)
+    d.set(sigma_w=1.5, sigma_b=0.3)
+    point = d.plotted()["phase"]["point"]
+    assert point == pytest.approx((1.5**2, 0.3**2))
+    edge_w2, edge_b2 = d.plotted()["phase"]["edge"]
+    # Where the drawn χ₁ = 1 line crosses σ_b² = 0.5, σ_w² matches the bisection of theory.critical_sigma_w.
+    finite = np.isfinite(edge_w2)
+    order = np.argsort(edge_b2[finite])
+    crossing = np.interp(0.5, edge_b2[finite][order], edge_w2[finite][order])
+    assert crossing == pytest.approx(theory.critical_sigma_w("tanh", math.sqrt(0.5)) ** 2, rel=0.03)
+    d.close()
+
+
+def test_a_generic_dashboard_from_plain_functions():
+    lines = {}
+
+    def setup(figure):
+        (lines["curve"],) = figure.add_subplot(1, 1, 1).plot([], [])
+
+    def compute(state):
+        return vglab.gradient_norms(vglab.MLP(depth=state["depth"], width=8), n_seeds=1)
+
+    def draw(result):
+        lines["curve"].set_data(np.arange(result.net.depth + 1), result.log10_activation_grad[0])
+
+    d = Dashboard({"depth": make_control("depth", 5, low=1, high=20)}, setup=setup, compute=compute,
+                  draw=draw, code=lambda s: f"vglab.gradient_norms(vglab.MLP(depth={s['depth']}, width=8))")
+    d.set(depth=9)
+    assert len(lines["curve"].get_xdata()) == 10 and d.code.endswith("depth=9, width=8))")
+    d.close()
+
+
+# --------------------------------------------------------------------------------------------- a real kernel
+def test_a_burst_of_frontend_slider_messages_in_a_real_kernel_computes_only_a_few():
+    """What JupyterLab sends while a slider is dragged: comm messages {method: update, state: {value}}."""
+    from jupyter_client.manager import KernelManager
+
+    manager = KernelManager(kernel_name="python3")  # jupyter_client runs its "python" as sys.executable
+    manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+
+        def run(code):
+            msg_id, output = client.execute(textwrap.dedent(code)), []
+            while True:
+                msg = client.get_iopub_msg(timeout=120)
+                if msg["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if msg["msg_type"] == "stream":
+                    output.append(msg["content"]["text"])
+                elif msg["msg_type"] == "error":
+                    raise AssertionError("\n".join(msg["content"]["traceback"]))
+                elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                    return "".join(output)
+
+        comm_id = run("""
+            %matplotlib widget
+            from vglab.dashboards import GradientDashboard
+            d = GradientDashboard(depth=5, width=16, n_seeds=2, max_depth=64, controls=("depth",))
+            print(d.controls["depth"].comm.comm_id, end="")
+        """)
+        for depth in range(6, 56):
+            client.session.send(client.shell_channel.socket, "comm_msg", {
+                "comm_id": comm_id,
+                "data": {"method": "update", "state": {"value": depth}, "buffer_paths": []}})
+        time.sleep(0.5)
+        report = run("""
+            import asyncio
+            await asyncio.sleep(0.5)
+            shown = d.plotted()["gradient"]["x"][-1]
+            print(d.computations, d.controls["depth"].value, d.result.net.depth, shown)
+        """).split()
+        computations, value, computed_depth, plotted_depth = (float(v) for v in report)
+        assert value == computed_depth == plotted_depth == 55
+        assert computations <= 1 + 10, f"{computations - 1:.0f} computations for 50 slider messages"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)

@@ -8,8 +8,10 @@ this Python environment exactly as an instructor would:
     nbgrader generate_feedback "*"          autograded/ → feedback/*.html
 
 with five students: ``instructor`` hands in the source notebooks (solutions and hidden tests), ``blank`` the
-released notebooks untouched, ``partial`` and ``partial_twin`` the same partly correct answers, ``broken``
-answers that return NaN, raise, and loop forever.  Scores are read back with ``nbgrader.api.Gradebook``.
+released notebooks untouched, ``partial`` partly correct answers, ``broken`` answers that return NaN, raise,
+and loop forever; and ``alice`` goes through nbgrader's exchange as on JupyterHub (release_assignment,
+fetch_assignment, submit, collect, then release_feedback and fetch_feedback) with the same answers as
+``partial`` for assignment 1.  Scores are read back with ``nbgrader.api.Gradebook``.
 
 The kernel that runs the notebooks is pinned to this interpreter (a ``python3`` kernelspec on a private
 JUPYTER_PATH), JAX is forced onto the CPU (grading needs no GPU), and every Jupyter/IPython directory is
@@ -152,6 +154,12 @@ def _private_jupyter_environment(home: Path) -> dict[str, str]:
     kernel = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
               "display_name": "Python 3", "language": "python"}
     (kernel_dir / "kernel.json").write_text(json.dumps(kernel))
+    # The hub-wide config of README.md: one course, one exchange directory shared by everyone.
+    (home / "exchange").mkdir()
+    (home / "jupyter_config").mkdir()
+    hub_config = ["c = get_config()", 'c.CourseDirectory.course_id = "vglab"',
+                  f"c.Exchange.root = {str(home / 'exchange')!r}"]
+    (home / "jupyter_config" / "nbgrader_config.py").write_text("\n".join(hub_config) + "\n")
     env = dict(os.environ)
     env.update(
         JUPYTER_PATH=str(data),  # searched first, also inside a virtualenv that prefers its own kernels
@@ -174,10 +182,10 @@ def _private_jupyter_environment(home: Path) -> dict[str, str]:
     return env
 
 
-def nbgrader(course: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    """Run ``python -m nbgrader <args>`` (this environment's nbgrader) in the course directory."""
+def nbgrader(cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """``python -m nbgrader <args>`` (this environment's nbgrader) in the course or a student's home."""
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, text=True,
+    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env, text=True,
                             capture_output=True, timeout=COMMAND_TIMEOUT_S)
     command = "nbgrader " + " ".join(args)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
@@ -193,16 +201,21 @@ def grade_id(cell: dict) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def submit(course: Path, student: str, assignment: str, answers: dict[str, str] | None = None) -> None:
-    """Hand in the released notebook with the solution cells named in ``answers`` filled in."""
-    name = NOTEBOOKS[assignment] + ".ipynb"
-    notebook = read_notebook(course / "release" / assignment / name)
+def answer(released: Path, target: Path, answers: dict[str, str] | None = None) -> None:
+    """Write the released notebook to ``target`` with the solution cells named in ``answers`` filled in."""
+    notebook = read_notebook(released)
     for cell in notebook["cells"]:
         if answers and grade_id(cell) in answers:
             cell["source"] = answers[grade_id(cell)].strip("\n")
-    target = course / "submitted" / student / assignment
-    target.mkdir(parents=True, exist_ok=True)
-    (target / name).write_text(json.dumps(notebook), encoding="utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(notebook), encoding="utf-8")
+
+
+def submit(course: Path, student: str, assignment: str, answers: dict[str, str] | None = None) -> None:
+    """Hand in the released notebook, answered, at submitted/<student>/<assignment>/ (no exchange)."""
+    name = NOTEBOOKS[assignment] + ".ipynb"
+    target = course / "submitted" / student / assignment / name
+    answer(course / "release" / assignment / name, target, answers)
 
 
 def autograde_scores(course: Path, student: str, assignment: str) -> dict[str, float | None]:
@@ -256,16 +269,31 @@ def graded_course(tmp_path_factory):
         target.mkdir(parents=True)
         shutil.copy(course / "source" / assignment / name, target / name)
         submit(course, "blank", assignment)
-        for student in ("partial", "partial_twin"):
-            submit(course, student, assignment, PARTIAL[assignment])
-    submit(course, "broken", "01_chain_rule_and_saturation", BROKEN["01_chain_rule_and_saturation"])
+        submit(course, "partial", assignment, PARTIAL[assignment])
+    first = "01_chain_rule_and_saturation"
+    submit(course, "broken", first, BROKEN[first])
+
+    # alice, through the exchange: the instructor releases, she fetches, answers and submits, he collects.
+    alice = home / "alice"
+    alice.mkdir()
+    student = ("--CourseDirectory.student_id=alice",)
+    nbgrader(course, env, "release_assignment", first)
+    nbgrader(alice, env, "fetch_assignment", first)
+    fetched = alice / first / (NOTEBOOKS[first] + ".ipynb")
+    answer(fetched, fetched, PARTIAL[first])
+    nbgrader(alice, env, "submit", first, *student)
+    nbgrader(course, env, "collect", first)
+
     timeout = f"--Execute.timeout={CELL_TIMEOUT_S}"
-    first = nbgrader(course, env, "autograde", "*", "--create", timeout)
+    nbgrader(course, env, "autograde", "*", "--create", timeout)
     runs = {"first": {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}}
     nbgrader(course, env, "autograde", "*", "--student=partial", "--force", timeout)
     runs["second"] = {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}
     nbgrader(course, env, "generate_feedback", "*")
-    return {"course": course, "env": env, "runs": runs, "log": first.stdout + first.stderr}
+    # Only submissions collected from the exchange carry the secret that release_feedback needs.
+    nbgrader(course, env, "release_feedback", first, "--student=alice")
+    nbgrader(alice, env, "fetch_feedback", first, *student)
+    return {"course": course, "env": env, "runs": runs, "alice": alice}
 
 
 @pytest.mark.parametrize("assignment", NOTEBOOKS)
@@ -336,7 +364,6 @@ def test_partly_correct_submission_gets_partial_marks_deterministically(graded_c
     expected = PARTIAL_SCORES[assignment]
     assert {name: first[name] for name in expected} == expected
     assert first == second, "re-grading the same submission changed its score"
-    assert autograde_scores(graded_course["course"], "partial_twin", assignment) == first
     got, maximum = code_score(graded_course["course"], "partial", assignment)
     assert 0 < got < maximum
 
@@ -361,7 +388,7 @@ def test_feedback_html_is_generated_for_every_graded_submission(graded_course):
     course = graded_course["course"]
     autograded = course / "autograded"
     submissions = sorted(p.relative_to(autograded) for p in autograded.glob("*/*/*.ipynb"))
-    assert len(submissions) == 3 * 4 + 1
+    assert len(submissions) == 3 * 3 + 2  # instructor, blank, partial × 3; broken, alice × 1
     for submission in submissions:
         feedback = course / "feedback" / submission.with_suffix(".html")
         assert feedback.is_file(), feedback
@@ -369,3 +396,15 @@ def test_feedback_html_is_generated_for_every_graded_submission(graded_course):
         assert "<html" in html and "Score" in html
     partial = (course / "feedback" / "partial" / "02_initialization" / "initialization.html").read_text()
     assert "test_measured_chi" in partial or "measured_chi" in partial
+
+
+def test_exchange_round_trip_collects_grades_and_returns_feedback(graded_course):
+    """The JupyterHub workflow of README.md: a submission through the exchange is graded like any other."""
+    course, assignment = graded_course["course"], "01_chain_rule_and_saturation"
+    collected = course / "submitted" / "alice" / assignment
+    assert (collected / "chain_rule_and_saturation.ipynb").is_file()
+    assert (collected / "timestamp.txt").is_file()
+    assert autograde_scores(course, "alice", assignment) == graded_course["runs"]["first"][assignment]
+    feedback = graded_course["alice"] / assignment / "feedback"
+    returned = list(feedback.glob("*/chain_rule_and_saturation.html"))
+    assert len(returned) == 1 and "Score" in returned[0].read_text(encoding="utf-8")

@@ -158,6 +158,29 @@ def test_a_long_drag_redraws_as_it_goes_but_skips_stale_values(dash):
     assert dash.result.net.depth == values[-1]
 
 
+def test_during_a_drag_a_slow_theory_curve_arrives_later_without_holding_back_the_plot(dash, monkeypatch):
+    dash.set(residual=True, sigma_w=1.35)  # synchronous: theory included at once
+    assert dash.plotted()["gradient"]["theory"] is not None and not dash.result.theory_pending
+    drawn, draw = [], dash.draw
+    monkeypatch.setattr(dash, "draw", lambda view: (drawn.append(view), draw(view)))
+
+    async def drag():
+        dash.controls["sigma_b"].value = 0.37  # a network whose theory is not cached yet
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if drawn and not dash.result.theory_pending:
+                break
+
+    asyncio.run(drag())
+    assert [view.theory_pending for view in drawn] == [True, False]  # measurement first, then theory
+    assert drawn[0].theory is None and drawn[0].net.bias_std == 0.37
+    net = vglab.MLP(depth=10, width=16, activation="tanh", weight_std=1.35, bias_std=0.37, residual=True)
+    log10_g = dash.result.norms.log10_activation_grad[:, -1].mean()
+    expected = theory.predicted_log10_grad(net, log10_g)
+    np.testing.assert_allclose(dash.plotted()["gradient"]["theory"], expected, atol=1e-9)
+    assert "computing" not in dash.status.value and dash.computations == 3  # no recompute for the theory
+
+
 def test_programmatic_set_updates_once_for_several_controls(dash):
     before = dash.computations
     dash.set(depth=25, activation="relu", init="he", residual=True)

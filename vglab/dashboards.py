@@ -31,8 +31,11 @@ import contextlib
 import functools
 import html
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import ipywidgets as widgets
@@ -52,7 +55,7 @@ WIDTH_CHOICES = (16, 32, 64, 128, 256, 512)
 CONTROL_LABELS = {
     "depth": "depth", "width": "width", "activation": "activation", "init": "init", "sigma_w": "σ_w",
     "sigma_b": "σ_b", "residual": "residual", "norm": "norm", "leaky_slope": "leaky slope", "seed": "seed",
-    "n_seeds": "seeds", "theory": "theory",
+    "n_seeds": "seeds", "theory": "theory", "residual_scale": "α (skip branch)",
 }
 
 
@@ -142,6 +145,7 @@ class Dashboard:
         self._changes = self._changes_seen = 0
         self._first_change_at = 0.0
         self._hold = 0
+        self.interactive = False  # True while an update runs for a control change in a live kernel
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize)
         self.setup_figure(self.figure)
@@ -304,7 +308,11 @@ class Dashboard:
             return
         self._scheduled = False
         if self._pending:
-            self.update_now()
+            self.interactive = True  # a slider drag: slow extras may finish in the background
+            try:
+                self.update_now()
+            finally:
+                self.interactive = False
 
     def update_now(self):
         """Compute the current state and redraw, synchronously.  Returns the result (None after an error)."""
@@ -425,34 +433,62 @@ class GradientView:
     norms:  the ``vglab.GradientNorms`` of the network.
     theory: (depth+1,) mean-field log10 √E‖∂L/∂h_l‖² from the measured log10 ‖g‖, or None (LayerNorm nets).
     bound:  (depth+1,) log10 of sup|φ′|^(L−l) · ‖g‖, or None where sup|φ′| ≥ 1 (no decay bound).
+    theory_pending: the theory is still being computed (only during live drags; see GradientDashboard).
     """
 
     norms: vglab.GradientNorms
     theory: np.ndarray | None
     bound: np.ndarray | None
+    theory_pending: bool = False  # being computed in the background (a live drag); drawn when ready
 
     @property
     def net(self) -> vglab.MLP:
         return self.norms.net
 
 
-@functools.lru_cache(maxsize=64)
-def _theory_profile(net_at_depth: vglab.MLP) -> np.ndarray | None:
-    return theory.predicted_log10_grad(net_at_depth, 0.0)
+_THEORY_PROFILES: OrderedDict = OrderedDict()
+_THEORY_LOCK = threading.Lock()
+_THEORY_POOL: ThreadPoolExecutor | None = None
 
 
-def theory_curve(net: vglab.MLP, log10_output_grad: float, depth_bucket: int) -> np.ndarray | None:
-    """``theory.predicted_log10_grad(net, log10_output_grad)``, computed once per depth bucket.
+def theory_profile(net_at_max_depth: vglab.MLP) -> np.ndarray | None:
+    """``theory.predicted_log10_grad(net, 0.0)``, cached (128 networks)."""
+    with _THEORY_LOCK:
+        if net_at_max_depth in _THEORY_PROFILES:
+            _THEORY_PROFILES.move_to_end(net_at_max_depth)
+            return _THEORY_PROFILES[net_at_max_depth]
+    profile = theory.predicted_log10_grad(net_at_max_depth, 0.0)
+    with _THEORY_LOCK:
+        _THEORY_PROFILES[net_at_max_depth] = profile
+        while len(_THEORY_PROFILES) > 128:
+            _THEORY_PROFILES.popitem(last=False)
+    return profile
 
-    The per-layer mean-field factors depend on the layer index, not on the depth, so the curve of the
-    deeper net ``net.replace(depth=D)`` restricted to l ≤ L and shifted to start at l = L gives the curve for
-    depth L: dragging the depth reuses one computation.
+
+def theory_profile_is_cached(net_at_max_depth: vglab.MLP) -> bool:
+    with _THEORY_LOCK:
+        return net_at_max_depth in _THEORY_PROFILES
+
+
+def theory_curve(net: vglab.MLP, log10_output_grad: float, max_depth: int) -> np.ndarray | None:
+    """``theory.predicted_log10_grad(net, log10_output_grad)``, from one cached curve of the deepest net.
+
+    The mean-field factor of layer l depends on l (through q_l), not on the depth, so the curve of
+    ``net.replace(depth=D)`` restricted to l ≤ L and shifted to start at l = L is the curve for depth L:
+    dragging the depth reuses one computation.
     """
-    profile = _theory_profile(net.replace(depth=max(depth_bucket, net.depth)))
+    profile = theory_profile(net.replace(depth=max(max_depth, net.depth)))
     if profile is None:
         return None
     L = net.depth
     return profile[: L + 1] - profile[L] + log10_output_grad
+
+
+def _theory_pool() -> ThreadPoolExecutor:
+    global _THEORY_POOL
+    if _THEORY_POOL is None:
+        _THEORY_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vglab-theory")
+    return _THEORY_POOL
 
 
 def bound_curve(net: vglab.MLP, log10_output_grad: float) -> np.ndarray | None:
@@ -490,6 +526,10 @@ class GradientDashboard(Dashboard):
         "saturated"    share of units with |φ′(z)| ≤ 0.1 sup|φ′|
         "phase"        order/chaos diagram over (σ_w², σ_b²) with the current setting marked
 
+    The mean-field curve can take seconds for saturating nets with large variance q (residual tanh at depth
+    1000); it is cached per network and, during a live drag, computed in a worker thread and drawn when
+    ready, so the measurement never waits for it.  ``update_now()`` and ``set()`` compute it synchronously.
+
     σ_w: choosing an ``init`` sets the σ_w slider to that scheme's value (Xavier 1, He √2); moving the slider
     then overrides it (``weight_std``).  ``max_depth`` bounds the depth slider; the constructor computes
     once at that depth, so every later depth drag is a compiled program's cached run.
@@ -499,13 +539,14 @@ class GradientDashboard(Dashboard):
 
     def __init__(self, *, depth: int = 20, width: int = 64, activation: str = "tanh", init: str = "xavier",
                  sigma_w: float | None = None, sigma_b: float = 0.0, residual: bool = False, norm=None,
-                 leaky_slope: float = 0.01, seed: int = 0, n_seeds: int = 4,
+                 residual_scale: float = 1.0, leaky_slope: float = 0.01, seed: int = 0, n_seeds: int = 4,
                  controls=("depth", "activation", "init"), panels=("gradient",), max_depth: int = 200,
                  activations=None, inits=None, widths=WIDTH_CHOICES, sigma_w_range=(0.1, 4.0),
                  sigma_b_range=(0.0, 1.0), show_theory: bool = True, show_bound: bool = True,
                  title: str = "", figsize=None, warm_up: bool = True):
         net = vglab.MLP(depth=depth, width=width, activation=activation, init=init, weight_std=sigma_w,
-                        bias_std=sigma_b, residual=residual, norm=norm, leaky_slope=leaky_slope)
+                        bias_std=sigma_b, residual=residual, norm=norm, residual_scale=residual_scale,
+                        leaky_slope=leaky_slope)
         if not 1 <= depth <= max_depth:
             raise ValueError(f"depth must be an integer in 1..{max_depth} (max_depth), got {depth}")
         for panel in panels:
@@ -515,7 +556,8 @@ class GradientDashboard(Dashboard):
         self.panels, self.max_depth = tuple(panels), max_depth
         self.show_bound = show_bound
         values = dict(depth=depth, width=width, activation=activation, init=init, sigma_w=net.sigma_w,
-                      sigma_b=sigma_b, residual=residual, norm=net.norm or "none", leaky_slope=leaky_slope,
+                      sigma_b=sigma_b, residual=residual, norm=net.norm or "none",
+                      residual_scale=residual_scale, leaky_slope=leaky_slope,
                       seed=seed, n_seeds=n_seeds, theory=show_theory)
         specs = dict(
             depth=dict(low=1, high=max_depth),
@@ -526,6 +568,7 @@ class GradientDashboard(Dashboard):
             sigma_b=dict(low=sigma_b_range[0], high=sigma_b_range[1], step=0.01),
             norm=dict(options=list(NORM_CHOICES)),
             leaky_slope=dict(low=0.0, high=1.0, step=0.01),
+            residual_scale=dict(low=0.05, high=2.0, step=0.05),
             n_seeds=dict(low=1, high=16),
         )
         made = {name: make_control(name, values[name], **specs.get(name, {})) for name in controls}
@@ -560,7 +603,8 @@ class GradientDashboard(Dashboard):
             else float(s["sigma_w"])
         return vglab.MLP(depth=s["depth"], width=s["width"], activation=s["activation"], init=s["init"],
                          weight_std=weight_std, bias_std=float(s["sigma_b"]), residual=bool(s["residual"]),
-                         norm=s["norm"], leaky_slope=float(s["leaky_slope"]))
+                         norm=s["norm"], residual_scale=float(s["residual_scale"]),
+                         leaky_slope=float(s["leaky_slope"]))
 
     # ---- figure
     def setup_figure(self, figure):
@@ -590,20 +634,51 @@ class GradientDashboard(Dashboard):
         figure.tight_layout()
 
     # ---- compute
-    def _depth_bucket(self, depth: int) -> int:
-        bucket = 16
-        while bucket < depth:
-            bucket *= 2
-        return min(bucket, self.max_depth) if depth <= self.max_depth else depth
-
     def compute(self, state: dict) -> GradientView:
         net = self.network(state)
         norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
         log10_g = float(np.mean(norms.log10_activation_grad[:, -1]))
-        predicted = theory_curve(net, log10_g, self._depth_bucket(net.depth)) if state["theory"] else None
+        predicted, pending = None, False
+        if state["theory"]:
+            deepest = net.replace(depth=max(self.max_depth, net.depth))
+            if self.interactive and not theory_profile_is_cached(deepest):
+                pending = True
+                self._start_theory(deepest)
+            else:
+                predicted = theory_curve(net, log10_g, self.max_depth)
         bound = bound_curve(net, log10_g) if self.show_bound else None
         self._compiled_keys.add(self._compile_key(state))
-        return GradientView(norms, predicted, bound)
+        return GradientView(norms, predicted, bound, pending)
+
+    def _start_theory(self, deepest: vglab.MLP) -> None:
+        """Compute a mean-field curve in a worker thread (it can take seconds for saturating nets with
+        large q), then redraw it if the plot still shows that network; the measurement does not wait."""
+        loop = _running_loop()
+
+        def work():
+            try:
+                theory_profile(deepest)
+            except Exception:  # noqa: BLE001 - the theory line is an extra; the plot stays without it
+                return
+            loop.call_soon_threadsafe(self._theory_ready, deepest)
+
+        _theory_pool().submit(work)
+
+    def _theory_ready(self, deepest: vglab.MLP) -> None:
+        view = self.result
+        if view is None or not view.theory_pending:
+            return
+        if view.net.replace(depth=max(self.max_depth, view.net.depth)) != deepest:
+            return  # the plot moved on; its own curve is on its way
+        log10_g = float(np.mean(view.norms.log10_activation_grad[:, -1]))
+        self.result = GradientView(view.norms, theory_curve(view.net, log10_g, self.max_depth), view.bound)
+        try:
+            self.draw(self.result)
+            self._redraw_figure()
+        except Exception as error:  # noqa: BLE001
+            self._show_error(error)
+            return
+        self._update_status()
 
     def _compile_key(self, state):
         return (state["activation"], state["residual"], state["norm"], state["width"], state["n_seeds"],
@@ -664,7 +739,7 @@ class GradientDashboard(Dashboard):
         s = self.computed_state
         label = f"{s['activation']}, {s['init']}, σ_w={s['sigma_w']:.2f}, L={s['depth']}"
         if s["residual"]:
-            label += ", skip"
+            label += ", skip" + (f" α={s['residual_scale']:.2f}" if s["residual_scale"] != 1.0 else "")
         if s["norm"] != "none":
             label += f", {s['norm']}-LN"
         for plot in self.plots.values():
@@ -688,7 +763,8 @@ class GradientDashboard(Dashboard):
             text = f"‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ {_power_text(float(np.mean(finite)))}"
             if finite.size < ratio.size:
                 text += f" ({ratio.size - finite.size} seed(s) exactly 0)"
-        return f"depth {view.net.depth}, {view.net.activation}: {text}"
+        pending = " (theory: computing…)" if view.theory_pending else ""
+        return f"depth {view.net.depth}, {view.net.activation}: {text}{pending}"
 
     def code_for(self, state: dict) -> str:
         net = self.network(state)

@@ -198,6 +198,21 @@ def test_choosing_an_init_sets_sigma_w_and_the_slider_overrides_it(dash):
     assert dash.state["sigma_w"] == 1.0 and dash.result.net.weight_std is None
 
 
+def test_a_browser_snapping_a_slider_to_its_step_grid_costs_no_recomputation(dash):
+    """JupyterLab's slider sends back 1.0000000000000002 for 1.0 (min 0.1, step 0.05) when it first renders,
+    and 1.4000000000000001 for He's √2: neither is a new network."""
+    before = dash.computations
+    dash.controls["sigma_w"].value = 1.0000000000000002
+    assert dash.computations == before
+    dash.set(init="he")
+    net = dash.result.net
+    dash.controls["sigma_w"].value = 1.4000000000000001
+    assert dash.computations == before + 1 and dash.result.net == net and net.weight_std is None
+    dash.set(sigma_w=1.5000000000000002)
+    assert dash.result.net.weight_std == 1.5 and "weight_std=1.5)" in dash.code
+    assert dash.update_now(force=True) is dash.result and dash.computations == before + 3
+
+
 # --------------------------------------------------------------------------------------------- errors
 def test_an_invalid_value_shows_the_error_and_the_next_valid_value_recovers(dash):
     updates = dash.updates

@@ -96,6 +96,18 @@ def _running_loop():
         return None
 
 
+def _same_number(old, new) -> bool:
+    """True for a float change within rounding (a browser slider snaps 1.0 to 1.0000000000000002 on its
+    step grid when it first renders, and sends that back): not worth a recomputation."""
+    floats = isinstance(old, float) and isinstance(new, float)
+    return floats and math.isclose(old, new, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _tidy(value: float) -> float:
+    """A slider's float without its step-grid rounding noise: 1.5000000000000002 → 1.5."""
+    return float(f"{float(value):.10g}")
+
+
 def _error_message(error: BaseException) -> str:
     """'depth must be an integer in 1..10000, got 0' for ValueErrors; 'TypeError: …' for anything else."""
     text = str(error) or type(error).__name__
@@ -174,6 +186,10 @@ class Dashboard:
 
     def warm_up(self) -> None:
         """Compile what the first drags will need (default: nothing beyond the first update)."""
+
+    def equivalent(self, state: dict, other: dict) -> bool:
+        """Whether two states give the same result (then an update redraws nothing)."""
+        return state == other
 
     def pin(self) -> None:
         """Keep the current curves as faint references (dashboards that support it override this)."""
@@ -279,7 +295,7 @@ class Dashboard:
 
     # ---- updating
     def _on_control_change(self, change):
-        if self._hold:
+        if self._hold or _same_number(change["old"], change["new"]):
             return
         self.request_update()
 
@@ -314,10 +330,17 @@ class Dashboard:
             finally:
                 self.interactive = False
 
-    def update_now(self):
-        """Compute the current state and redraw, synchronously.  Returns the result (None after an error)."""
+    def update_now(self, force: bool = False):
+        """Compute the current state and redraw, synchronously.  Returns the result (None after an error).
+
+        A state ``equivalent`` to the one on screen is not recomputed unless ``force``.
+        """
         self._pending = False
         state = self.state
+        unchanged = self.computed_state is not None and self.equivalent(state, self.computed_state)
+        if unchanged and self.last_error is None and not force:
+            self.computed_state = state
+            return self.result
         self._announce(state)
         start = time.perf_counter()
         try:
@@ -576,8 +599,9 @@ class GradientDashboard(Dashboard):
         self._compiled_keys: set = set()
         if "init" in made and "sigma_w" in made:
             made["init"].observe(self._init_sets_sigma_w, names="value")
-        super().__init__(made, fixed=fixed, title=title, figsize=figsize or (4.6 * len(panels) + 0.6, 3.9),
-                         warm_up=warm_up, extra_buttons=self._pin_buttons())
+        figsize = figsize or (min(9.2, 4.4 * len(panels) + 0.4), 3.8)  # fits a JupyterLab output area
+        super().__init__(made, fixed=fixed, title=title, figsize=figsize, warm_up=warm_up,
+                         extra_buttons=self._pin_buttons())
 
     PANELS = ("gradient", "weights", "activations", "dead", "saturated", "phase")
 
@@ -597,14 +621,24 @@ class GradientDashboard(Dashboard):
         return (pin, clear)
 
     def network(self, state: dict | None = None) -> vglab.MLP:
-        """The ``vglab.MLP`` a state describes (σ_w is passed only where it differs from the init's)."""
+        """The ``vglab.MLP`` a state describes.
+
+        σ_w within half a slider step of the init's own value counts as that value (``weight_std=None``): the
+        slider cannot show √2 exactly, and a browser snaps it to its step grid when it first draws.
+        """
         s = self.state if state is None else state
-        weight_std = None if math.isclose(s["sigma_w"], default_weight_std(s["init"]), rel_tol=1e-9) \
-            else float(s["sigma_w"])
+        sigma_w, default = _tidy(s["sigma_w"]), default_weight_std(s["init"])
+        half_step = self.controls["sigma_w"].step / 2 if "sigma_w" in self.controls else 1e-9
+        weight_std = None if abs(sigma_w - default) <= half_step + 1e-12 else sigma_w
         return vglab.MLP(depth=s["depth"], width=s["width"], activation=s["activation"], init=s["init"],
-                         weight_std=weight_std, bias_std=float(s["sigma_b"]), residual=bool(s["residual"]),
-                         norm=s["norm"], residual_scale=float(s["residual_scale"]),
-                         leaky_slope=float(s["leaky_slope"]))
+                         weight_std=weight_std, bias_std=_tidy(s["sigma_b"]), residual=bool(s["residual"]),
+                         norm=s["norm"], residual_scale=_tidy(s["residual_scale"]),
+                         leaky_slope=_tidy(s["leaky_slope"]))
+
+    def equivalent(self, state: dict, other: dict) -> bool:
+        keys = ("seed", "n_seeds", "theory")
+        return (all(state[k] == other[k] for k in keys)
+                and self.network(state) == self.network(other))
 
     # ---- figure
     def setup_figure(self, figure):
@@ -800,7 +834,7 @@ class SpectrumDashboard(GradientDashboard):
                  controls=("depth", "activation", "init"), **kwargs):
         kwargs.setdefault("n_seeds", 1)
         super().__init__(depth=depth, width=width, max_depth=max_depth, controls=controls,
-                         panels=("gradient",), figsize=kwargs.pop("figsize", (10.0, 3.9)), **kwargs)
+                         panels=("gradient",), figsize=kwargs.pop("figsize", (9.2, 3.8)), **kwargs)
 
     def setup_figure(self, figure):
         sorted_ax, histogram_ax = figure.subplots(1, 2)

@@ -22,6 +22,21 @@ dashboard's own layout, so it is shown exactly once; the figure and its artists 
 
 Subclasses (or the ``compute=``/``draw=``/``code=`` arguments) supply the experiment; ``GradientDashboard``,
 ``SpectrumDashboard`` and ``PhaseDiagramDashboard`` are the ones the notebooks use.
+
+What a test (or a browser) can rely on:
+
+    .vglab-dashboard            the root box (plus .vglab-gradient-dashboard / .vglab-spectrum-dashboard)
+    .vglab-control-<name>       each control (depth, width, activation, init, sigma-w, sigma-b, residual,
+                                norm, residual-scale, leaky-slope, seed, n-seeds); descriptions "depth", "σ_w"
+    .vglab-status-text          inside the status; ``data-update`` counts completed redraws, and the other
+                                ``data-*`` attributes hold the state that is plotted (data-depth="50" …);
+                                ``data-error="1"`` while an error is shown
+    .vglab-error                the error message (hidden when there is none)
+    .vglab-show-code, .vglab-code, .vglab-save, .vglab-save-path, .vglab-pin, .vglab-clear-pins
+    Python side: .state, .set(**values), .update_now(), .result, .plotted(), .code, .save(path),
+                 .computations (compute calls), .updates (redraws), .timings, .error_message, .figure
+With ipympl the figure is rendered when the browser asks for it after ``draw_idle``; the status line is
+rewritten right after ``draw_idle``, so "draw" in it is the time to update the artists, not to paint pixels.
 """
 
 from __future__ import annotations

@@ -122,6 +122,16 @@ def test_exactly_zero_gradients_are_marked_and_explained():
     d.close()
 
 
+@pytest.mark.parametrize("panels", [("gradient",), ("gradient", "activations"), ("gradient", "dead"),
+                                    ("weights", "saturated"), ("gradient", "phase")])
+def test_every_panel_layout_gives_each_axes_its_share_of_the_figure(panels):
+    d = GradientDashboard(depth=5, controls=("depth",), panels=panels, width=16, n_seeds=2, max_depth=8)
+    for ax in d.figure.axes:
+        if ax.get_label() != "<colorbar>":
+            assert ax.get_position().width > 0.6 / len(panels), (panels, ax.get_position())
+    d.close()
+
+
 def test_mean_and_band_leave_zero_seeds_out():
     values = np.array([[-np.inf, -3.0, -1.0], [-5.0, -2.0, -1.0]])
     mean, low, high, zeros = plots.mean_and_band(values)

@@ -141,6 +141,7 @@ class LogProfilePlot:
         (self.zero_markers,) = ax.plot([], [], linestyle="none", marker="v", markersize=7, color=ZERO_COLOUR,
                                        transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
                                        label="exactly 0")
+        self.zero_markers.set_visible(False)  # shown by update() where a value is exactly 0
         self.zero_note = ax.text(0.02, 0.04, "", transform=ax.transAxes, color=ZERO_COLOUR, fontsize=9,
                                  va="bottom", ha="left", zorder=6,
                                  bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR, alpha=0.85, pad=2))
@@ -354,6 +355,7 @@ class SpectrumPlot:
         (self.zero_markers,) = sorted_ax.plot([], [], linestyle="none", marker="v", markersize=6,
                                               color=ZERO_COLOUR, transform=sorted_ax.get_xaxis_transform(),
                                               clip_on=False)
+        self.zero_markers.set_visible(False)
         self.zero_note = sorted_ax.text(0.02, 0.04, "", transform=sorted_ax.transAxes, color=ZERO_COLOUR,
                                         fontsize=9, bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR,
                                                               alpha=0.85, pad=2))

@@ -12,8 +12,9 @@ from vglab.activations import ACTIVATIONS, sup_derivative
 from vglab.init import INITS
 from vglab.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
 from vglab.networks import MLP
+from vglab.recurrent import RNN
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "INITS", "MLP", "GradientNorms", "JacobianSpectrum", "gradient_norms",
+__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "GradientNorms", "JacobianSpectrum", "gradient_norms",
            "jacobian_spectrum", "sup_derivative", "theory"]

@@ -1,0 +1,276 @@
+"""vglab.RNN: per-step gradients against float64 jax.jacfwd, closed forms, the Pascanu bound, 1000 steps."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import vglab
+from tests import reference  # noqa: F401  (enables float64 for the references below)
+from vglab import recurrent
+
+RTOL_LOG = 1e-5  # on log10 values: the norms agree to ~2e-5 relative
+
+
+class CompileCounter:
+    """Counts XLA backend compilations (the slow step a slider must never wait for)."""
+
+    def __init__(self):
+        self.count = 0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+    def _listen(self, event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+COUNTER = CompileCounter()
+
+
+# --------------------------------------------------------------------------------------------- reference
+def _phi(name, x, slope):
+    return {
+        "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "relu": lambda v: jnp.maximum(v, 0.0),
+        "leaky_relu": lambda v: jnp.where(v > 0, v, slope * v),
+        "gelu": lambda v: jax.nn.gelu(v, approximate=False),
+        "linear": lambda v: v,
+    }[name](x)
+
+
+def reference_gradients(net, seed):
+    """float64 log10 ‖∂L/∂h_t‖ and (LSTM) ‖∂L/∂c_t‖, t = 0..T, written out directly.
+
+    The graph adjoints are the derivatives of L with respect to perturbations ε_t added to h_t (and η_t added
+    to c_t, before h_t is computed from it) at ε = η = 0, taken by forward-mode jax.jacfwd.
+    """
+    p = recurrent.parameters(net, seed)
+    W, U, b, xs, g = (jnp.asarray(a, jnp.float64) for a in p)
+    n, T = net.hidden, net.steps
+
+    def loss(eps, eta):
+        h = jnp.zeros(n) + eps[0]
+        c = jnp.zeros(n) + eta[0]
+        for t in range(1, T + 1):
+            z = W @ h + U @ xs[t - 1] + b
+            if net.cell == "vanilla":
+                h = _phi(net.activation, z, net.leaky_slope) + eps[t]
+            else:
+                i, f, o = jax.nn.sigmoid(z[:n]), jax.nn.sigmoid(z[n:2 * n]), jax.nn.sigmoid(z[2 * n:3 * n])
+                c = f * c + i * jnp.tanh(z[3 * n:]) + eta[t]
+                h = o * jnp.tanh(c) + eps[t]
+        return jnp.dot(g, h)
+
+    zeros = jnp.zeros((T + 1, n))
+    d_eps, d_eta = jax.jacfwd(loss, argnums=(0, 1))(zeros, zeros)
+    with np.errstate(divide="ignore"):  # ∂L/∂c_T = 0 for the vanilla cell: log10 0 = −inf, not compared
+        return np.log10(np.linalg.norm(d_eps, axis=1)), np.log10(np.linalg.norm(d_eta, axis=1))
+
+
+CONFIGS = [
+    dict(cell="vanilla", activation="tanh"),
+    dict(cell="vanilla", activation="relu", bias_std=0.3, weight_std=1.5),
+    dict(cell="vanilla", activation="sigmoid", spectral_radius=2.0),
+    dict(cell="vanilla", activation="gelu", input_std=0.5),
+    dict(cell="vanilla", activation="leaky_relu", leaky_slope=0.2, spectral_radius=0.7),
+    dict(cell="vanilla", activation="linear", weight_std=0.8, input_std=0.0),
+    dict(cell="lstm"),
+    dict(cell="lstm", forget_bias=3.0, weight_std=2.0, bias_std=0.5),
+    dict(cell="lstm", spectral_radius=1.0, input_std=2.0, forget_bias=-1.0),
+]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(str(v) for v in c.values()))
+@pytest.mark.parametrize("hidden,steps,seed", [(8, 6, 4), (8, 2, 11)])
+def test_matches_float64_jacfwd(config, hidden, steps, seed):
+    net = vglab.RNN(hidden=hidden, steps=steps, **config)
+    result = vglab.gradient_norms(net, seed=seed)
+    ref_h, ref_c = reference_gradients(net, seed)
+    assert result.log10_activation_grad.shape == (1, steps + 1)
+    np.testing.assert_allclose(result.log10_activation_grad[0], ref_h, rtol=RTOL_LOG, atol=1e-5)
+    if net.cell == "lstm":
+        assert result.log10_cell_grad.shape == (1, steps + 1)
+        np.testing.assert_allclose(result.log10_cell_grad[0], ref_c, rtol=RTOL_LOG, atol=1e-5)
+    else:
+        assert result.log10_cell_grad is None
+
+
+@pytest.mark.parametrize("cell", ["vanilla", "lstm"])
+def test_single_unit_single_step_matches_float64_jacfwd(cell):
+    net = vglab.RNN(cell=cell, hidden=1, steps=1, bias_std=0.5)
+    result = vglab.gradient_norms(net, seed=0)
+    ref_h, ref_c = reference_gradients(net, 0)
+    np.testing.assert_allclose(result.log10_activation_grad[0], ref_h, rtol=RTOL_LOG, atol=1e-5)
+    if cell == "lstm":
+        np.testing.assert_allclose(result.log10_cell_grad[0], ref_c, rtol=RTOL_LOG, atol=1e-5)
+
+
+def test_seeds_are_vmapped_independent_networks():
+    net = vglab.RNN(cell="lstm", hidden=8, steps=5)
+    batch = vglab.gradient_norms(net, seed=7, n_seeds=3)
+    assert batch.log10_activation_grad.shape == (3, 6) and batch.forget_gate_mean.shape == (3, 5)
+    for i in range(3):
+        single = vglab.gradient_norms(net, seed=7 + i)
+        np.testing.assert_allclose(batch.log10_activation_grad[i], single.log10_activation_grad[0], rtol=1e-6)
+        np.testing.assert_allclose(batch.log10_cell_grad[i], single.log10_cell_grad[0], rtol=1e-6)
+    assert not np.allclose(batch.log10_activation_grad[0], batch.log10_activation_grad[1])
+
+
+# --------------------------------------------------------------------------------------------- closed forms
+@pytest.mark.parametrize("rho", [0.5, 0.9, 1.0, 1.7])
+def test_linear_rnn_gradient_is_rho_to_the_distance(rho):
+    # h_t = W h_{t-1} + U x_t with W = ρQ: ∂L/∂h_t = (Wᵀ)^{T−t} g, so ‖∂L/∂h_t‖ = ρ^{T−t} ‖g‖ exactly.
+    T = 400
+    net = vglab.RNN(hidden=16, steps=T, activation="linear", spectral_radius=rho)
+    g = vglab.gradient_norms(net, seed=2).log10_activation_grad[0]
+    expected = g[-1] + np.arange(T, -1, -1) * math.log10(rho)
+    np.testing.assert_allclose(g, expected, rtol=1e-5, atol=2e-4)
+
+
+@pytest.mark.parametrize("config", [dict(spectral_radius=0.9), dict(weight_std=0.4), dict(weight_std=0.3,
+                                                                                           input_std=3.0)])
+def test_vanilla_tanh_obeys_the_pascanu_bound(config):
+    # |tanh′| ≤ 1, so ‖∂L/∂h_t‖ ≤ ‖W‖₂^{T−t} ‖g‖ (Pascanu, Mikolov & Bengio 2013) whenever ‖W‖₂ < 1.
+    net = vglab.RNN(hidden=32, steps=120, activation="tanh", **config)
+    W = recurrent.parameters(net, seed=1).recurrent.astype(np.float64)
+    norm2 = np.linalg.norm(W, 2)
+    assert norm2 < 1.0
+    g = vglab.gradient_norms(net, seed=1).log10_activation_grad[0]
+    bound = g[-1] + np.arange(net.steps, -1, -1) * math.log10(norm2)
+    assert np.all(g <= bound + 1e-4)
+    assert g[0] < g[-1] - 4  # and the gradient really vanishes
+
+
+def test_lstm_with_open_forget_gates_keeps_gradients_the_vanilla_rnn_loses():
+    T = 150
+    lstm = vglab.gradient_norms(vglab.RNN(cell="lstm", hidden=32, steps=T, forget_bias=6.0), n_seeds=3)
+    vanilla = vglab.gradient_norms(vglab.RNN(cell="vanilla", hidden=32, steps=T, spectral_radius=0.8),
+                                   n_seeds=3)
+    assert np.all(lstm.forget_gate_mean > 0.98)  # forget gates pinned near 1
+    lost_lstm_c = lstm.log10_cell_grad[:, -1] - lstm.log10_cell_grad[:, 0]
+    lost_lstm_h = lstm.log10_activation_grad[:, -1] - lstm.log10_activation_grad[:, 0]
+    lost_vanilla = vanilla.log10_activation_grad[:, -1] - vanilla.log10_activation_grad[:, 0]
+    assert np.all(lost_lstm_c < 1.0) and np.all(lost_lstm_h < 2.0)  # kept to within ~an order of magnitude
+    assert np.all(lost_vanilla >= 10.0)
+
+
+def test_lstm_closed_gate_path_is_the_product_of_forget_gates():
+    # With W = 0 and h_T read through o_T tanh(c_T) only, ∂L/∂c_0 = (Π_t f_t) ⊙ δc_T elementwise.
+    net = vglab.RNN(cell="lstm", hidden=8, steps=50, weight_std=0.0, forget_bias=2.0)
+    r = vglab.gradient_norms(net, seed=3)
+    p = recurrent.parameters(net, seed=3)
+    n = net.hidden
+    c = np.zeros(n)
+    fs = []
+    for t in range(net.steps):
+        z = p.input_weights.astype(np.float64) @ p.inputs[t] + p.bias
+        sig = 1 / (1 + np.exp(-z))
+        f = sig[n:2 * n]
+        fs.append(f)
+        c = f * c + sig[:n] * np.tanh(z[3 * n:])
+    o_T = sig[2 * n:3 * n]
+    delta_T = p.direction * o_T * (1 - np.tanh(c) ** 2)
+    expected = np.log10(np.linalg.norm(np.prod(fs, axis=0) * delta_T))
+    assert r.log10_cell_grad[0, 0] == pytest.approx(expected, abs=1e-5)
+    assert np.all(np.isneginf(r.log10_activation_grad[0, :-1]))  # W = 0: h_{t−1} never reaches h_t
+
+
+@pytest.mark.parametrize("config", [dict(cell="vanilla", spectral_radius=0.5),
+                                    dict(cell="vanilla", activation="linear", spectral_radius=2.0),
+                                    dict(cell="vanilla", activation="relu", weight_std=0.9),
+                                    dict(cell="lstm", forget_bias=0.0)])
+def test_1000_steps_are_finite_beyond_float32(config):
+    net = vglab.RNN(hidden=16, steps=1000, **config)
+    r = vglab.gradient_norms(net, n_seeds=2)
+    assert np.all(np.isfinite(r.log10_activation_grad)) and np.all(np.isfinite(r.log10_hidden_rms))
+    if net.cell == "lstm":
+        assert np.all(np.isfinite(r.log10_cell_grad))
+    if net.spectral_radius == 0.5:
+        assert np.all(r.log10_activation_grad[:, 0] < -250)  # ~0.5^1000 ≈ 1e-301: would be 0 in float32
+    if net.spectral_radius == 2.0:
+        assert np.all(r.log10_hidden_rms[:, -1] > 250)  # states ~2^1000: would be inf in float32
+
+
+def test_longer_sequences_keep_their_first_inputs():
+    short = vglab.gradient_norms(vglab.RNN(hidden=8, steps=20))
+    long = vglab.gradient_norms(vglab.RNN(hidden=8, steps=300))  # extends the input bank
+    np.testing.assert_allclose(long.log10_hidden_rms[0, :20], short.log10_hidden_rms[0], rtol=1e-6)
+
+
+def test_steps_and_numbers_do_not_recompile():
+    base = vglab.RNN(cell="lstm", hidden=12, steps=10)
+    vglab.gradient_norms(base.replace(steps=250))  # warm-up: the bank holding up to 256 steps
+    vanilla = vglab.RNN(hidden=12, steps=10)
+    vglab.gradient_norms(vanilla.replace(steps=250))
+    before, programs = COUNTER.count, recurrent.compiled_programs()
+    for steps in [1, 2, 17, 100, 256, 3]:
+        vglab.gradient_norms(base.replace(steps=steps))
+        vglab.gradient_norms(vanilla.replace(steps=steps))
+    assert COUNTER.count == before, "a steps change compiled a new program"
+    vglab.gradient_norms(base.replace(spectral_radius=1.0, steps=250))  # warm-up: orthogonal draws
+    before, programs = COUNTER.count, recurrent.compiled_programs()
+    for change in [dict(forget_bias=4.0), dict(weight_std=0.5), dict(spectral_radius=0.5),
+                   dict(input_std=0.1, bias_std=0.2), dict(spectral_radius=1.3, steps=200)]:
+        vglab.gradient_norms(base.replace(**change))
+    assert COUNTER.count == before, "a number change compiled a new program"
+    assert recurrent.compiled_programs() == programs
+
+
+def test_same_numbers_with_and_without_jit():
+    net = vglab.RNN(cell="lstm", hidden=8, steps=2)
+    jitted = vglab.gradient_norms(net, seed=4)
+    with jax.disable_jit():
+        eager = vglab.gradient_norms(net, seed=4)
+    np.testing.assert_allclose(eager.log10_activation_grad, jitted.log10_activation_grad, rtol=1e-6)
+    np.testing.assert_allclose(eager.log10_cell_grad, jitted.log10_cell_grad, rtol=1e-6, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------- API
+def test_to_code_round_trips():
+    net = vglab.RNN(cell="lstm", hidden=16, steps=30, forget_bias=3.0, spectral_radius=0.9)
+    assert net.to_code() == ("vglab.RNN(cell='lstm', hidden=16, steps=30, spectral_radius=0.9, "
+                             "forget_bias=3.0)")
+    assert eval(net.to_code(), {"vglab": vglab}) == net
+    r = vglab.gradient_norms(net, seed=2, n_seeds=2)
+    assert r.to_code() == f"vglab.gradient_norms({net.to_code()}, seed=2, n_seeds=2)"
+    np.testing.assert_array_equal(eval(r.to_code(), {"vglab": vglab}).log10_cell_grad, r.log10_cell_grad)
+    g = r.log10_activation_grad
+    np.testing.assert_allclose(r.log10_gradient_ratio, g[:, 0] - g[:, -1])
+    assert net.replace(cell="vanilla").cell == "vanilla" and hash(net) == hash(net.replace())
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(cell="gru"), r"unknown cell 'gru' \(valid: vanilla, lstm\)"),
+    (dict(cell="lstn"), r"unknown cell 'lstn'; did you mean 'lstm'\?"),
+    (dict(activation="tanhh"), r"unknown activation 'tanhh'; did you mean 'tanh'\?"),
+    (dict(cell="lstm", activation="relu"), r"applies to cell='vanilla' only, got activation='relu'"),
+    (dict(hidden=0), r"hidden must be an integer in 1\.\.2048, got 0"),
+    (dict(hidden=4096), r"hidden must be an integer in 1\.\.2048, got 4096"),
+    (dict(steps=0), r"steps must be an integer in 1\.\.10000, got 0"),
+    (dict(steps=10001), r"steps must be an integer in 1\.\.10000, got 10001"),
+    (dict(steps=3.5), r"steps must be an integer in 1\.\.10000, got 3\.5"),
+    (dict(weight_std=1.0, spectral_radius=1.0), r"give weight_std .* or spectral_radius .*, not both"),
+    (dict(spectral_radius=-0.5), r"spectral_radius must be in \[0\.0, 100\.0\], got -0\.5"),
+    (dict(weight_std=float("inf")), r"weight_std must be finite, got inf"),
+    (dict(input_std="big"), r"input_std must be a real number, got 'big'"),
+    (dict(forget_bias=1000.0), r"forget_bias must be in \[-100\.0, 100\.0\], got 1000\.0"),
+    (dict(bias_std=-1.0), r"bias_std must be in \[0\.0, 100\.0\], got -1\.0"),
+])
+def test_rnn_rejects_bad_input(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        vglab.RNN(**kwargs)
+
+
+def test_gradient_norms_rejects_bad_seeds_and_sizes():
+    net = vglab.RNN(hidden=4, steps=3)
+    with pytest.raises(ValueError, match=r"n_seeds must be an integer in 1\.\.64, got 0"):
+        vglab.gradient_norms(net, n_seeds=0)
+    with pytest.raises(ValueError, match=r"seed must be an integer in 0\.\."):
+        vglab.gradient_norms(net, seed=-2)
+    huge = vglab.RNN(cell="lstm", hidden=2048, steps=10000)
+    message = r"steps × hidden × n_seeds = 10000 × 2048 × 64 \(lstm\) needs .* GiB .* above the 2 GiB bound"
+    with pytest.raises(ValueError, match=message):
+        vglab.gradient_norms(huge, n_seeds=64)
+    with pytest.raises(ValueError, match=r"expects a vglab.RNN, got MLP"):
+        recurrent.recurrent_gradient_norms(vglab.MLP(depth=2, width=3))

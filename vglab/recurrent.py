@@ -1,0 +1,490 @@
+"""Recurrent networks unrolled through time: exact ‖∂L/∂h_t‖ for every step, accumulated in log space.
+
+Model (hidden size n, steps T, every sequence drawn from the seed):
+
+    h_0 = 0, c_0 = 0, inputs x_t ~ N(0, I_n) independently for t = 1..T (input size = hidden size).
+
+    vanilla (Elman):   h_t = φ(W h_{t-1} + U x_t + b)
+
+    lstm (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000):
+        i_t = σ(W_i h_{t-1} + U_i x_t + b_i)        input gate
+        f_t = σ(W_f h_{t-1} + U_f x_t + b_f)        forget gate, b_f = forget_bias (+ σ_b noise)
+        o_t = σ(W_o h_{t-1} + U_o x_t + b_o)        output gate
+        g_t = tanh(W_g h_{t-1} + U_g x_t + b_g)     candidate
+        c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t             cell state (the "constant error carousel")
+        h_t = o_t ⊙ tanh(c_t)
+
+Weights: W = (σ_w/√n) Ŵ with Ŵ ~ N(0, 1) (``weight_std`` = σ_w, default 1), or, with ``spectral_radius`` ρ,
+W = ρ Q with Q Haar orthogonal, so every singular value (and eigenvalue modulus) of W is exactly ρ.  The LSTM
+draws its four n×n blocks W_i, W_f, W_o, W_g that way.  U = (σ_in/√n) Û with Û ~ N(0, 1) (``input_std``),
+b = σ_b b̂ (``bias_std``).  The draws depend only on (seed, step) — making the sequence longer appends inputs
+and leaves the earlier ones as they were.
+
+Loss: L = ⟨g, h_T⟩ with g ~ N(0, I_n), a function of the last step only, so ∂L/∂h_T = g and
+‖∂L/∂h_t‖ measures how much the last output still depends on the state t steps earlier.  The gradients are
+the adjoints of the computation graph: ∂L/∂h_t is the total derivative of L with respect to h_t with
+everything computed from h_t recomputed; likewise ∂L/∂c_t for the LSTM, where everything computed from c_t
+includes h_t = o_t ⊙ tanh(c_t) (for t = 0 only c_1, since h_0 is a given initial state).  Backward:
+
+    vanilla:  ∂L/∂h_{t-1} = Wᵀ (φ′(z_t) ⊙ ∂L/∂h_t)
+    lstm:     δc_t = ∂L/∂c_t = ∂L/∂c_t|_{via c_{t+1}} + ∂L/∂h_t ⊙ o_t ⊙ tanh′(c_t)
+              ∂L/∂c_{t-1}|_{via c_t} = f_t ⊙ δc_t
+              ∂L/∂h_{t-1} = Wᵀ [δc_t ⊙ g_t ⊙ σ′_i;  δc_t ⊙ c_{t-1} ⊙ σ′_f;  ∂L/∂h_t ⊙ tanh(c_t) ⊙ σ′_o;
+                                δc_t ⊙ i_t ⊙ tanh′(z_g)]
+
+With ‖W‖₂ < 1 and |φ′| ≤ 1 the vanilla gradient shrinks at least like ‖W‖₂^{T−t} (Pascanu, Mikolov &
+Bengio 2013); the LSTM's cell path multiplies by f_t only, so forget gates near 1 carry the gradient over
+hundreds of steps.
+
+The backward adjoints are carried as (ṽ, r) with v = e^r ṽ and renormalised every step (``vglab.logspace``),
+and the vanilla forward state as (h̃, s) with h = e^s h̃, so T = 1000 with ρ = 0.5 (gradients ~1e-301) or a
+linear RNN with ρ = 2 (states ~1e301) is exact in float32.  The loops over time are ``lax.fori_loop`` with the
+number of steps as a dynamic trip count over a bank of inputs bucketed by capacity (64, 256, 1024, 4096,
+10000): changing ``steps`` (within a bucket) or any number (ρ, σ_in, forget bias, ...) reuses the compiled
+program.  Seeds are vmapped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vglab import init as _init
+from vglab._validation import check_choice, check_float, check_int
+from vglab.activations import ACTIVATIONS
+from vglab.jacobians import DEPTH_BUCKETS, _check_seeds
+from vglab.logspace import LN10, renormalise_rms, renormalise_unit
+
+CELLS = ("vanilla", "lstm")
+MAX_STEPS = 10_000
+MAX_HIDDEN = 2048
+# Largest float32 per-step trace (inputs and what the backward pass reads) one call may hold, all seeds.
+TRACE_BUDGET_BYTES = 2 * 2**30
+_TRACE_FLOATS = {"vanilla": 3, "lstm": 12}  # floats per step and hidden unit (inputs + trace + output)
+
+
+@dataclass(frozen=True)
+class RNN:
+    """A recurrent network of ``hidden`` units unrolled for ``steps`` time steps (see the module docstring).
+
+    cell:            "vanilla" (h_t = φ(W h_{t-1} + U x_t + b)) or "lstm".
+    activation:      φ of the vanilla cell (any of ``vglab.ACTIVATIONS``); the LSTM uses σ and tanh.
+    weight_std:      σ_w, recurrent W ~ N(0, σ_w²/n) (the default, σ_w = 1; ‖W‖₂ ≈ 2σ_w for large n).
+    spectral_radius: ρ, recurrent W = ρ·Q with Q Haar orthogonal (all singular values equal ρ).
+                     Give ``weight_std`` or ``spectral_radius``, not both.
+    input_std:       σ_in, input weights U ~ N(0, σ_in²/n) (the drive U x_t has unit-order size σ_in).
+    bias_std:        σ_b, b ~ N(0, σ_b²).
+    forget_bias:     the constant added to the LSTM forget-gate bias (ignored by the vanilla cell).
+    leaky_slope:     the negative slope of leaky ReLU.
+    """
+
+    cell: str = "vanilla"
+    hidden: int = 32
+    steps: int = 50
+    activation: str = "tanh"
+    weight_std: float | None = None
+    spectral_radius: float | None = None
+    input_std: float = 1.0
+    bias_std: float = 0.0
+    forget_bias: float = 1.0
+    leaky_slope: float = 0.01
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        check_choice("cell", self.cell, CELLS)
+        set_(self, "hidden", check_int("hidden", self.hidden, 1, MAX_HIDDEN))
+        set_(self, "steps", check_int("steps", self.steps, 1, MAX_STEPS))
+        check_choice("activation", self.activation, ACTIVATIONS)
+        if self.cell == "lstm" and self.activation != "tanh":
+            raise ValueError(f"the LSTM cell uses σ gates and tanh (Hochreiter & Schmidhuber 1997); "
+                             f"activation applies to cell='vanilla' only, got activation={self.activation!r}")
+        if self.weight_std is not None and self.spectral_radius is not None:
+            raise ValueError("give weight_std (Gaussian W) or spectral_radius (W = ρ·orthogonal), not both")
+        if self.weight_std is not None:
+            set_(self, "weight_std", check_float("weight_std", self.weight_std, 0.0, 100.0))
+        if self.spectral_radius is not None:
+            set_(self, "spectral_radius", check_float("spectral_radius", self.spectral_radius, 0.0, 100.0))
+        set_(self, "input_std", check_float("input_std", self.input_std, 0.0, 100.0))
+        set_(self, "bias_std", check_float("bias_std", self.bias_std, 0.0, 100.0))
+        set_(self, "forget_bias", check_float("forget_bias", self.forget_bias, -100.0, 100.0))
+        set_(self, "leaky_slope", check_float("leaky_slope", self.leaky_slope, -10.0, 10.0))
+
+    @property
+    def orthogonal(self) -> bool:
+        """True when W = ρ·Q (``spectral_radius`` given)."""
+        return self.spectral_radius is not None
+
+    @property
+    def recurrent_scale(self) -> float:
+        """σ_w (Gaussian W) or ρ (orthogonal W): W = (scale/√n) Ŵ either way."""
+        if self.spectral_radius is not None:
+            return float(self.spectral_radius)
+        return 1.0 if self.weight_std is None else float(self.weight_std)
+
+    @property
+    def gates(self) -> int:
+        """Blocks of W: 1 for the vanilla cell, 4 (i, f, o, g) for the LSTM."""
+        return 4 if self.cell == "lstm" else 1
+
+    def replace(self, **changes) -> RNN:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_code(self) -> str:
+        """The Python expression that rebuilds this network: ``vglab.RNN(cell='lstm', hidden=64, ...)``."""
+        defaults = RNN()
+        parts = [f"cell={self.cell!r}", f"hidden={self.hidden}", f"steps={self.steps}"]
+        for name in ("activation", "weight_std", "spectral_radius", "input_std", "bias_std", "forget_bias",
+                     "leaky_slope"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                parts.append(f"{name}={value!r}")
+        return f"vglab.RNN({', '.join(parts)})"
+
+    def _gradient_norms(self, seed: int = 0, n_seeds: int = 1) -> RecurrentGradientNorms:
+        return recurrent_gradient_norms(self, seed=seed, n_seeds=n_seeds)
+
+
+# --------------------------------------------------------------------------------------------- draws
+def _key(seed, purpose: int, index):
+    """An independent PRNG stream per (seed, purpose, index); purposes 16.. are the RNN's own."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), purpose), index)
+
+
+def _unit_block(seed, purpose, index, n, orthogonal):
+    key = _key(seed, purpose, index)
+    if orthogonal:
+        return math.sqrt(n) * _init.haar_orthogonal(key, n)
+    return jax.random.normal(key, (n, n), jnp.float32)
+
+
+@partial(jax.jit, static_argnames=("hidden", "gates", "orthogonal"))
+def _draw_weights(seeds, hidden, gates, orthogonal):
+    def one(seed):
+        blocks = jnp.arange(gates)
+        recurrent = jax.vmap(lambda k: _unit_block(seed, 16, k, hidden, orthogonal))(blocks)
+        inputs = jax.vmap(lambda k: _unit_block(seed, 17, k, hidden, False))(blocks)
+        recurrent, inputs = (a.reshape(gates * hidden, hidden) for a in (recurrent, inputs))
+        bias = jax.random.normal(_key(seed, 18, 0), (gates * hidden,), jnp.float32)
+        return recurrent, inputs, bias, _init.output_direction(seed, hidden)
+
+    return jax.vmap(one)(seeds)
+
+
+@partial(jax.jit, static_argnames=("hidden",))
+def _draw_inputs(seeds, steps, hidden):
+    """x_t ~ N(0, I) for the given step indices (0-based: index t−1 holds x_t)."""
+    one = lambda seed, t: jax.random.normal(_key(seed, 19, t), (hidden,), jnp.float32)  # noqa: E731
+    return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))(seeds, steps)
+
+
+class RecurrentBank(NamedTuple):
+    """Unit-scale draws of ``len(seeds)`` networks: recurrent Ŵ (S, kn, n), input Û (S, kn, n),
+    bias b̂ (S, kn), inputs x (S, C, n) for C ≥ steps, output direction g (S, n)."""
+
+    recurrent: jax.Array
+    input_weights: jax.Array
+    bias: jax.Array
+    inputs: jax.Array
+    directions: jax.Array
+
+    @property
+    def capacity(self) -> int:
+        return self.inputs.shape[1]
+
+
+_BANKS: OrderedDict = OrderedDict()
+_MAX_CACHED_BANKS = 4
+
+
+def check_trace_memory(net: RNN, n_seeds: int) -> None:
+    """Refuse unrolls whose float32 per-step trace would exceed ``TRACE_BUDGET_BYTES``, naming the bound."""
+    need = 4 * _TRACE_FLOATS[net.cell] * net.steps * net.hidden * n_seeds
+    if need > TRACE_BUDGET_BYTES:
+        raise ValueError(
+            f"steps × hidden × n_seeds = {net.steps} × {net.hidden} × {n_seeds} ({net.cell}) needs "
+            f"{need / 2**30:.1f} GiB of float32 trace, above the {TRACE_BUDGET_BYTES / 2**30:.0f} GiB bound; "
+            f"reduce steps, hidden or n_seeds")
+
+
+def _step_capacity(net: RNN, n_seeds: int) -> int:
+    fits = TRACE_BUDGET_BYTES // (4 * _TRACE_FLOATS[net.cell] * net.hidden * n_seeds)
+    for bucket in DEPTH_BUCKETS:
+        if bucket >= net.steps:
+            return int(max(net.steps, min(bucket, fits)))
+    return net.steps
+
+
+def recurrent_bank(net: RNN, seeds: tuple[int, ...]) -> RecurrentBank:
+    """The cached draws for (seeds, hidden, cell, orthogonal) holding at least ``net.steps`` inputs.
+
+    A longer sequence extends the inputs with newly drawn steps; the existing ones are kept as they are.
+    """
+    check_trace_memory(net, len(seeds))
+    key = (seeds, net.hidden, net.gates, net.orthogonal)
+    bank = _BANKS.get(key)
+    if bank is not None and bank.capacity >= net.steps:
+        _BANKS.move_to_end(key)
+        return bank
+    seeds_array = jnp.asarray(seeds, jnp.uint32)
+    capacity = _step_capacity(net, len(seeds))
+    start = 0 if bank is None else bank.capacity
+    new_inputs = _draw_inputs(seeds_array, jnp.arange(start, capacity), net.hidden)
+    if bank is None:
+        recurrent, input_weights, bias, directions = _draw_weights(seeds_array, net.hidden, net.gates,
+                                                                   net.orthogonal)
+        bank = RecurrentBank(recurrent, input_weights, bias, new_inputs, directions)
+    else:
+        bank = bank._replace(inputs=jnp.concatenate([bank.inputs, new_inputs], axis=1))
+    _BANKS.pop(key, None)
+    _BANKS[key] = bank
+    while len(_BANKS) > _MAX_CACHED_BANKS:
+        _BANKS.popitem(last=False)
+    return bank
+
+
+def clear_cache() -> None:
+    """Forget every cached recurrent bank (frees memory)."""
+    _BANKS.clear()
+
+
+class RecurrentParameters(NamedTuple):
+    """The true-scale float32 parameters and data of one network (what the engine uses, for references).
+
+    recurrent (kn, n) W;  input_weights (kn, n) U;  bias (kn,) b (forget-gate block included);
+    inputs (T, n) rows x_1..x_T;  direction (n,) g.  k = 1 (vanilla) or 4 (LSTM blocks i, f, o, g).
+    """
+
+    recurrent: np.ndarray
+    input_weights: np.ndarray
+    bias: np.ndarray
+    inputs: np.ndarray
+    direction: np.ndarray
+
+
+def parameters(net: RNN, seed: int = 0) -> RecurrentParameters:
+    """The parameters, inputs and loss direction of the network drawn with ``seed`` (NumPy, float32)."""
+    (seed,) = _check_seeds(seed, 1)
+    bank = recurrent_bank(net, (seed,))
+    scalars = _scalars(net)
+    n = net.hidden
+    return RecurrentParameters(
+        np.asarray(bank.recurrent[0] * scalars.recurrent_scale),
+        np.asarray(bank.input_weights[0] * scalars.input_scale),
+        np.asarray(_bias(scalars, bank.bias[0], net.gates, n)),
+        np.asarray(bank.inputs[0, : net.steps]),
+        np.asarray(bank.directions[0]),
+    )
+
+
+# --------------------------------------------------------------------------------------------- programs
+class Structure(NamedTuple):
+    """The options that select a compiled program (hashable, static under jit)."""
+
+    cell: str
+    activation: str
+
+
+class Scalars(NamedTuple):
+    """The options that are plain numbers (traced: changing them does not recompile)."""
+
+    recurrent_scale: jax.Array  # σ_w/√n or ρ/√n
+    input_scale: jax.Array  # σ_in/√n
+    bias_std: jax.Array
+    forget_bias: jax.Array
+    leaky_slope: jax.Array
+
+
+def _scalars(net: RNN) -> Scalars:
+    root_n = math.sqrt(net.hidden)
+    return Scalars(jnp.float32(net.recurrent_scale / root_n), jnp.float32(net.input_std / root_n),
+                   jnp.float32(net.bias_std), jnp.float32(net.forget_bias), jnp.float32(net.leaky_slope))
+
+
+def _bias(scalars: Scalars, unit_bias, gates: int, n: int):
+    """b = σ_b b̂, plus the forget bias on the LSTM's forget block (rows n..2n)."""
+    b = scalars.bias_std * unit_bias
+    if gates == 4:
+        b = b.at[n: 2 * n].add(scalars.forget_bias)
+    return b
+
+
+def _vanilla(structure, scalars, W, U, b, xs, g, steps):
+    """Forward in scaled form, then backward in log space.  Returns natural-log (C+1,) grads, (C,) RMS."""
+    activation = ACTIVATIONS[structure.activation]
+    capacity, n = xs.shape
+
+    def forward(t, carry):  # t = 0..steps−1 computes h_{t+1}
+        u, s, dphi, log_rms = carry
+        drive, s_d = renormalise_rms(scalars.input_scale * (U @ xs[t]) + b, jnp.float32(0.0))
+        s_d = jnp.where(jnp.any(drive != 0.0), s_d, -jnp.inf)
+        # z = e^s W ũ + e^{s_d} d̃, held as e^{s_z} z̃ with s_z = max(s, s_d): no term exponentiated above 1.
+        s_z = jnp.maximum(s, s_d)
+        zt = (jnp.exp(s - s_z) * scalars.recurrent_scale) * (W @ u) + jnp.exp(s_d - s_z) * drive
+        at, s_a, d = activation.scaled(zt, s_z, scalars.leaky_slope)
+        u, s = renormalise_rms(at, s_a)
+        rms = jnp.sqrt(jnp.mean(u * u))
+        return u, s, dphi.at[t].set(d), log_rms.at[t].set(s + jnp.log(rms))
+
+    init = (jnp.zeros((n,), jnp.float32), jnp.float32(0.0), jnp.zeros((capacity, n), jnp.float32),
+            jnp.full((capacity,), -jnp.inf, jnp.float32))
+    _, _, dphi, log_rms = jax.lax.fori_loop(0, steps, forward, init)
+
+    log_grad = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
+    v, r = renormalise_unit(g, jnp.float32(0.0))
+    log_grad = log_grad.at[steps].set(r + jnp.log(jnp.linalg.norm(v)))
+
+    def backward(i, carry):  # t = steps−i: ∂L/∂h_{t−1} = Wᵀ(φ′(z_t) ⊙ ∂L/∂h_t)
+        v, r, log_grad = carry
+        t = steps - i
+        v, r = renormalise_unit(scalars.recurrent_scale * (W.T @ (dphi[t - 1] * v)), r)
+        return v, r, log_grad.at[t - 1].set(r + jnp.log(jnp.linalg.norm(v)))
+
+    _, _, log_grad = jax.lax.fori_loop(0, steps, backward, (v, r, log_grad))
+    return log_grad, jnp.full((capacity + 1,), -jnp.inf, jnp.float32), log_rms, jnp.zeros((capacity,))
+
+
+class LSTMTrace(NamedTuple):
+    """Per step t = 1..T (row t−1), what the backward pass reads; cells has rows c_0..c_T."""
+
+    i: jax.Array
+    f: jax.Array
+    o: jax.Array
+    g: jax.Array
+    cells: jax.Array
+    di: jax.Array  # σ′(z_i)
+    df: jax.Array
+    do: jax.Array
+    dg: jax.Array  # tanh′(z_g)
+
+
+def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
+    """Forward in float32 (every LSTM quantity is bounded: |h| < 1, |c_t| ≤ t), backward in log space."""
+    sigmoid, tanh = ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
+    capacity, n = xs.shape
+    zeros = jnp.zeros((capacity, n), jnp.float32)
+    trace = LSTMTrace(zeros, zeros, zeros, zeros, jnp.zeros((capacity + 1, n), jnp.float32),
+                      zeros, zeros, zeros, zeros)
+
+    def forward(t, carry):  # computes h_{t+1}, c_{t+1}
+        h, c, trace, log_rms = carry
+        z = scalars.recurrent_scale * (W @ h) + scalars.input_scale * (U @ xs[t]) + b
+        zi, zf, zo, zg = z[:n], z[n: 2 * n], z[2 * n: 3 * n], z[3 * n:]
+        i, f, o, gg = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jax.nn.sigmoid(zo), jnp.tanh(zg)
+        c = f * c + i * gg
+        h = o * jnp.tanh(c)
+        trace = LSTMTrace(trace.i.at[t].set(i), trace.f.at[t].set(f), trace.o.at[t].set(o),
+                          trace.g.at[t].set(gg), trace.cells.at[t + 1].set(c),
+                          trace.di.at[t].set(sigmoid.dphi(zi)), trace.df.at[t].set(sigmoid.dphi(zf)),
+                          trace.do.at[t].set(sigmoid.dphi(zo)), trace.dg.at[t].set(tanh.dphi(zg)))
+        return h, c, trace, log_rms.at[t].set(jnp.log(jnp.sqrt(jnp.mean(h * h))))
+
+    init = (jnp.zeros((n,), jnp.float32), jnp.zeros((n,), jnp.float32), trace,
+            jnp.full((capacity,), -jnp.inf, jnp.float32))
+    _, _, trace, log_rms = jax.lax.fori_loop(0, steps, forward, init)
+
+    log_grad_h = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
+    log_grad_c = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
+    a, r = renormalise_unit(g_out, jnp.float32(0.0))  # ∂L/∂h_T = g
+    log_grad_h = log_grad_h.at[steps].set(r + jnp.log(jnp.linalg.norm(a)))
+    carry_c = jnp.zeros((n,), jnp.float32)  # ∂L/∂c_T through c_{T+1}: none
+
+    def backward(k, carry):  # step t = steps − k: from (∂L/∂h_t, ∂L/∂c_t via c_{t+1}) to t − 1
+        a, b_c, r, log_grad_h, log_grad_c = carry
+        t = steps - k
+        row = t - 1
+        c_t, c_prev = trace.cells[t], trace.cells[t - 1]
+        delta_c = b_c + a * trace.o[row] * tanh.dphi(c_t)
+        log_grad_c = log_grad_c.at[t].set(r + jnp.log(jnp.linalg.norm(delta_c)))
+        dz = jnp.concatenate([delta_c * trace.g[row] * trace.di[row],
+                              delta_c * c_prev * trace.df[row],
+                              a * jnp.tanh(c_t) * trace.do[row],
+                              delta_c * trace.i[row] * trace.dg[row]])
+        a_prev = scalars.recurrent_scale * (W.T @ dz)
+        b_prev = delta_c * trace.f[row]
+        norm = jnp.sqrt(jnp.sum(a_prev * a_prev) + jnp.sum(b_prev * b_prev))
+        safe = jnp.where(norm > 0.0, norm, 1.0)
+        a, b_c, r = a_prev / safe, b_prev / safe, r + jnp.log(safe)
+        log_grad_h = log_grad_h.at[t - 1].set(r + jnp.log(jnp.linalg.norm(a)))
+        return a, b_c, r, log_grad_h, log_grad_c
+
+    a, b_c, r, log_grad_h, log_grad_c = jax.lax.fori_loop(
+        0, steps, backward, (a, carry_c, r, log_grad_h, log_grad_c))
+    log_grad_c = log_grad_c.at[0].set(r + jnp.log(jnp.linalg.norm(b_c)))  # h_0 is not computed from c_0
+    forget_mean = jnp.mean(trace.f, axis=1)
+    return log_grad_h, log_grad_c, log_rms, forget_mean
+
+
+@partial(jax.jit, static_argnames=("structure",))
+def _recurrent_program(structure, scalars, recurrent, input_weights, bias, inputs, directions, steps):
+    run = _lstm if structure.cell == "lstm" else _vanilla
+    gates = 4 if structure.cell == "lstm" else 1
+
+    def one_seed(W, U, b_unit, xs, g):
+        b = _bias(scalars, b_unit, gates, xs.shape[1])
+        log_h, log_c, log_rms, forget = run(structure, scalars, W, U, b, xs, g, steps)
+        return log_h / LN10, log_c / LN10, log_rms / LN10, forget
+
+    return jax.vmap(one_seed)(recurrent, input_weights, bias, inputs, directions)
+
+
+def compiled_programs() -> int:
+    """How many recurrent programs have been compiled so far (a change of ``steps`` must not add one)."""
+    return _recurrent_program._cache_size()
+
+
+# --------------------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class RecurrentGradientNorms:
+    """Per-step gradient magnitudes of ``n_seeds`` independently drawn copies of an RNN.
+
+    log10_activation_grad: (n_seeds, steps+1)  log10 ‖∂L/∂h_t‖₂, t = 0..T (t = T is ‖g‖).
+    log10_cell_grad:       (n_seeds, steps+1)  LSTM only: log10 ‖∂L/∂c_t‖₂, the gradient carried by the cell
+                           state (c_t's total adjoint, see the module docstring); None for the vanilla cell.
+    log10_hidden_rms:      (n_seeds, steps)    log10 RMS(h_t), t = 1..T (the forward signal).
+    forget_gate_mean:      (n_seeds, steps)    LSTM only: mean_j f_t,j, t = 1..T; None for the vanilla cell.
+    An exactly zero gradient is −inf: it is zero (e.g. dead ReLUs), not underflow.
+    """
+
+    net: RNN
+    seed: int
+    n_seeds: int
+    log10_activation_grad: np.ndarray
+    log10_cell_grad: np.ndarray | None
+    log10_hidden_rms: np.ndarray
+    forget_gate_mean: np.ndarray | None
+
+    @property
+    def log10_gradient_ratio(self) -> np.ndarray:
+        """(n_seeds,) log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_T‖: how many orders of magnitude T steps cost."""
+        return self.log10_activation_grad[:, 0] - self.log10_activation_grad[:, -1]
+
+    def to_code(self) -> str:
+        extra = f", n_seeds={self.n_seeds}" if self.n_seeds != 1 else ""
+        return f"vglab.gradient_norms({self.net.to_code()}, seed={self.seed}{extra})"
+
+
+def recurrent_gradient_norms(net: RNN, seed: int = 0, n_seeds: int = 1) -> RecurrentGradientNorms:
+    """Exact ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖ for the LSTM) of L = ⟨g, h_T⟩, for seeds seed..seed+n_seeds−1.
+
+    Called by ``vglab.gradient_norms(rnn, seed, n_seeds)``.  See ``RecurrentGradientNorms``.
+    """
+    if not isinstance(net, RNN):
+        raise ValueError(f"recurrent_gradient_norms expects a vglab.RNN, got {type(net).__name__}")
+    seeds = _check_seeds(seed, n_seeds)
+    bank = recurrent_bank(net, seeds)
+    out = _recurrent_program(Structure(net.cell, net.activation), _scalars(net), bank.recurrent,
+                             bank.input_weights, bank.bias, bank.inputs, bank.directions,
+                             jnp.int32(net.steps))
+    log_h, log_c, log_rms, forget = (np.asarray(a, np.float64) for a in out)
+    T = net.steps
+    lstm = net.cell == "lstm"
+    return RecurrentGradientNorms(net, seed, n_seeds, log_h[:, : T + 1], log_c[:, : T + 1] if lstm else None,
+                                  log_rms[:, :T], forget[:, :T] if lstm else None)

@@ -13,8 +13,9 @@ from vglab.init import INITS
 from vglab.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
 from vglab.networks import MLP
 from vglab.recurrent import RNN
+from vglab.transformer import Transformer
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "GradientNorms", "JacobianSpectrum", "gradient_norms",
+__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "Transformer", "GradientNorms", "JacobianSpectrum", "gradient_norms",
            "jacobian_spectrum", "sup_derivative", "theory"]

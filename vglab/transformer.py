@@ -1,0 +1,487 @@
+"""Transformer stacks: exact per-block ‖∂L/∂h_l‖ over a short random sequence, accumulated in log space.
+
+A block (Vaswani et al. 2017, encoder style: every token attends to every token, no mask) acts on the
+sequence h ∈ ℝ^{T×d} (T = ``seq_len`` tokens of width d) with two sublayers, self-attention then an MLP:
+
+    Attn(a) = concat_k softmax(a W_Q^k (a W_K^k)ᵀ / √d_k) a W_V^k · W_O       (heads k = 1..H, d_k = d/H)
+    MLP(a)  = φ(a W_1) W_2,   W_1 ∈ ℝ^{d×md}, W_2 ∈ ℝ^{md×d}                 (m = ``mlp_ratio``, 4 by default)
+
+Each sublayer F ∈ {Attn, MLP} updates the stream according to ``residual`` and ``norm``:
+
+    norm="pre"  (Xiong et al. 2020; GPT-2):   h ← h + F(LN(h))        (without residual: h ← F(LN(h)))
+    norm="post" (Vaswani et al. 2017):        h ← LN(h + F(h))        (without residual: h ← LN(F(h)))
+    norm=None:                                h ← h + F(h)            (without residual: h ← F(h))
+
+LN normalises every token over its d features, LN(x) = (x − x̄)/√(var x + ε), ε = 1e-5, with gain 1 and bias 0
+(their values at initialisation); the linear maps have no biases (zero at initialisation).  Every weight
+matrix is drawn N(0, σ_w²/fan_in) with σ_w = ``weight_std`` (1 by default).  The tokens h_0 = X have
+independent N(0, 1) entries, and the loss is L = ⟨G, h_depth⟩ = Σ_ij G_ij (h_depth)_ij with G ~ N(0, 1), so
+∂L/∂h_depth = G.  The result is log10 ‖∂L/∂h_l‖_F (Frobenius over the whole sequence) for l = 0..depth.
+
+What it shows at initialisation (σ_w = 1, GELU; tests/test_transformer.py): without residual connections
+or LayerNorm the gradient vanishes within a few blocks (~0.3 orders of magnitude per block); with residual +
+LayerNorm a 96-block stack keeps it within about an order and a half; with post-LN the lower blocks receive
+several times less gradient than the blocks near the output (the gradient grows toward the output, Xiong et
+al. 2020, Fig. 3), while with pre-LN no block receives less than the output block (the gradient is nearly
+flat, rising slowly toward the input where the stream is smallest and LN's Jacobian ∝ 1/‖h_l‖ largest).
+Residuals without LayerNorm let the stream grow block after block, and the gradient explodes toward the input.
+
+Exactness and range: the stream is carried as (h̃, s) with h = e^s h̃ (``vglab.logspace``) and renormalised
+after every sublayer, and the backward adjoint as (ṽ, r) renormalised after every block.  The adjoint of one
+block is its exact vector–Jacobian product (``jax.vjp`` of the block in scaled form, with the renormalising
+scale held constant), so depth 1000 without residuals (gradients ~1e-350) stays finite in float32.
+One rule concerns streams that have grown far beyond unit scale (only reachable without LayerNorm): attention
+logits scale like e^{2s}, and once their float32 rounding error exceeds 1 the softmax is treated as hard
+(its weights held constant under differentiation).  In exact arithmetic such logits are separated by gaps
+at least that large, so the attention is one-hot and passes no gradient through its weights; in float32 the
+stream can instead hold spurious exact ties between tokens merged by rounding.  Checked against float64
+references in that regime.  Logits are evaluated with the scale capped at e^{60} (one-hot beyond).
+
+Speed: the loops over blocks are ``lax.fori_loop`` with the depth as a dynamic trip count over a bank of
+pre-drawn blocks bucketed by capacity (16, 128, 512, 1000), and the sequence is padded to a token capacity
+(8, 32, 128, 256) with padded tokens masked out of attention and of the loss; so depth, seq_len (within a
+bucket) and σ_w changes reuse the compiled program.  Width, heads, mlp_ratio, activation, residual and norm
+select a program.  Seeds are vmapped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vglab._validation import check_choice, check_float, check_int
+from vglab.activations import ACTIVATIONS
+from vglab.jacobians import _check_seeds
+from vglab.logspace import LN10, renormalise_unit, scaled_add
+from vglab.networks import LAYERNORM_EPS, _canonical_norm
+
+MAX_DEPTH = 1000
+MAX_WIDTH = 1024
+MAX_HEADS = 64
+MAX_SEQ_LEN = 256
+MAX_MLP_RATIO = 8
+DEPTH_BUCKETS = (16, 128, 512, MAX_DEPTH)
+TOKEN_BUCKETS = (8, 32, 128, MAX_SEQ_LEN)
+BANK_BUDGET_BYTES = 2 * 2**30  # largest float32 block bank one call may hold (all seeds together)
+_MAX_LOG_SCALE = 30.0  # attention logits use at most e^{2·30} as scale (softmax is one-hot beyond)
+_FLOAT32_EPS = 2.0**-24  # unit roundoff
+
+
+@dataclass(frozen=True)
+class Transformer:
+    """A stack of ``depth`` transformer blocks of width ``width`` with ``heads`` attention heads.
+
+    seq_len:    tokens T of the random input sequence.
+    residual:   skip connections around both sublayers.
+    norm:       "pre" (h + F(LN h)), "post" (LN(h + F h)) or None ("layernorm" means "pre").
+    activation: φ of the MLP sublayer (any of ``vglab.ACTIVATIONS``; GELU by default).
+    weight_std: σ_w, every weight matrix ~ N(0, σ_w²/fan_in).
+    mlp_ratio:  the MLP's hidden width is mlp_ratio · width (4, as in Vaswani et al. 2017).
+    See the module docstring for the equations.
+    """
+
+    depth: int
+    width: int
+    heads: int
+    seq_len: int = 8
+    residual: bool = True
+    norm: str | None = "pre"
+    activation: str = "gelu"
+    weight_std: float = 1.0
+    mlp_ratio: int = 4
+    leaky_slope: float = 0.01
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "depth", check_int("depth", self.depth, 1, MAX_DEPTH))
+        set_(self, "width", check_int("width", self.width, 1, MAX_WIDTH))
+        set_(self, "heads", check_int("heads", self.heads, 1, MAX_HEADS))
+        if self.width % self.heads:
+            raise ValueError(f"width must be divisible by heads, got width={self.width}, heads={self.heads}")
+        set_(self, "seq_len", check_int("seq_len", self.seq_len, 1, MAX_SEQ_LEN))
+        if not isinstance(self.residual, bool):
+            raise ValueError(f"residual must be True or False, got {self.residual!r}")
+        set_(self, "norm", _canonical_norm(self.norm))
+        check_choice("activation", self.activation, ACTIVATIONS)
+        set_(self, "weight_std", check_float("weight_std", self.weight_std, 0.0, 100.0))
+        set_(self, "mlp_ratio", check_int("mlp_ratio", self.mlp_ratio, 1, MAX_MLP_RATIO))
+        set_(self, "leaky_slope", check_float("leaky_slope", self.leaky_slope, -10.0, 10.0))
+
+    def replace(self, **changes) -> Transformer:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_code(self) -> str:
+        """The Python expression that rebuilds this network, e.g. ``vglab.Transformer(depth=96, ...)``."""
+        defaults = Transformer(depth=1, width=1, heads=1)
+        parts = [f"depth={self.depth}", f"width={self.width}", f"heads={self.heads}"]
+        for name in ("seq_len", "residual", "norm", "activation", "weight_std", "mlp_ratio", "leaky_slope"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                parts.append(f"{name}={value!r}")
+        return f"vglab.Transformer({', '.join(parts)})"
+
+    @property
+    def floats_per_block(self) -> int:
+        """Weights of one block: W_Q, W_K, W_V, W_O (d×d each) and W_1, W_2 (d×md each)."""
+        return (4 + 2 * self.mlp_ratio) * self.width * self.width
+
+    def _gradient_norms(self, seed: int = 0, n_seeds: int = 1) -> TransformerGradientNorms:
+        return transformer_gradient_norms(self, seed=seed, n_seeds=n_seeds)
+
+
+# --------------------------------------------------------------------------------------------- draws
+def _key(seed, purpose: int, index):
+    """An independent PRNG stream per (seed, purpose, index); purposes 32.. are the transformer's own."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), purpose), index)
+
+
+@partial(jax.jit, static_argnames=("width", "mlp_ratio"))
+def _draw_blocks(seeds, blocks, width, mlp_ratio):
+    """Unit-variance Ŵ for the given block indices: attention (S, B, 4, d, d), W_1 (S, B, d, md), W_2."""
+    hidden = mlp_ratio * width
+    sizes = (4 * width * width, width * hidden)
+
+    def one(seed, block):
+        flat = jax.random.normal(_key(seed, 32, block), (sizes[0] + 2 * sizes[1],), jnp.float32)
+        attention, w1, w2 = jnp.split(flat, [sizes[0], sizes[0] + sizes[1]])
+        return attention.reshape(4, width, width), w1.reshape(width, hidden), w2.reshape(hidden, width)
+
+    return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))(seeds, blocks)
+
+
+@partial(jax.jit, static_argnames=("width",))
+def _draw_tokens(seeds, tokens, width):
+    """Input tokens X and loss directions G for the given token indices: (S, T, d) each."""
+    def one(seed, token):
+        both = jax.random.normal(_key(seed, 35, token), (2, width), jnp.float32)
+        return both[0], both[1]
+
+    return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))(seeds, tokens)
+
+
+class BlockBank(NamedTuple):
+    """Unit-variance draws of ``len(seeds)`` stacks: Ŵ for C blocks and the first T_cap tokens."""
+
+    attention: jax.Array  # (S, C, 4, d, d)  Ŵ_Q, Ŵ_K, Ŵ_V, Ŵ_O
+    mlp_in: jax.Array  # (S, C, d, md)
+    mlp_out: jax.Array  # (S, C, md, d)
+    tokens: jax.Array  # (S, T_cap, d)  X
+    directions: jax.Array  # (S, T_cap, d)  G
+
+    @property
+    def capacity(self) -> int:
+        return self.attention.shape[1]
+
+
+_BANKS: OrderedDict = OrderedDict()
+_MAX_CACHED_BANKS = 2
+
+
+def check_memory(net: Transformer, n_seeds: int) -> None:
+    """Refuse stacks whose float32 weights alone would exceed ``BANK_BUDGET_BYTES``, naming the bound."""
+    need = 4 * net.depth * net.floats_per_block * n_seeds
+    if need > BANK_BUDGET_BYTES:
+        raise ValueError(
+            f"depth × (4 + 2·mlp_ratio)·width² × n_seeds = {net.depth} × {4 + 2 * net.mlp_ratio}·"
+            f"{net.width}² × {n_seeds} float32 weights need {need / 2**30:.1f} GiB, above the "
+            f"{BANK_BUDGET_BYTES / 2**30:.0f} GiB bound; reduce depth, width, mlp_ratio or n_seeds")
+
+
+def _bucket(value: int, buckets, fits: int | None = None) -> int:
+    for bucket in buckets:
+        if bucket >= value:
+            return int(max(value, bucket if fits is None else min(bucket, fits)))
+    return value
+
+
+def block_bank(net: Transformer, seeds: tuple[int, ...]) -> BlockBank:
+    """The cached draws for (seeds, width, mlp_ratio) holding at least ``net.depth`` blocks and
+    ``net.seq_len`` tokens.  Growing either appends new draws; the existing ones are kept as they are."""
+    check_memory(net, len(seeds))
+    key = (seeds, net.width, net.mlp_ratio)
+    bank = _BANKS.get(key)
+    token_capacity = _bucket(net.seq_len, TOKEN_BUCKETS)
+    if bank is not None and bank.capacity >= net.depth and bank.tokens.shape[1] >= net.seq_len:
+        _BANKS.move_to_end(key)
+        return bank
+    seeds_array = jnp.asarray(seeds, jnp.uint32)
+    fits = BANK_BUDGET_BYTES // (4 * net.floats_per_block * len(seeds))
+    if bank is None or bank.capacity < net.depth:
+        capacity = _bucket(net.depth, DEPTH_BUCKETS, fits)
+        start = 0 if bank is None else bank.capacity
+        new = _draw_blocks(seeds_array, jnp.arange(start, capacity), net.width, net.mlp_ratio)
+        if bank is None:
+            attention, mlp_in, mlp_out = new
+        else:
+            attention, mlp_in, mlp_out = (jnp.concatenate([old, more], axis=1) for old, more in
+                                          zip((bank.attention, bank.mlp_in, bank.mlp_out), new, strict=True))
+    else:
+        attention, mlp_in, mlp_out = bank.attention, bank.mlp_in, bank.mlp_out
+    if bank is None or bank.tokens.shape[1] < net.seq_len:
+        start = 0 if bank is None else bank.tokens.shape[1]
+        new_x, new_g = _draw_tokens(seeds_array, jnp.arange(start, token_capacity), net.width)
+        tokens = new_x if bank is None else jnp.concatenate([bank.tokens, new_x], axis=1)
+        directions = new_g if bank is None else jnp.concatenate([bank.directions, new_g], axis=1)
+    else:
+        tokens, directions = bank.tokens, bank.directions
+    bank = BlockBank(attention, mlp_in, mlp_out, tokens, directions)
+    _BANKS.pop(key, None)
+    _BANKS[key] = bank
+    while len(_BANKS) > _MAX_CACHED_BANKS:
+        _BANKS.popitem(last=False)
+    return bank
+
+
+def clear_cache() -> None:
+    """Forget every cached block bank (frees memory)."""
+    _BANKS.clear()
+
+
+class TransformerParameters(NamedTuple):
+    """True-scale float32 parameters of one stack (what the engine uses; for references).
+
+    w_q, w_k, w_v, w_o: (depth, d, d);  w_1: (depth, d, md);  w_2: (depth, md, d);
+    tokens X and loss direction G: (T, d).
+    Heads split the columns of W_Q, W_K, W_V (and the rows of W_O) into H consecutive groups of d/H.
+    """
+
+    w_q: np.ndarray
+    w_k: np.ndarray
+    w_v: np.ndarray
+    w_o: np.ndarray
+    w_1: np.ndarray
+    w_2: np.ndarray
+    tokens: np.ndarray
+    direction: np.ndarray
+
+
+def parameters(net: Transformer, seed: int = 0) -> TransformerParameters:
+    """The weights, input tokens and loss direction of the stack drawn with ``seed`` (NumPy, float32)."""
+    (seed,) = _check_seeds(seed, 1)
+    bank = block_bank(net, (seed,))
+    L, T = net.depth, net.seq_len
+    scale_d, scale_h = _weight_scales(net)
+    attention = np.asarray(bank.attention[0, :L]) * scale_d
+    return TransformerParameters(attention[:, 0], attention[:, 1], attention[:, 2], attention[:, 3],
+                                 np.asarray(bank.mlp_in[0, :L]) * scale_d,
+                                 np.asarray(bank.mlp_out[0, :L]) * scale_h,
+                                 np.asarray(bank.tokens[0, :T]), np.asarray(bank.directions[0, :T]))
+
+
+# --------------------------------------------------------------------------------------------- blocks
+class Structure(NamedTuple):
+    """The options that select a compiled program (hashable, static under jit)."""
+
+    heads: int
+    activation: str
+    residual: bool
+    norm: str | None
+
+
+class Scalars(NamedTuple):
+    """Traced numbers: changing them does not recompile."""
+
+    scale_in: jax.Array  # σ_w/√d  (matrices reading the width-d stream)
+    scale_hidden: jax.Array  # σ_w/√(md)  (W_2, reading the MLP's hidden layer)
+    leaky_slope: jax.Array
+
+
+def _weight_scales(net: Transformer):
+    return (np.float32(net.weight_std / math.sqrt(net.width)),
+            np.float32(net.weight_std / math.sqrt(net.mlp_ratio * net.width)))
+
+
+def _layernorm(u, s):
+    """Per-token LN(e^s u) for u (T, d), returned as true values (scale 0).
+
+    LN(e^s u) = e^{s−ρ}(u − ū) with e^{2ρ} = e^{2s} var(u) + ε, evaluated as a log-sum so no scale overflows.
+    """
+    centred = u - jnp.mean(u, axis=-1, keepdims=True)
+    mean_sq = jnp.mean(centred * centred, axis=-1, keepdims=True)
+    positive = mean_sq > 0.0
+    log_var = jnp.log(jnp.where(positive, mean_sq, 1.0))
+    rho = jnp.where(positive, 0.5 * jnp.logaddexp(2.0 * s + log_var, math.log(LAYERNORM_EPS)),
+                    0.5 * math.log(LAYERNORM_EPS))
+    return jnp.exp(s - rho) * centred, jnp.float32(0.0)
+
+
+def _attention(structure, scalars, weights, a, s, key_mask):
+    """Multi-head self-attention of the scaled input e^s a (T, d); returns the output as (õ, s)."""
+    T, d = a.shape
+    H = structure.heads
+    dk = d // H
+    w_q, w_k, w_v, w_o = (scalars.scale_in * weights[j] for j in range(4))
+    split = lambda m: m.reshape(T, H, dk).transpose(1, 0, 2)  # noqa: E731  (H, T, dk)
+    q, k, v = split(a @ w_q), split(a @ w_k), split(a @ w_v)
+    logit_scale = jnp.exp(2.0 * jnp.minimum(s, _MAX_LOG_SCALE)) / math.sqrt(dk)
+    # softmax(c·S) = softmax(c·(S − max S)): shift before scaling, so the largest logit is exactly 0 however
+    # the scaled logits are rounded (XLA may recompute c·S differently in the max and in the exponent, and
+    # with c ~ 1e10 that difference alone made 0/0).  The shift is a constant: the softmax ignores it.
+    scores = jnp.einsum("htk,hsk->hts", q, k)
+    valid = key_mask[None, None, :]
+    top = jax.lax.stop_gradient(jnp.max(jnp.where(valid, scores, -jnp.inf), axis=-1, keepdims=True))
+    logits = jnp.where(valid, logit_scale * jnp.where(valid, scores - top, 0.0), -jnp.inf)
+    weights_attn = jax.nn.softmax(logits, axis=-1)
+    # Rows whose logits carry a float32 rounding error above 1 (≈ e^{2s}·‖q̃_t‖·max‖k̃‖·2⁻²⁴) are hard
+    # attention: in exact arithmetic their gaps are that large too, so the softmax passes no gradient
+    # through its weights; in float32 such rows can hold spurious exact ties (tokens merged by rounding)
+    # whose softmax derivative, times e^{2s}, would be noise.  Their weights are held constant.
+    key_norm = jnp.max(jnp.where(valid[0, 0][None, :], jnp.linalg.norm(k, axis=-1), 0.0), axis=-1)  # (H,)
+    rounding = logit_scale * jnp.linalg.norm(q, axis=-1) * key_norm[:, None] * _FLOAT32_EPS  # (H, T)
+    hard = (rounding > 1.0)[:, :, None]
+    weights_attn = jnp.where(hard, jax.lax.stop_gradient(weights_attn), weights_attn)
+    heads = jnp.einsum("hts,hsk->htk", weights_attn, v)  # scale e^s (value path is linear)
+    return heads.transpose(1, 0, 2).reshape(T, d) @ w_o, s
+
+
+def _mlp(structure, scalars, w_1, w_2, a, s):
+    """φ(e^s a W_1) W_2 in scaled form."""
+    activation = ACTIVATIONS[structure.activation]
+    zt = a @ (scalars.scale_in * w_1)
+    at, s_a, _ = activation.scaled(zt, s, scalars.leaky_slope)
+    return at @ (scalars.scale_hidden * w_2), s_a
+
+
+def _renormalise(u, s, token_mask):
+    """(u, s) → (u/ρ, s + log ρ), ρ the RMS over the real tokens, held constant under differentiation.
+
+    Padded tokens are set to exactly 0 (they are masked out of attention, so they never reach a real token).
+    """
+    u = jnp.where(token_mask[:, None], u, 0.0)
+    count = jnp.maximum(jnp.sum(token_mask), 1) * u.shape[1]
+    rms = jax.lax.stop_gradient(jnp.sqrt(jnp.sum(jnp.where(token_mask[:, None], u * u, 0.0)) / count))
+    safe = jnp.where(rms > 0.0, rms, 1.0)
+    return u / safe, s + jnp.log(safe)
+
+
+def _sublayer(structure, branch, u, s, token_mask):
+    """One residual/normalised sublayer on the stream e^s u (see the module docstring)."""
+    a, s_a = _layernorm(u, s) if structure.norm == "pre" else (u, s)
+    out, s_out = branch(a, s_a)
+    if structure.residual:
+        u, s = scaled_add(u, s, out, s_out)
+    else:
+        u, s = out, s_out
+    if structure.norm == "post":
+        u, s = _layernorm(u, s)
+    return _renormalise(u, s, token_mask)
+
+
+def _block(structure, scalars, attention, w_1, w_2, u, s, token_mask):
+    """h_{l} = block_l(h_{l-1}) in scaled form: (u, s) → (u′, s′), u′ with RMS 1 over the real tokens."""
+    u, s = _sublayer(structure, lambda a, sa: _attention(structure, scalars, attention, a, sa, token_mask),
+                     u, s, token_mask)
+    return _sublayer(structure, lambda a, sa: _mlp(structure, scalars, w_1, w_2, a, sa), u, s, token_mask)
+
+
+def _stack(structure, scalars, attention, mlp_in, mlp_out, x, g, seq_len, depth):
+    """Forward through ``depth`` blocks, then the backward adjoint block by block (exact vjp per block).
+
+    Returns natural logs: (C+1,) ‖∂L/∂h_l‖_F and (C,) RMS(h_l), l = 1..depth.
+    """
+    capacity = attention.shape[0]
+    T = x.shape[0]
+    token_mask = jnp.arange(T) < seq_len
+    x = jnp.where(token_mask[:, None], x, 0.0)
+    g = jnp.where(token_mask[:, None], g, 0.0)
+    u0, s0 = _renormalise(x, jnp.float32(0.0), token_mask)
+    streams = jnp.zeros((capacity + 1,) + x.shape, jnp.float32).at[0].set(u0)
+    scales = jnp.zeros((capacity + 1,), jnp.float32).at[0].set(s0)
+
+    def forward(l, carry):
+        streams, scales = carry
+        u, s = _block(structure, scalars, attention[l], mlp_in[l], mlp_out[l], streams[l], scales[l],
+                      token_mask)
+        return streams.at[l + 1].set(u), scales.at[l + 1].set(s)
+
+    streams, scales = jax.lax.fori_loop(0, depth, forward, (streams, scales))
+
+    log_grad = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
+    v, r = renormalise_unit(g, jnp.float32(0.0))
+    log_grad = log_grad.at[depth].set(r + jnp.log(jnp.linalg.norm(v)))
+
+    def backward_step(i, carry):
+        # h_{l+1} = e^{s_{l+1}} ũ(h̃_l) with h_l = e^{s_l} h̃_l:  ∂L/∂h_l = e^{s_{l+1} − s_l} J̃ᵀ ∂L/∂h_{l+1}.
+        v, r, log_grad = carry
+        l = depth - 1 - i
+
+        def block_map(u):
+            return _block(structure, scalars, attention[l], mlp_in[l], mlp_out[l], u, scales[l], token_mask)
+
+        _, pullback, s_next = jax.vjp(block_map, streams[l], has_aux=True)
+        (v,) = pullback(v)
+        v, r = renormalise_unit(v, r + s_next - scales[l])
+        return v, r, log_grad.at[l].set(r + jnp.log(jnp.linalg.norm(v)))
+
+    _, _, log_grad = jax.lax.fori_loop(0, depth, backward_step, (v, r, log_grad))
+    count = jnp.maximum(seq_len, 1) * x.shape[1]
+    rms = jnp.sqrt(jnp.sum(jnp.where(token_mask[None, :, None], streams[1:] ** 2, 0.0), axis=(1, 2)) / count)
+    return log_grad, scales[1:] + jnp.log(rms)
+
+
+@partial(jax.jit, static_argnames=("structure",))
+def _transformer_program(structure, scalars, attention, mlp_in, mlp_out, tokens, directions, seq_len, depth):
+    def one_seed(a, w1, w2, x, g):
+        log_grad, log_rms = _stack(structure, scalars, a, w1, w2, x, g, seq_len, depth)
+        return log_grad / LN10, log_rms / LN10
+
+    return jax.vmap(one_seed)(attention, mlp_in, mlp_out, tokens, directions)
+
+
+def compiled_programs() -> int:
+    """How many transformer programs have been compiled (a depth or seq_len change must not add one)."""
+    return _transformer_program._cache_size()
+
+
+# --------------------------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class TransformerGradientNorms:
+    """Per-block gradient magnitudes of ``n_seeds`` independently drawn transformer stacks.
+
+    log10_activation_grad: (n_seeds, depth+1)  log10 ‖∂L/∂h_l‖_F over the sequence, l = 0..depth (l = depth
+                           is ‖G‖_F), h_l the output of block l (h_0 the input tokens).
+    log10_activation_rms:  (n_seeds, depth)    log10 RMS(h_l), l = 1..depth (the forward signal scale).
+    """
+
+    net: Transformer
+    seed: int
+    n_seeds: int
+    log10_activation_grad: np.ndarray
+    log10_activation_rms: np.ndarray
+
+    @property
+    def log10_gradient_ratio(self) -> np.ndarray:
+        """(n_seeds,) log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_depth‖."""
+        return self.log10_activation_grad[:, 0] - self.log10_activation_grad[:, -1]
+
+    def to_code(self) -> str:
+        extra = f", n_seeds={self.n_seeds}" if self.n_seeds != 1 else ""
+        return f"vglab.gradient_norms({self.net.to_code()}, seed={self.seed}{extra})"
+
+
+def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1) -> TransformerGradientNorms:
+    """Exact per-block ‖∂L/∂h_l‖_F of L = ⟨G, h_depth⟩ for stacks drawn with seeds seed..seed+n_seeds−1.
+
+    Called by ``vglab.gradient_norms(transformer, seed, n_seeds)``.  See ``TransformerGradientNorms``.
+    """
+    if not isinstance(net, Transformer):
+        raise ValueError(f"transformer_gradient_norms expects a vglab.Transformer, got {type(net).__name__}")
+    seeds = _check_seeds(seed, n_seeds)
+    bank = block_bank(net, seeds)
+    scale_d, scale_h = _weight_scales(net)
+    scalars = Scalars(jnp.float32(scale_d), jnp.float32(scale_h), jnp.float32(net.leaky_slope))
+    structure = Structure(net.heads, net.activation, net.residual, net.norm)
+    log_grad, log_rms = _transformer_program(structure, scalars, bank.attention, bank.mlp_in, bank.mlp_out,
+                                             bank.tokens, bank.directions, jnp.int32(net.seq_len),
+                                             jnp.int32(net.depth))
+    L = net.depth
+    return TransformerGradientNorms(net, seed, n_seeds, np.asarray(log_grad, np.float64)[:, : L + 1],
+                                    np.asarray(log_rms, np.float64)[:, :L])

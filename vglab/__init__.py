@@ -7,15 +7,17 @@ The numerical core (pure JAX, no plotting):
     theory              mean-field predictions and closed-form bounds
 """
 
-from vglab import theory
+from vglab import datasets, theory
 from vglab.activations import ACTIVATIONS, sup_derivative
 from vglab.init import INITS
 from vglab.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
 from vglab.networks import MLP
 from vglab.recurrent import RNN
+from vglab.training import TrainingHistory, train
 from vglab.transformer import Transformer
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "Transformer", "GradientNorms", "JacobianSpectrum", "gradient_norms",
-           "jacobian_spectrum", "sup_derivative", "theory"]
+__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "Transformer", "GradientNorms", "JacobianSpectrum",
+           "gradient_norms", "jacobian_spectrum", "sup_derivative", "theory", "TrainingHistory", "train",
+           "datasets"]

@@ -1,3 +1,13 @@
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the browser suite last.
+
+    Playwright's sync API keeps its event loop installed as the running loop of the main thread for as
+    long as the browser lives (a session fixture); any later test calling ``asyncio.run`` would fail with
+    "cannot be called from a running event loop".  The stable sort keeps every other order unchanged.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

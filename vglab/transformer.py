@@ -143,28 +143,44 @@ def _key(seed, purpose: int, index):
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), purpose), index)
 
 
+_DRAW_CHUNK = 8  # blocks or tokens drawn per compiled call (one program per width serves every depth)
+
+
 @partial(jax.jit, static_argnames=("width", "mlp_ratio"))
-def _draw_blocks(seeds, blocks, width, mlp_ratio):
-    """Unit-variance Ŵ for the given block indices: attention (S, B, 4, d, d), W_1 (S, B, d, md), W_2."""
+def _draw_block_chunk(seed, start, width, mlp_ratio):
+    """Unit-variance Ŵ of blocks start..start+7 of one stack: attention (8, 4, d, d), W_1 (8, d, md), W_2."""
     hidden = mlp_ratio * width
     sizes = (4 * width * width, width * hidden)
 
-    def one(seed, block):
+    def one(block):
         flat = jax.random.normal(_key(seed, 32, block), (sizes[0] + 2 * sizes[1],), jnp.float32)
         attention, w1, w2 = jnp.split(flat, [sizes[0], sizes[0] + sizes[1]])
         return attention.reshape(4, width, width), w1.reshape(width, hidden), w2.reshape(hidden, width)
 
-    return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))(seeds, blocks)
+    return jax.vmap(one)(start + jnp.arange(_DRAW_CHUNK))
 
 
 @partial(jax.jit, static_argnames=("width",))
-def _draw_tokens(seeds, tokens, width):
-    """Input tokens X and loss directions G for the given token indices: (S, T, d) each."""
-    def one(seed, token):
+def _draw_token_chunk(seed, start, width):
+    """Input tokens X and loss directions G of tokens start..start+7 of one stack: (8, d) each."""
+    def one(token):
         both = jax.random.normal(_key(seed, 35, token), (2, width), jnp.float32)
         return both[0], both[1]
 
-    return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))(seeds, tokens)
+    return jax.vmap(one)(start + jnp.arange(_DRAW_CHUNK))
+
+
+def _draw(chunk_fn, seeds, start, stop, *static):
+    """chunk_fn's draws for indices start..stop−1 of every seed, as arrays with leading axes (S, stop−start).
+
+    Seeds and chunk starts are traced, so one compiled program serves every seed, depth and capacity; the
+    pieces are assembled in NumPy (eager jnp concatenations would compile one program per shape)."""
+    per_seed = []
+    for seed in seeds:
+        chunks = [[np.asarray(a) for a in chunk_fn(jnp.uint32(seed), jnp.int32(k), *static)]
+                  for k in range(start, stop, _DRAW_CHUNK)]
+        per_seed.append([np.concatenate(parts)[: stop - start] for parts in zip(*chunks, strict=True)])
+    return tuple(np.stack(parts) for parts in zip(*per_seed, strict=True))
 
 
 class BlockBank(NamedTuple):
@@ -212,24 +228,24 @@ def block_bank(net: Transformer, seeds: tuple[int, ...]) -> BlockBank:
     if bank is not None and bank.capacity >= net.depth and bank.tokens.shape[1] >= net.seq_len:
         _BANKS.move_to_end(key)
         return bank
-    seeds_array = jnp.asarray(seeds, jnp.uint32)
     fits = BANK_BUDGET_BYTES // (4 * net.floats_per_block * len(seeds))
     if bank is None or bank.capacity < net.depth:
         capacity = _bucket(net.depth, DEPTH_BUCKETS, fits)
         start = 0 if bank is None else bank.capacity
-        new = _draw_blocks(seeds_array, jnp.arange(start, capacity), net.width, net.mlp_ratio)
-        if bank is None:
-            attention, mlp_in, mlp_out = new
-        else:
-            attention, mlp_in, mlp_out = (jnp.concatenate([old, more], axis=1) for old, more in
-                                          zip((bank.attention, bank.mlp_in, bank.mlp_out), new, strict=True))
+        new = _draw(_draw_block_chunk, seeds, start, capacity, net.width, net.mlp_ratio)
+        if bank is not None:
+            new = [np.concatenate([old, more], axis=1)
+                   for old, more in zip((bank.attention, bank.mlp_in, bank.mlp_out), new, strict=True)]
+        attention, mlp_in, mlp_out = (jnp.asarray(a) for a in new)
     else:
         attention, mlp_in, mlp_out = bank.attention, bank.mlp_in, bank.mlp_out
     if bank is None or bank.tokens.shape[1] < net.seq_len:
         start = 0 if bank is None else bank.tokens.shape[1]
-        new_x, new_g = _draw_tokens(seeds_array, jnp.arange(start, token_capacity), net.width)
-        tokens = new_x if bank is None else jnp.concatenate([bank.tokens, new_x], axis=1)
-        directions = new_g if bank is None else jnp.concatenate([bank.directions, new_g], axis=1)
+        new = _draw(_draw_token_chunk, seeds, start, token_capacity, net.width)
+        if bank is not None:
+            new = [np.concatenate([old, more], axis=1)
+                   for old, more in zip((bank.tokens, bank.directions), new, strict=True)]
+        tokens, directions = (jnp.asarray(a) for a in new)
     else:
         tokens, directions = bank.tokens, bank.directions
     bank = BlockBank(attention, mlp_in, mlp_out, tokens, directions)

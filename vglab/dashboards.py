@@ -76,16 +76,20 @@ CONTROL_LABELS = {
 
 # --------------------------------------------------------------------------------------------- controls
 def make_control(name: str, value, *, low=None, high=None, step=None, options=None,
-                 description: str | None = None) -> widgets.ValueWidget:
+                 description: str | None = None, slider: bool = False) -> widgets.ValueWidget:
     """A standard control with a stable description and the CSS class ``vglab-control-<name>``.
 
     Integers with bounds become an IntSlider, floats a FloatSlider, bools a Checkbox, values with
-    ``options`` a Dropdown, unbounded integers (seed) an IntText.
+    ``options`` a Dropdown (a SelectionSlider with ``slider=True``, e.g. widths that each compile a
+    program), unbounded integers (seed) an IntText.
     """
     description = description or CONTROL_LABELS.get(name, name)
     common = dict(description=description, style={"description_width": "initial"},
                   layout=widgets.Layout(width="auto", min_width="230px"))
-    if options is not None:
+    if options is not None and slider:
+        widget = widgets.SelectionSlider(options=list(options), value=value, continuous_update=False,
+                                         **common)  # a new value may compile: on release only
+    elif options is not None:
         widget = widgets.Dropdown(options=list(options), value=value, **common)
     elif isinstance(value, bool):
         widget = widgets.Checkbox(value=value, indent=False, **common)
@@ -101,6 +105,19 @@ def make_control(name: str, value, *, low=None, high=None, step=None, options=No
         widget = widgets.FloatText(value=value, **common)
     widget.add_class(f"vglab-control-{name.replace('_', '-')}")
     return widget
+
+
+def pin_buttons(dashboard) -> tuple[widgets.Button, widgets.Button]:
+    """"Pin curve" and "Clear pins" buttons (classes vglab-pin, vglab-clear-pins) calling the dashboard's
+    ``pin()`` and ``clear_pins()``; pass them as ``extra_buttons``."""
+    pin = widgets.Button(description="Pin curve", icon="thumb-tack",
+                         tooltip="keep the current curve as a faint reference")
+    pin.add_class("vglab-pin")
+    pin.on_click(lambda _: dashboard.pin())
+    clear = widgets.Button(description="Clear pins")
+    clear.add_class("vglab-clear-pins")
+    clear.on_click(lambda _: dashboard.clear_pins())
+    return (pin, clear)
 
 
 def _running_loop():
@@ -295,7 +312,7 @@ class Dashboard:
 
     def _assign(self, name, value):
         widget = self.controls[name]
-        if isinstance(widget, widgets.Dropdown):
+        if isinstance(widget, (widgets.Dropdown, widgets.SelectionSlider)):
             values = [option[1] if isinstance(option, tuple) else option for option in widget.options]
             if value not in values:
                 check_choice(name, str(value), [str(v) for v in values])  # raises, with a did-you-mean
@@ -640,14 +657,7 @@ class GradientDashboard(Dashboard):
             self.controls["sigma_w"].value = default_weight_std(change["new"])
 
     def _pin_buttons(self):
-        pin = widgets.Button(description="Pin curve", icon="thumb-tack",
-                             tooltip="keep the current curve as a faint reference")
-        pin.add_class("vglab-pin")
-        pin.on_click(lambda _: self.pin())
-        clear = widgets.Button(description="Clear pins")
-        clear.add_class("vglab-clear-pins")
-        clear.on_click(lambda _: self.clear_pins())
-        return (pin, clear)
+        return pin_buttons(self)
 
     def network(self, state: dict | None = None) -> vglab.MLP:
         """The ``vglab.MLP`` a state describes.

@@ -127,7 +127,10 @@ class LogProfilePlot:
     }
 
     def __init__(self, ax: Axes, *, ylabel: str = "‖∂L/∂h_l‖  (log scale)", xlabel: str = "layer l",
-                 title: str | None = None, colour: str = "tab:blue", label: str = "measured (mean of seeds)"):
+                 title: str | None = None, colour: str = "tab:blue", label: str = "measured (mean of seeds)",
+                 reference_labels: dict | None = None):
+        """reference_labels: legend labels replacing the default ones ("theory", "bound"), e.g. for a
+        bound per time step instead of per layer."""
         self.ax = ax
         (self.mean_line,) = ax.plot([], [], color=colour, linewidth=2.0, label=label, zorder=3)
         self.band = ax.fill_between([0, 1], [0, 0], [0, 0], color=colour, alpha=0.25, linewidth=0,
@@ -135,6 +138,7 @@ class LogProfilePlot:
         self.band.set_verts([np.zeros((0, 2))])
         self.references = {}
         for name, style in self.REFERENCE_STYLES.items():
+            style = {**style, "label": (reference_labels or {}).get(name, style["label"])}
             (line,) = ax.plot([], [], zorder=4, **style)
             line.set_visible(False)
             self.references[name] = line
@@ -146,6 +150,9 @@ class LogProfilePlot:
                                  va="bottom", ha="left", zorder=6,
                                  bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR, alpha=0.85, pad=2))
         self.zero_note.set_visible(False)
+        self.empty_note = ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center", va="center", fontsize=10,
+                                  color="0.35", zorder=6)
+        self.empty_note.set_visible(False)  # shown by clear()
         self.pins: list = []
         self.position_name = xlabel.split()[-1] if xlabel else "l"
         ax.set_xlabel(xlabel)
@@ -168,6 +175,7 @@ class LogProfilePlot:
             raise ValueError(f"{values.shape[-1]} values for {x.shape[0]} positions")
         mean, low, high, zero_count = mean_and_band(values)
         self._x, self._zero_what = x, zero_reason
+        self.empty_note.set_visible(False)  # shown by clear() only
         self.mean_line.set_data(x, mean)
         self.band.set_verts([_band_vertices(x, low, high)])
         shown = [mean, low, high]
@@ -184,6 +192,7 @@ class LogProfilePlot:
         self.ax.set_xlim(*padded_limits(x, minimum_span=1.0, pad=0.02))
         self.ax.set_ylim(*padded_limits(np.concatenate([np.ravel(s) for s in shown]), minimum_span=1.0))
         self._refresh_legend()
+        self.legend.set_visible(True)
 
     def _show_zeros(self, x, zero_count, n_seeds):
         where = np.flatnonzero(zero_count > 0)
@@ -198,6 +207,21 @@ class LogProfilePlot:
                 text += "" if most == n_seeds else "; curve and band: the other seeds"
             self.zero_note.set_text(text)
         self.zero_note.set_visible(bool(where.size))
+
+    def clear(self, note: str = "") -> None:
+        """Show no curve (same artists, empty data), with ``note`` in the middle of the axes (e.g. why)."""
+        self._x = np.zeros(0)
+        self.mean_line.set_data([], [])
+        self.band.set_verts([np.zeros((0, 2))])
+        for line in self.references.values():
+            line.set_visible(False)
+        self.zero_markers.set_data([], [])
+        self.zero_markers.set_visible(False)
+        self.zero_note.set_visible(False)
+        self.empty_note.set_text(note)
+        self.empty_note.set_visible(bool(note))
+        self._refresh_legend()  # made once here too, so a later update adds no artist
+        self.legend.set_visible(False)  # back with the next update
 
     def pin(self, label: str) -> None:
         """Keep the current mean curve as a faint line named ``label`` (MAX_PINS at most, oldest dropped)."""

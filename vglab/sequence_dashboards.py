@@ -1,0 +1,398 @@
+"""Live dashboards for sequence models: gradients through time (RNN, LSTM) and through transformer blocks.
+
+Both are ``vglab.dashboards.Dashboard`` subclasses (latest-value-only updates, in-place redraw, status line,
+code, save, errors: see that module) over the engines ``vglab.RNN`` and ``vglab.Transformer``:
+
+    RecurrentDashboard    log10 ‖∂L/∂h_t‖ for t = 0..T (and, for the LSTM, the cell-state gradient
+                          log10 ‖∂L/∂c_t‖ beside it), with the Pascanu bound (sup|φ′|·ρ)^{T−t}‖g‖ or, for a
+                          linear RNN, the exact ρ^{T−t}‖g‖ drawn over the measurement.
+    TransformerDashboard  log10 ‖∂L/∂h_l‖ for the outputs h_l of blocks l = 0..depth, and the stream's
+                          log10 RMS(h_l) beside it.
+
+The recurrent weight is W = ρ·Q with Q Haar orthogonal (``vglab.RNN(spectral_radius=ρ)``), so every singular
+value of W is ρ and ‖W‖₂ = ρ exactly: the bound below is drawn with the true ‖W‖₂, not an estimate.
+
+Sliders never recompile: before each computation the dashboard asks the engine for its cached draws at the
+slider's maximum (``recurrent.recurrent_bank`` for ``max_steps`` steps, ``transformer.block_bank`` for
+``max_depth`` blocks), so the compiled program always sees the same array shapes and the number of steps or
+blocks is only a dynamic trip count.  A new width, hidden size, cell, activation, residual or norm setting
+compiles once (a few seconds for a transformer); the status line says so while it happens.
+
+CSS classes and status attributes (for tests and the browser suite): the root has ``vglab-dashboard`` and
+``vglab-recurrent-dashboard`` / ``vglab-transformer-dashboard``; controls ``vglab-control-cell``, ``-steps``,
+``-hidden``, ``-activation``, ``-spectral-radius``, ``-forget-bias``, ``-seed`` and ``-depth``, ``-width``,
+``-residual``, ``-norm``; the status text carries ``data-update`` and ``data-<control>`` (data-norm is
+"pre", "post" or "none").  ``plotted()`` returns {"gradient": {"x", "mean", "theory", "bound", …},
+"cell" | "activations": {…}} read back from the artists.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+import vglab
+from vglab import plots, recurrent, transformer
+from vglab._validation import check_choice, check_int
+from vglab.activations import sup_derivative
+from vglab.dashboards import NORM_CHOICES, Dashboard, _tidy, make_control, pin_buttons
+from vglab.jacobians import _check_seeds
+
+HIDDEN_CHOICES = (16, 32, 64, 128, 256)
+TRANSFORMER_WIDTHS = (32, 64, 128)
+RNN_ACTIVATIONS = ("tanh", "linear", "relu", "sigmoid", "gelu")
+TRANSFORMER_ACTIVATIONS = ("gelu", "relu", "tanh")
+_RNN_DEFAULTS = vglab.RNN()
+
+
+# --------------------------------------------------------------------------------------------- references
+def pascanu_bound(net: vglab.RNN, log10_output_grad: float) -> np.ndarray | None:
+    """log10 (‖g‖ (γρ)^{T−t}) for t = 0..T, γ = sup|φ′|, where it bounds a vanilla RNN's ‖∂L/∂h_t‖.
+
+    ∂L/∂h_{t−1} = Wᵀ diag(φ′(z_t)) ∂L/∂h_t and ‖Wᵀ diag(φ′)‖₂ ≤ ‖W‖₂ sup|φ′| = ργ, so
+    ‖∂L/∂h_t‖ ≤ (γρ)^{T−t} ‖g‖ (Pascanu, Mikolov & Bengio 2013, eq. 7).  Returned only where it shows a
+    decay, γρ < 1, for a vanilla cell with W = ρQ (``spectral_radius``; then ‖W‖₂ = ρ exactly); else None.
+    log10_output_grad: log10 ‖g‖ (e.g. the mean over seeds of ``log10_activation_grad[:, -1]``).  (T+1,).
+    """
+    if net.cell != "vanilla" or not net.orthogonal or net.activation == "linear":
+        return None
+    factor = sup_derivative(net.activation, net.leaky_slope) * net.spectral_radius
+    if not 0.0 < factor < 1.0:
+        return None
+    return log10_output_grad + (net.steps - np.arange(net.steps + 1)) * math.log10(factor)
+
+
+def linear_closed_form(net: vglab.RNN, log10_output_grad: float) -> np.ndarray | None:
+    """log10 (ρ^{T−t} ‖g‖), t = 0..T: exact for a linear RNN with W = ρQ, None for any other network.
+
+    With φ(z) = z, ∂L/∂h_{t−1} = Wᵀ ∂L/∂h_t = ρ Qᵀ ∂L/∂h_t, and Qᵀ preserves norms.  (T+1,).
+    """
+    if net.cell != "vanilla" or not net.orthogonal or net.activation != "linear" or net.spectral_radius <= 0:
+        return None
+    return log10_output_grad + (net.steps - np.arange(net.steps + 1)) * math.log10(net.spectral_radius)
+
+
+@dataclass(frozen=True)
+class SequenceView:
+    """What a sequence dashboard computed for one state.
+
+    norms:  ``RecurrentGradientNorms`` or ``TransformerGradientNorms`` (``log10_gradient_ratio`` etc.).
+    theory: (n,) exact closed form (linear RNN: ρ^{T−t}‖g‖) or None.
+    bound:  (n,) Pascanu bound (γρ)^{T−t}‖g‖ or None.
+    log10_rms: (n_seeds, depth+1) transformer only: log10 RMS(h_l), l = 0..depth (h_0 the input tokens).
+    """
+
+    norms: object
+    theory: np.ndarray | None = None
+    bound: np.ndarray | None = None
+    log10_rms: np.ndarray | None = None
+
+    @property
+    def net(self):
+        return self.norms.net
+
+
+def _power(log10_values) -> str:
+    """Mean of log10 values as '10^-9.4', leaving exact zeros (−inf) out and counting them."""
+    values = np.ravel(np.asarray(log10_values, dtype=float))
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return "0 exactly"
+    text = f"10^{float(np.mean(finite)):.1f}"
+    return text + (f" ({values.size - finite.size} seed(s) exactly 0)" if finite.size < values.size else "")
+
+
+def _seed_tuple(state: dict) -> tuple[int, ...]:
+    return _check_seeds(state["seed"], state["n_seeds"])  # ValueError naming the bound for a bad seed
+
+
+class _SequenceDashboard(Dashboard):
+    """What both sequence dashboards share: their controls, pins and the compile notice."""
+
+    LABELS: dict = {}
+
+    def _make_controls(self, names, values, specs):
+        for name in names:
+            check_choice("control", name, self.LABELS)
+        made = {name: make_control(name, values[name], description=self.LABELS[name], **specs.get(name, {}))
+                for name in names}
+        return made, {name: value for name, value in values.items() if name not in made}
+
+    def _announce(self, state):
+        if self.updates and self._compile_key(state) not in self._compiled_keys:
+            self.status.value = ('<span class="vglab-status-text vglab-busy">compiling the program for this '
+                                 "setting (once, a few seconds)…</span>")
+
+    def equivalent(self, state: dict, other: dict) -> bool:
+        return (state["seed"] == other["seed"] and state["n_seeds"] == other["n_seeds"]
+                and self.network(state) == self.network(other))
+
+    def pin(self) -> None:
+        if self.computed_state is None:
+            return
+        self.plots["gradient"].pin(self._pin_label(self.computed_state))
+        self._redraw_figure()
+
+    def clear_pins(self) -> None:
+        for plot in self.plots.values():
+            plot.clear_pins()
+        self._redraw_figure()
+
+    def plotted(self) -> dict:
+        """The data on screen, per panel, read back from the artists (see ``LogProfilePlot.data``)."""
+        return {panel: plot.data() for panel, plot in self.plots.items()}
+
+
+# --------------------------------------------------------------------------------------------- RNN
+class RecurrentDashboard(_SequenceDashboard):
+    """Gradients through time of a vanilla RNN or an LSTM (``vglab.RNN``), live.
+
+    Left: log10 ‖∂L/∂h_t‖ for t = 0..T (mean over seeds, min–max band), with the Pascanu bound
+    (sup|φ′|·ρ)^{T−t}‖g‖ where sup|φ′|·ρ < 1 and, for a linear RNN, the exact ρ^{T−t}‖g‖.  Right (LSTM):
+    log10 ‖∂L/∂c_t‖, the gradient carried by the cell state, whose path multiplies by the forget gates f_t
+    only (Hochreiter & Schmidhuber 1997; forget bias 1: Jozefowicz, Zaremba & Sutskever 2015).
+
+    Parameters are the ``vglab.RNN`` fields (with ``spectral_radius`` ρ: W = ρQ) plus seed and n_seeds;
+    ``controls`` names those that get a widget.  ``activation`` applies to the vanilla cell (the LSTM uses σ
+    and tanh); ``forget_bias`` to the LSTM.  ``max_steps`` bounds the steps slider.
+    """
+
+    kind = "recurrent-dashboard"
+    LABELS = {"cell": "cell", "steps": "steps T", "hidden": "hidden n",
+              "activation": "activation φ (vanilla)", "spectral_radius": "ρ = ‖W‖₂",
+              "forget_bias": "forget bias b_f (LSTM)", "seed": "seed"}
+    CONTROLS = ("cell", "steps", "hidden", "activation", "spectral_radius", "forget_bias", "seed")
+
+    def __init__(self, *, cell: str = "vanilla", steps: int = 100, hidden: int = 64, activation: str = "tanh",
+                 spectral_radius: float = 1.0, forget_bias: float = 1.0, input_std: float = 1.0,
+                 seed: int = 0, n_seeds: int = 4, controls=CONTROLS, panels=("gradient", "cell"),
+                 max_steps: int = 1000, hiddens=HIDDEN_CHOICES, activations=RNN_ACTIVATIONS,
+                 spectral_radius_range=(0.1, 2.0), forget_bias_range=(-3.0, 6.0), title: str = "",
+                 figsize=None, warm_up: bool = True):
+        max_steps = check_int("max_steps", max_steps, 1, recurrent.MAX_STEPS)
+        if not isinstance(steps, int) or not 1 <= steps <= max_steps:
+            raise ValueError(f"steps must be an integer in 1..{max_steps} (max_steps), got {steps!r}")
+        vglab.RNN(cell=cell, hidden=hidden, steps=steps, activation="tanh" if cell == "lstm" else activation,
+                  spectral_radius=spectral_radius, forget_bias=forget_bias, input_std=input_std)  # validates
+        for panel in panels:
+            check_choice("panel", panel, ("gradient", "cell"))
+        self.max_steps, self.panels = max_steps, tuple(panels)
+        self._compiled_keys: set = set()
+        values = dict(cell=cell, steps=steps, hidden=hidden, activation=activation,
+                      spectral_radius=float(spectral_radius), forget_bias=float(forget_bias), seed=seed,
+                      n_seeds=n_seeds, input_std=float(input_std))
+        specs = dict(cell=dict(options=list(recurrent.CELLS)), steps=dict(low=1, high=max_steps),
+                     hidden=dict(options=sorted(set(hiddens) | {hidden}), slider=True),
+                     activation=dict(options=list(dict.fromkeys([*activations, activation]))),
+                     spectral_radius=dict(low=spectral_radius_range[0], high=spectral_radius_range[1],
+                                          step=0.05),
+                     forget_bias=dict(low=forget_bias_range[0], high=forget_bias_range[1], step=0.1))
+        made, fixed = self._make_controls(controls, values, specs)
+        figsize = figsize or ((9.2, 3.8) if len(self.panels) == 2 else (5.6, 3.8))
+        super().__init__(made, fixed=fixed, title=title, figsize=figsize, warm_up=warm_up,
+                         extra_buttons=pin_buttons(self))
+
+    # ---- model
+    def network(self, state: dict | None = None) -> vglab.RNN:
+        """The ``vglab.RNN`` a state describes (the LSTM ignores ``activation``, the vanilla cell
+        ``forget_bias``, so changing them there is no new network)."""
+        s = self.state if state is None else state
+        lstm = s["cell"] == "lstm"
+        return vglab.RNN(cell=s["cell"], hidden=s["hidden"], steps=s["steps"],
+                         activation="tanh" if lstm else s["activation"],
+                         spectral_radius=_tidy(s["spectral_radius"]), input_std=_tidy(s["input_std"]),
+                         forget_bias=_tidy(s["forget_bias"]) if lstm else _RNN_DEFAULTS.forget_bias)
+
+    def _compile_key(self, state):
+        net = self.network(state)
+        return (net.cell, net.activation, net.hidden, state["n_seeds"])
+
+    # ---- figure
+    def setup_figure(self, figure):
+        axes = figure.subplots(1, len(self.panels), squeeze=False)[0]
+        self.plots = {}
+        for ax, panel in zip(axes, self.panels, strict=True):
+            if panel == "gradient":
+                self.plots[panel] = plots.LogProfilePlot(
+                    ax, ylabel="‖∂L/∂h_t‖  (log scale)", xlabel="time step t",
+                    title="hidden-state gradient through time",
+                    reference_labels={"theory": "exact ρ^(T−t)‖g‖ (linear)",
+                                      "bound": "bound (sup|φ′|·ρ)^(T−t)‖g‖"})
+            else:
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="‖∂L/∂c_t‖  (log scale)",
+                                                         xlabel="time step t", colour="tab:green",
+                                                         title="LSTM cell-state gradient")
+        figure.tight_layout()
+
+    # ---- compute and draw
+    def compute(self, state: dict) -> SequenceView:
+        net = self.network(state)
+        seeds = _seed_tuple(state)
+        # The draws for max_steps: every steps value then runs the same compiled program (no recompile).
+        recurrent.recurrent_bank(net.replace(steps=max(self.max_steps, net.steps)), seeds)
+        norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
+        self._compiled_keys.add(self._compile_key(state))
+        log10_g = float(np.mean(norms.log10_activation_grad[:, -1]))
+        return SequenceView(norms, linear_closed_form(net, log10_g), pascanu_bound(net, log10_g))
+
+    def draw(self, view: SequenceView) -> None:
+        norms = view.norms
+        t = np.arange(view.net.steps + 1)
+        zero = "every unit's φ′ = 0 at some step"
+        self.plots["gradient"].update(t, norms.log10_activation_grad, zero_reason=zero,
+                                      references={"theory": view.theory, "bound": view.bound})
+        if "cell" in self.plots:
+            if norms.log10_cell_grad is None:
+                self.plots["cell"].clear("the vanilla cell has no cell state:\nchoose cell = lstm")
+            else:
+                self.plots["cell"].update(t, norms.log10_cell_grad)
+
+    # ---- text
+    def summarise(self, view: SequenceView) -> str:
+        net, norms = view.net, view.norms
+        text = f"T = {net.steps}, {net.cell}"
+        if net.cell == "lstm":
+            text += f" (b_f = {net.forget_bias:g})"
+        else:
+            text += f" {net.activation}, ρ = {net.spectral_radius:g}"
+        text += f": ‖∂L/∂h₀‖/‖∂L/∂h_T‖ ≈ {_power(norms.log10_gradient_ratio)}"
+        if norms.log10_cell_grad is not None:
+            cell = norms.log10_cell_grad[:, 0] - norms.log10_activation_grad[:, -1]
+            text += (f", ‖∂L/∂c₀‖/‖∂L/∂h_T‖ ≈ {_power(cell)}, "
+                     f"mean forget gate {np.mean(norms.forget_gate_mean):.2f}")
+        return text
+
+    def code_for(self, state: dict) -> str:
+        net = self.network(state)
+        lines = ["import vglab", f"net = {net.to_code()}",
+                 f"result = vglab.gradient_norms(net, seed={state['seed']}, n_seeds={state['n_seeds']})"]
+        reference = ("theory", "linear_closed_form") if linear_closed_form(net, 0.0) is not None else (
+            ("bound", "pascanu_bound") if pascanu_bound(net, 0.0) is not None else None)
+        if reference:
+            lines += [f"from vglab.sequence_dashboards import {reference[1]}",
+                      f"{reference[0]} = {reference[1]}(net, result.log10_activation_grad[:, -1].mean())"]
+        return "\n".join(lines)
+
+    def _pin_label(self, s):
+        net = self.network(s)
+        if net.cell == "lstm":
+            return f"lstm, b_f={net.forget_bias:g}, ρ={net.spectral_radius:g}, n={net.hidden}"
+        return f"{net.activation}, ρ={net.spectral_radius:g}, n={net.hidden}"
+
+
+# --------------------------------------------------------------------------------------------- transformer
+class TransformerDashboard(_SequenceDashboard):
+    """Per-block gradient magnitudes of a transformer stack (``vglab.Transformer``), live.
+
+    Left: log10 ‖∂L/∂h_l‖_F for the block outputs h_l, l = 0..depth (h_0 the input tokens), mean over seeds
+    and min–max band.  Right: the stream's scale log10 RMS(h_l).  No residual: the gradient vanishes block
+    by block; residual + pre-LN keeps it nearly flat; residual + post-LN puts a LayerNorm Jacobian on the
+    main path of every block, and the gradient grows toward the output (Xiong et al. 2020).
+
+    Parameters are the ``vglab.Transformer`` fields plus seed and n_seeds; ``norm`` is "pre", "post" or
+    None/"none" (dropdown labels "pre-LN", "post-LN", "none").  ``max_depth`` bounds the depth slider.
+    """
+
+    kind = "transformer-dashboard"
+    LABELS = {"depth": "blocks", "width": "width d", "residual": "residual", "norm": "norm",
+              "activation": "activation φ (MLP)", "seed": "seed"}
+    CONTROLS = ("depth", "width", "residual", "norm", "activation", "seed")
+
+    def __init__(self, *, depth: int = 24, width: int = 64, heads: int = 4, seq_len: int = 8,
+                 residual: bool = True, norm="pre", activation: str = "gelu", weight_std: float = 1.0,
+                 seed: int = 0, n_seeds: int = 4, controls=CONTROLS, panels=("gradient", "activations"),
+                 max_depth: int = 96, widths=TRANSFORMER_WIDTHS, activations=TRANSFORMER_ACTIVATIONS,
+                 title: str = "", figsize=None, warm_up: bool = True):
+        max_depth = check_int("max_depth", max_depth, 1, transformer.MAX_DEPTH)
+        if not isinstance(depth, int) or not 1 <= depth <= max_depth:
+            raise ValueError(f"depth must be an integer in 1..{max_depth} (max_depth), got {depth!r}")
+        net = vglab.Transformer(depth=depth, width=width, heads=heads, seq_len=seq_len, residual=residual,
+                                norm=None if norm == "none" else norm, activation=activation,
+                                weight_std=weight_std)
+        for panel in panels:
+            check_choice("panel", panel, ("gradient", "activations"))
+        for w in widths:
+            if w % heads:
+                raise ValueError(f"every width must be divisible by heads={heads}, got {w}")
+        self.max_depth, self.panels = max_depth, tuple(panels)
+        self._compiled_keys: set = set()
+        values = dict(depth=depth, width=width, residual=residual, norm=net.norm or "none",
+                      activation=activation, seed=seed, n_seeds=n_seeds, heads=heads, seq_len=seq_len,
+                      weight_std=float(weight_std))
+        specs = dict(depth=dict(low=1, high=max_depth),
+                     width=dict(options=sorted(set(widths) | {width}), slider=True),
+                     norm=dict(options=[(label, value) for label, value in NORM_CHOICES]),
+                     activation=dict(options=list(dict.fromkeys([*activations, activation]))))
+        made, fixed = self._make_controls(controls, values, specs)
+        figsize = figsize or ((9.2, 3.8) if len(self.panels) == 2 else (5.6, 3.8))
+        super().__init__(made, fixed=fixed, title=title, figsize=figsize, warm_up=warm_up,
+                         extra_buttons=pin_buttons(self))
+
+    # ---- model
+    def network(self, state: dict | None = None) -> vglab.Transformer:
+        """The ``vglab.Transformer`` a state describes (norm "none" → None)."""
+        s = self.state if state is None else state
+        norm = None if s["norm"] == "none" else s["norm"]
+        return vglab.Transformer(depth=s["depth"], width=s["width"], heads=s["heads"], seq_len=s["seq_len"],
+                                 residual=bool(s["residual"]), norm=norm, activation=s["activation"],
+                                 weight_std=_tidy(s["weight_std"]))
+
+    def _compile_key(self, state):
+        net = self.network(state)
+        return (net.width, net.heads, net.activation, net.residual, net.norm, state["n_seeds"])
+
+    # ---- figure
+    def setup_figure(self, figure):
+        axes = figure.subplots(1, len(self.panels), squeeze=False)[0]
+        self.plots = {}
+        for ax, panel in zip(axes, self.panels, strict=True):
+            if panel == "gradient":
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="‖∂L/∂h_l‖_F  (log scale)",
+                                                         xlabel="block l", title="gradient per block")
+            else:
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="RMS(h_l)  (log scale)", xlabel="block l",
+                                                         title="residual stream scale", colour="tab:green")
+        figure.tight_layout()
+
+    # ---- compute and draw
+    def compute(self, state: dict) -> SequenceView:
+        net = self.network(state)
+        seeds = _seed_tuple(state)
+        # The blocks for max_depth: every depth then runs the same compiled program (no recompile).
+        bank = transformer.block_bank(net.replace(depth=max(self.max_depth, net.depth)), seeds)
+        norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
+        self._compiled_keys.add(self._compile_key(state))
+        tokens = np.asarray(bank.tokens[:, : net.seq_len], dtype=np.float64)  # h_0 = X, (S, T, d)
+        log10_rms0 = 0.5 * np.log10(np.mean(tokens**2, axis=(1, 2)))
+        log10_rms = np.concatenate([log10_rms0[:, None], norms.log10_activation_rms], axis=1)
+        return SequenceView(norms, log10_rms=log10_rms)
+
+    def draw(self, view: SequenceView) -> None:
+        blocks = np.arange(view.net.depth + 1)
+        self.plots["gradient"].update(blocks, view.norms.log10_activation_grad)
+        if "activations" in self.plots:
+            self.plots["activations"].update(blocks, view.log10_rms, zero_reason="the stream is 0")
+
+    # ---- text
+    def summarise(self, view: SequenceView) -> str:
+        net, grads = view.net, view.norms.log10_activation_grad
+        setting = ("residual" if net.residual else "no residual") + ", " + (
+            f"{net.norm}-LN" if net.norm else "no LayerNorm")
+        relative = np.mean(grads - grads[:, -1:], axis=0)
+        lowest = int(np.argmin(np.where(np.isfinite(relative), relative, np.inf))) if np.isfinite(
+            relative).any() else 0
+        return (f"{net.depth} blocks, {setting}, {net.activation}: ‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ "
+                f"{_power(view.norms.log10_gradient_ratio)}; smallest at block {lowest} "
+                f"(10^{relative[lowest]:.1f} of the output's)")
+
+    def code_for(self, state: dict) -> str:
+        return "\n".join(["import vglab", f"net = {self.network(state).to_code()}",
+                          f"result = vglab.gradient_norms(net, seed={state['seed']}, "
+                          f"n_seeds={state['n_seeds']})"])
+
+    def _pin_label(self, s):
+        net = self.network(s)
+        return (f"{'residual' if net.residual else 'plain'}, {net.norm + '-LN' if net.norm else 'no LN'}, "
+                f"{net.activation}, L={net.depth}")

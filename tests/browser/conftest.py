@@ -22,7 +22,15 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab_driver import CHROMIUM, CHROMIUM_ARGS, INSTRUMENTATION, VIEWPORT, LabServer, NotebookPage  # noqa: E402
+from lab_driver import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    INSTRUMENTATION,
+    OPEN_PAGES,
+    VIEWPORT,
+    LabServer,
+    NotebookPage,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -146,3 +154,20 @@ def latency_report():
         lines = [f"  {name:32s} {entry['median_ms']:8.1f} ms  ({entry['control']})"
                  for name, entry in sorted(results.items())]
         print("\nslider → plot latency medians (test-artifacts/latency.json):\n" + "\n".join(lines))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """When a browser test fails: a screenshot of every open notebook page (FAILED-<test>-<notebook>.png)
+    and the pages' last console messages in the report."""
+    report = yield
+    if report.failed and report.when in ("setup", "call") and OPEN_PAGES:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in item.name)[:80]
+        for page in list(OPEN_PAGES):
+            with contextlib.suppress(Exception):
+                path = SCREENSHOTS / f"FAILED-{safe}-{page.stem}.png"
+                page.page.screenshot(path=str(path))
+                report.sections.append((f"browser {page.stem}", f"screenshot: {path}\n"
+                                        + "\n".join(page.console[-30:])))
+    return report

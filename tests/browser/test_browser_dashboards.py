@@ -1,0 +1,428 @@
+"""The notebooks' dashboards in a real JupyterLab, driven from headless Chromium as a student uses them.
+
+Each notebook is opened in the browser and run with Run ▸ Run All Cells; then the tests press keys on the
+focused slider handles (ArrowRight/Left, Home, End), pick dropdown options and click checkboxes, and wait
+for what the page shows: the dashboard's status line (``data-update`` counts redraws, ``data-<control>``
+holds the plotted state) and a fresh paint of the ipympl canvas.  What the plot shows is read back through
+the kernel (a cell typed into the notebook calls ``_vglab_view``, tests/browser/kernel_probe.py) and
+compared with the physics it must show; canvas screenshots before and after a change must differ.
+
+Every dashboard notebook gets the checks of ``DashboardChecks`` (runs clean, a rapid drag ends on the last
+value with one figure and a responsive kernel, slider → plot latency recorded in
+test-artifacts/latency.json); the saturating-activations, residual, layer-norm, recurrent and transformer
+dashboards get tests of their own.  Screenshots: test-artifacts/screenshots/<notebook>-<step>.png.
+Latency is measured and reported, never asserted (the goal, ≤ 100 ms median, is a benchmark target).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+
+import pytest
+from kernel_probe import KERNEL_PROBE
+from lab_driver import pixels_differ
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+LOG10_QUARTER = math.log10(0.25)
+RAPID_PRESSES = 30
+LATENCY_CHANGES = 10
+
+
+def dashboard_notebooks() -> list[str]:
+    """The notebooks (stems) that build a dashboard."""
+    return sorted(path.stem for path in NOTEBOOK_DIR.glob("*.ipynb")
+                  if re.search(r"Dashboard\(", path.read_text(encoding="utf-8")))
+
+
+class DashboardChecks:
+    """What every dashboard must do in the browser.  Subclasses name the notebook (and its main slider)."""
+
+    NOTEBOOK = ""
+    SLIDER = "depth"  # the slider the rapid drag and the latency measurement use
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def nb(cls, open_notebook):
+        """The notebook, opened in the browser and run top to bottom (once per class)."""
+        path = NOTEBOOK_DIR / f"{cls.NOTEBOOK}.ipynb"
+        if not path.exists():
+            pytest.skip(f"{path.name} is not written yet (issue 4); these browser tests run once it exists")
+        started = time.monotonic()
+        page = open_notebook(cls.NOTEBOOK)
+        try:
+            opened = time.monotonic()
+            page.run_all()
+            page.wait_for_figure()
+            ran = time.monotonic()
+            page.execute(KERNEL_PROBE)
+            print(f"\n{cls.NOTEBOOK}: JupyterLab + kernel {opened - started:.1f} s, Run All Cells "
+                  f"{ran - opened:.1f} s, probe cell {time.monotonic() - ran:.1f} s")
+            yield page
+        finally:
+            page.close()
+
+    # ---- helpers
+    def view(self, nb, check: bool = False) -> dict:
+        return nb.python(f"_vglab_view(check={check})", timeout=60)
+
+    def slider_name(self, nb) -> str:
+        if nb.control(self.SLIDER).count():
+            return self.SLIDER
+        classes = nb.dashboard().locator(".widget-slider").first.get_attribute("class") or ""
+        found = re.search(r"vglab-control-([\w-]+)", classes)
+        assert found, f"no slider with a vglab-control-<name> class in {self.NOTEBOOK}'s dashboard"
+        return found.group(1)
+
+    def slider_bounds(self, nb, name: str) -> tuple[int, int]:
+        handle = nb.control(name).locator(".noUi-handle").first
+        return (round(float(handle.get_attribute("aria-valuemin"))),
+                round(float(handle.get_attribute("aria-valuemax"))))
+
+    def go_to(self, nb, name: str, value: int) -> None:
+        """Move slider ``name`` to ``value`` with Home and ArrowRight presses (as fast as a held key)."""
+        nb.focus_slider(name)
+        low, high = self.slider_bounds(nb, name)
+        assert low <= value <= high
+        if nb.readout(name) == str(value):
+            return
+        nb.change(lambda: (nb.press("Home"), nb.press("ArrowRight", value - low)), {name: value})
+        assert nb.readout(name) == str(value)
+
+    def output_of(self, nb):
+        """The output area of the cell that displays the dashboard."""
+        return nb.page.locator(".jp-CodeCell").filter(has=nb.page.locator(".vglab-dashboard")).first.locator(
+            ".jp-OutputArea").first
+
+    # ---- the checks every dashboard gets
+    def test_runs_clean_and_shows_the_plot_its_state_describes(self, nb):
+        assert nb.error_outputs() == [], f"{self.NOTEBOOK} raised:\n" + "\n".join(nb.error_outputs())
+        status = nb.status()
+        assert int(status["update"]) >= 1 and "error" not in status, nb.status_text()
+        assert nb.dashboard().locator(".jupyter-matplotlib").count() == 1
+        assert nb.canvas_paints() >= 1
+        nb.screenshot("start")
+        view = self.view(nb, check=True)
+        assert view["error"] == ""
+        assert view["computed"] is not None
+        if view.get("code_vs_plot") is not None:  # the plot is what `dash.code` recomputes
+            assert view["code_vs_plot"] < 1e-4, view
+
+    def test_a_rapid_drag_ends_on_its_last_value_in_one_figure_with_a_responsive_kernel(self, nb):
+        name = self.slider_name(nb)
+        low, high = self.slider_bounds(nb, name)
+        self.go_to(nb, name, low)
+        before = self.view(nb)
+        outputs_before = self.output_of(nb).locator(".jp-OutputArea-output").count()
+        canvases = nb.page.locator(".vglab-dashboard .jupyter-matplotlib canvas")
+        canvases_before = canvases.count()  # every dashboard's (notebooks 07 and 10 have two)
+        presses = min(RAPID_PRESSES, high - low)
+        final = low + presses
+
+        nb.focus_slider(name)  # running a cell moved the focus to its editor
+        result = nb.change(lambda: nb.press("ArrowRight", presses), {name: final})  # no waits between keys
+        assert nb.readout(name) == str(final)
+        time.sleep(0.5)  # a stale update arriving late would show now
+        after = self.view(nb)
+        state_name = name.replace("-", "_")
+        assert after["state"][state_name] == final
+        assert after["computed"][state_name] == final, "the plot shows a stale value"
+        assert nb.status()[name] == str(final)
+        assert after["error"] == ""
+        for profile in after["curves"].values():  # every per-layer curve ends at the final depth
+            assert profile["x"][1] == pytest.approx(final, abs=1), after["curves"]
+        assert after["computations"] - before["computations"] <= presses
+        assert after["figures"] == before["figures"], "a figure was created by the drag"
+        assert nb.dashboard().locator(".jupyter-matplotlib").count() == 1
+        assert canvases.count() == canvases_before, "the drag added a canvas"
+        assert self.output_of(nb).locator(".jp-OutputArea-output").count() == outputs_before
+        started = time.monotonic()
+        assert nb.execute("1+1", timeout=10).strip() == "2"
+        print(f"\n{self.NOTEBOOK}: {presses} key presses → {after['computations'] - before['computations']} "
+              f"computations, {after['updates'] - before['updates']} redraws; last redraw "
+              f"{result['ms']:.0f} ms after the last key; 1+1 answered in {time.monotonic() - started:.2f} s")
+        nb.screenshot("after-rapid-drag")
+
+    def test_slider_to_plot_latency_is_measured(self, nb, latency_report):
+        """Median time from a key press on the slider to the canvas painted with the new plot (reported)."""
+        name = self.slider_name(nb)
+        low, high = self.slider_bounds(nb, name)
+        top = min(high, 200)  # the benchmark's range: depth ≤ 200 (width ≤ 256 in every notebook)
+        start = max(low, top - LATENCY_CHANGES)
+        self.go_to(nb, name, start)
+        nb.focus_slider(name)
+        samples, status_samples = [], []
+        for step in range(1, LATENCY_CHANGES + 1):
+            result = nb.press_and_wait("ArrowRight", {name: start + step})
+            samples.append(result["ms"])
+            status_samples.append(result["status_ms"])
+        status = nb.status_text()
+        median = latency_report(self.NOTEBOOK, f"{name} {start}→{start + LATENCY_CHANGES}", samples,
+                                status_median_ms=round(sorted(status_samples)[len(status_samples) // 2], 1),
+                                last_status=status)
+        assert len(samples) == LATENCY_CHANGES and median > 0
+
+
+def curve(view: dict, panel: str = "gradient") -> dict:
+    return view["curves"][panel]
+
+
+def mean(values) -> float:
+    return sum(values) / len(values)
+
+
+# --------------------------------------------------------------------------------------------- notebooks
+class TestStartHere(DashboardChecks):
+    NOTEBOOK = "00_start_here"
+
+
+class TestChainRule(DashboardChecks):
+    NOTEBOOK = "01_chain_rule"
+
+
+class TestSaturatingActivations(DashboardChecks):
+    NOTEBOOK = "02_saturating_activations"
+
+    def test_depth_slider_sigmoid_decays_like_a_quarter_per_layer(self, nb):
+        self.go_to(nb, "depth", 10)
+        nb.choose("activation", "sigmoid")
+        nb.choose("init", "xavier")
+        shallow = nb.canvas_png()
+        view = self.view(nb)
+        assert view["computed"]["depth"] == 10 and view["computed"]["activation"] == "sigmoid"
+        # Sigmoid: each layer multiplies the gradient by at most 1/4 (bound drawn exactly); measured below.
+        for depth, key in ((50, "ArrowRight"), (1000, "End")):
+            nb.focus_slider("depth")
+            presses = depth - 10 if key == "ArrowRight" else 1
+            nb.change(lambda key=key, presses=presses: nb.press(key, presses), {"depth": depth})
+            view = self.view(nb)
+            gradient = curve(view)
+            assert gradient["n"] == depth + 1 and gradient["finite"], "never 0/NaN/inf, even at 1e-630"
+            drop = gradient["y"][0] - gradient["y"][1]
+            bound = depth * LOG10_QUARTER
+            assert gradient["bound"][0] - gradient["bound"][1] == pytest.approx(bound, abs=1e-4)
+            assert 1.1 * bound - 1 < drop < bound + 0.5, (depth, drop, bound)
+            assert all(1.1 * bound - 1 < r < bound + 0.5 for r in view["ratio"])
+            nb.screenshot(f"sigmoid-depth{depth}")
+        assert pixels_differ(shallow, nb.canvas_png()) > 500
+
+    def test_switching_to_tanh_keeps_far_more_gradient_than_sigmoid(self, nb):
+        self.go_to(nb, "depth", 50)
+        nb.choose("activation", "sigmoid")
+        sigmoid = self.view(nb)
+        sigmoid_png = nb.canvas_png()
+        nb.choose("activation", "tanh")
+        assert nb.status()["activation"] == "tanh" and nb.status()["depth"] == "50"
+        tanh = self.view(nb, check=True)
+        assert tanh["code_vs_plot"] < 1e-4
+        assert curve(tanh)["bound"] is None  # sup tanh′ = 1: no decay bound
+        assert mean(sigmoid["ratio"]) < 50 * LOG10_QUARTER + 0.5  # ≈ 10^-31.7
+        assert mean(tanh["ratio"]) > -10  # ≈ 10^-1.3: tanh′(0) = 1 keeps the signal
+        assert pixels_differ(sigmoid_png, nb.canvas_png()) > 500
+        nb.screenshot("tanh-depth50")
+
+    @pytest.mark.xfail(strict=True, reason=(
+        "dashboard bug (vglab/dashboards.py): without a σ_w control the fixed σ_w = 1.0 overrides the "
+        "init's own scale, so picking He or LeCun in notebooks 00/02 changes nothing (σ_w stays 1, not √2)"))
+    def test_init_dropdown_changes_the_weight_scale(self, nb):
+        self.go_to(nb, "depth", 50)
+        nb.choose("activation", "tanh")
+        nb.choose("init", "xavier")
+        xavier = self.view(nb)
+        nb.choose("init", "he")
+        he = self.view(nb)
+        assert xavier["sigma_w"] == pytest.approx(1.0)
+        assert he["sigma_w"] == pytest.approx(math.sqrt(2), rel=1e-6)  # He et al. 2015: σ_w² = 2
+        assert mean(he["ratio"]) > mean(xavier["ratio"]) + 1  # a larger σ_w keeps more gradient with tanh
+        nb.screenshot("tanh-he")
+
+
+class TestInitialization(DashboardChecks):
+    NOTEBOOK = "03_initialization"
+
+
+class TestReluFamily(DashboardChecks):
+    NOTEBOOK = "04_relu_family"
+
+
+class TestResidualConnections(DashboardChecks):
+    NOTEBOOK = "05_residual_connections"
+
+    def test_skip_connections_carry_the_gradient_through_1000_sigmoid_layers(self, nb):
+        nb.focus_slider("depth")
+        nb.change(lambda: nb.press("End"), {"depth": 1000})
+        nb.choose("activation", "sigmoid")
+        nb.set_checkbox("residual", True)
+        with_skip = self.view(nb, check=True)
+        skip_png = nb.canvas_png()
+        nb.screenshot("sigmoid-1000-skip-on")
+        nb.set_checkbox("residual", False)
+        assert nb.status()["residual"] == "False"
+        plain = self.view(nb)
+        nb.screenshot("sigmoid-1000-skip-off")
+        assert with_skip["code_vs_plot"] < 1e-4
+        assert curve(with_skip)["n"] == curve(plain)["n"] == 1001
+        # ∂h_l/∂h_{l-1} = I + α J: the identity keeps ‖∂L/∂h_0‖ ≈ ‖g‖; without it, ≤ 0.25 per layer.
+        assert all(abs(r) < 1 for r in with_skip["ratio"]), with_skip["ratio"]
+        assert all(-700 < r < -600 for r in plain["ratio"]), plain["ratio"]
+        assert curve(plain)["finite"]
+        assert pixels_differ(skip_png, nb.canvas_png()) > 500
+        nb.set_checkbox("residual", True)
+        assert all(abs(r) < 1 for r in self.view(nb)["ratio"])
+
+    def test_branch_scale_slider_and_activation_reshape_the_residual_profile(self, nb):
+        self.go_to(nb, "depth", 200)
+        nb.set_checkbox("residual", True)
+        nb.choose("activation", "tanh")
+        nb.focus_slider("residual-scale")
+        nb.change(lambda: nb.press("End"), {"residual_scale": 2.0})
+        assert float(nb.readout("residual-scale")) == 2.0
+        strong = self.view(nb)
+        nb.focus_slider("residual-scale")
+        nb.change(lambda: nb.press("Home"), {"residual_scale": 0.05})
+        weak = self.view(nb)
+        nb.screenshot("tanh-200-alpha-0.05")
+        # h_l = h_{l-1} + α φ(W h_{l-1}): a larger branch scale α moves further from the identity.
+        assert weak["computed"]["residual_scale"] == pytest.approx(0.05)
+        assert abs(mean(weak["ratio"])) < 0.5
+        assert abs(mean(strong["ratio"])) > abs(mean(weak["ratio"])) + 1
+
+
+class TestLayerNormalization(DashboardChecks):
+    NOTEBOOK = "06_layer_normalization"
+
+    def test_norm_dropdown_switches_between_pre_post_and_no_layernorm(self, nb):
+        self.go_to(nb, "depth", 100)
+        nb.choose("activation", "relu")
+        nb.set_checkbox("residual", True)
+        views = {}
+        for label, value in (("pre-LN", "pre"), ("post-LN", "post"), ("none", "none")):
+            nb.choose("norm", label)
+            assert nb.status()["norm"] == value
+            views[value] = view = self.view(nb, check=True)
+            assert view["computed"]["norm"] == value and view["code_vs_plot"] < 1e-4
+            assert curve(view)["finite"] and curve(view)["n"] == 101
+            nb.screenshot(f"relu-residual-{value}-ln")
+        last_rms = {value: curve(view, "activations")["y"][1] for value, view in views.items()}
+        # Post-LN normalises the stream itself (RMS exactly 1); pre-LN lets it grow slowly (≈ √L);
+        # without LayerNorm the residual ReLU stream and its gradient explode (10^20 at depth 100).
+        assert abs(last_rms["post"]) < 0.01
+        assert 0 < last_rms["pre"] < 3 and abs(mean(views["pre"]["ratio"])) < 3
+        assert last_rms["none"] > 10 and mean(views["none"]["ratio"]) > 10
+
+
+class TestExplodingGradients(DashboardChecks):
+    NOTEBOOK = "07_exploding_gradients_and_clipping"
+    TRAINER = 1  # the second dashboard: vglab.training_dashboards.TrainingDashboard (``trainer``)
+
+    def test_train_button_runs_in_the_background_shows_divergence_and_stop_keeps_the_history(self, nb):
+        board = nb.dashboard(self.TRAINER)
+        board.scroll_into_view_if_needed()
+        nb.control("clip-norm", self.TRAINER).locator("select").select_option(label="off")  # no run yet
+        nb.change(lambda: board.locator(".vglab-train").click(), {"clip_norm": 0.0, "diverged": True},
+                  index=self.TRAINER)
+        # ReLU, σ_w = 2, no clipping: a non-finite step is detected within a few steps and not applied.
+        diverged = nb.python("[trainer.result.history.diverged_at_step, trainer.plotted()['curves']['end_step'],"
+                             " bool(np.isfinite(trainer.plotted()['ratio']['mean']).all())]")
+        assert diverged[0] < 5 and diverged[1] == diverged[0] and diverged[2]
+        nb.screenshot("trainer-diverged", index=self.TRAINER)
+
+        nb.control("clip-norm", self.TRAINER).locator("select").select_option(label="0.3")
+        nb.focus_slider("steps", self.TRAINER)
+        nb.press("End")  # 2000 steps: seconds of training
+        board.locator(".vglab-train").click()
+        nb.page.wait_for_function(
+            "(root) => root.querySelector('.vglab-progress progress, .vglab-progress .progress-bar') &&"
+            " /step ([2-9]\\d|\\d{3,})\\//.test(root.querySelector('.vglab-progress').innerText)",
+            arg=board.element_handle(), timeout=60_000, polling=100)
+        assert nb.execute("1+1", timeout=10).strip() == "2"  # the kernel answers while the run goes on
+        assert nb.python("trainer.running") is True
+        nb.change(lambda: board.locator(".vglab-stop").click(), {"interrupted": True, "steps": 2000},
+                  index=self.TRAINER)
+        kept = nb.python("[trainer.result.history.steps_completed, trainer.result.history.interrupted,"
+                         " len(trainer.plotted()['curves']['steps'])]")
+        assert 20 <= kept[0] < 2000 and kept[1] and kept[2] == kept[0]
+        nb.screenshot("trainer-stopped", index=self.TRAINER)
+
+
+class TestRecurrentNetworks(DashboardChecks):
+    NOTEBOOK = "08_recurrent_networks"
+    SLIDER = "steps"
+
+    def test_lstm_with_an_open_forget_gate_keeps_gradients_a_vanilla_rnn_loses(self, nb):
+        controls = nb.dashboard().evaluate(
+            "(r) => [...r.querySelectorAll('[class*=vglab-control-]')].map((e) => e.className)")
+        assert nb.control("cell").count(), f"no cell (vanilla/LSTM) control; controls: {controls}"
+        name = self.slider_name(nb)
+        low, high = self.slider_bounds(nb, name)
+        steps = min(high, 100)
+        self.go_to(nb, name, steps)
+        nb.choose("cell", "vanilla")
+        vanilla = self.view(nb, check=True)
+        vanilla_png = nb.canvas_png()
+        nb.screenshot("vanilla")
+        nb.choose("cell", "lstm")
+        lstm = self.view(nb, check=True)
+        nb.screenshot("lstm")
+        for view in (vanilla, lstm):
+            assert view["code_vs_plot"] is None or view["code_vs_plot"] < 1e-4
+            assert all(c["n"] == steps + 1 for c in view["curves"].values()), view["curves"]
+        assert pixels_differ(vanilla_png, nb.canvas_png()) > 500
+        if nb.control("forget-bias").count():
+            nb.focus_slider("forget-bias")
+            nb.change(lambda: nb.press("Home"))
+            closed = self.view(nb)
+            nb.focus_slider("forget-bias")
+            nb.change(lambda: nb.press("End"))
+            open_gate = self.view(nb)
+            nb.screenshot("lstm-forget-bias-max")
+            # f_t = σ(b_f + …) → 1 as b_f grows: the cell state carries ∂L/∂c back almost unchanged.
+            assert mean(open_gate["ratio"]) > mean(closed["ratio"]) + 1
+
+
+class TestTransformers(DashboardChecks):
+    NOTEBOOK = "09_transformers"
+
+    def test_no_residual_vs_post_ln_vs_pre_ln_through_deep_stacks(self, nb):
+        name = self.slider_name(nb)
+        low, high = self.slider_bounds(nb, name)
+        depth = min(high, 48)
+        self.go_to(nb, name, depth)
+        seen = {}
+        for residual, norm in ((True, "pre-LN"), (True, "post-LN"), (False, "none")):
+            if nb.control("residual").count():
+                nb.set_checkbox("residual", residual)
+            if nb.control("norm").count():
+                nb.choose("norm", norm)
+            view = self.view(nb, check=True)
+            assert view["code_vs_plot"] is None or view["code_vs_plot"] < 1e-4
+            assert all(c["n"] == depth + 1 and c["finite"] for c in view["curves"].values())
+            seen[norm] = view
+            nb.screenshot(f"{'residual' if residual else 'plain'}-{norm}")
+        assert nb.control("norm").count(), "the transformer dashboard needs a normalization control"
+        # Pre-LN keeps an identity path from every block to the output (Xiong et al. 2020): the gradient at
+        # the input stays within a few decades; post-LN puts a LayerNorm Jacobian on it, per block.
+        assert abs(mean(seen["pre-LN"]["ratio"])) < 3
+        assert mean(seen["pre-LN"]["ratio"]) > mean(seen["post-LN"]["ratio"])
+
+
+class TestTrainingDynamics(DashboardChecks):
+    NOTEBOOK = "10_training_dynamics"
+
+
+class TestJacobianSpectra(DashboardChecks):
+    NOTEBOOK = "11_jacobian_spectra"
+
+
+COVERED = {cls.NOTEBOOK for cls in DashboardChecks.__subclasses__()}
+
+
+def test_every_dashboard_notebook_has_browser_tests():
+    missing = sorted(set(dashboard_notebooks()) - COVERED)
+    assert not missing, f"add a DashboardChecks subclass in {Path(__file__).name} for: {missing}"
+
+

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import ipywidgets as widgets
 import numpy as np
 
 import vglab
@@ -118,6 +119,9 @@ class _SequenceDashboard(Dashboard):
             check_choice("control", name, self.LABELS)
         made = {name: make_control(name, values[name], description=self.LABELS[name], **specs.get(name, {}))
                 for name in names}
+        for widget in made.values():
+            if isinstance(widget, (widgets.IntSlider, widgets.FloatSlider, widgets.SelectionSlider)):
+                widget.layout.min_width = "320px"  # long descriptions ("forget bias b_f") keep a usable track
         return made, {name: value for name, value in values.items() if name not in made}
 
     def _announce(self, state):

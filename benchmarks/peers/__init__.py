@@ -1,0 +1,26 @@
+"""The peers vglab is compared with.  Each module (or class) offers NAME, LABEL, version() and, per
+workload it implements, ``prepare_<workload>(problem)`` (untimed: arrays into the peer's own type and
+layout) and ``<workload>(prepared)`` (timed: returns NumPy arrays named and shaped like vglab's result).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+def available_peers() -> tuple[list, dict]:
+    """(peers that import, {name: reason} for those that do not, e.g. torch not installed)."""
+    peers, missing = [], {}
+    from benchmarks.peers import numpy_backprop
+
+    peers.append(numpy_backprop)
+    try:
+        torch_eager = importlib.import_module("benchmarks.peers.torch_eager")
+    except ImportError as error:  # torch is a benchmark-only dependency (benchmarks/requirements.txt)
+        missing["torch"] = f"not installed ({error}); pip install -r benchmarks/requirements.txt"
+    else:
+        peers += [torch_eager, torch_eager.Autograd]
+    from benchmarks.peers import jax_eager
+
+    peers.append(jax_eager)
+    return peers, missing

@@ -1,0 +1,156 @@
+"""The benchmark problems as plain float32 NumPy arrays, read from vglab's own random draws.
+
+Every implementation (vglab and each peer) works on exactly the same numbers: the weights, biases, inputs and
+loss directions that vglab draws for a seed.  The peers receive them at their true scale
+(W_l = σ_w/√n · Ŵ_l), converted once to their own array type outside the timed region.
+
+Each problem also states its work: ``flops`` (floating-point operations of the algorithm) and
+``bytes_moved`` (the bytes that must come from memory at least once per call), from which the floor is
+time ≥ max(flops / matmul rate, bytes / bandwidth).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+import vglab
+from vglab import jacobians, recurrent
+
+FLOAT32 = 4
+
+
+@dataclass(frozen=True)
+class MLPProblem:
+    """A plain MLP (no residual, no LayerNorm) of ``n_seeds`` independently drawn networks.
+
+    weights (S, L, n, n) W_l at true scale; biases (S, L, n); inputs (S, n) h_0 = x; directions (S, n) g.
+    """
+
+    net: vglab.MLP
+    n_seeds: int
+    weights: np.ndarray
+    biases: np.ndarray
+    inputs: np.ndarray
+    directions: np.ndarray
+
+    @property
+    def activation(self) -> str:
+        return self.net.activation
+
+    @property
+    def sup_dphi(self) -> float:
+        return vglab.sup_derivative(self.net.activation, self.net.leaky_slope)
+
+
+def mlp_problem(net: vglab.MLP, n_seeds: int = 1, seed: int = 0) -> MLPProblem:
+    """vglab's draws for ``net`` and seeds seed..seed+n_seeds−1, as float32 NumPy arrays at true scale."""
+    if net.residual or net.norm is not None:
+        raise ValueError("the peers implement the plain MLP only (residual=False, norm=None)")
+    bank = jacobians.weight_bank(tuple(range(seed, seed + n_seeds)), net.width, net.orthogonal, net.depth)
+    L, n = net.depth, net.width
+    weights = np.asarray(bank.weights[:, :L]) * np.float32(net.sigma_w / math.sqrt(n))
+    biases = np.asarray(bank.biases[:, :L]) * np.float32(net.bias_std)
+    return MLPProblem(net, n_seeds, np.ascontiguousarray(weights, np.float32),
+                      np.ascontiguousarray(biases, np.float32), np.asarray(bank.inputs, np.float32),
+                      np.asarray(bank.directions, np.float32))
+
+
+def gradient_norms_work(depth: int, width: int, n_seeds: int) -> tuple[float, float]:
+    """(flops, bytes) of exact per-layer gradient norms: one matvec forward and one backward per layer
+    (2n² flops each), plus O(n) elementwise work; every weight matrix is read forward and again backward
+    (as soon as the bank exceeds the cache, it comes from memory twice)."""
+    flops = n_seeds * depth * (4.0 * width * width + 30.0 * width)
+    bytes_moved = 2.0 * n_seeds * depth * width * width * FLOAT32
+    return flops, bytes_moved
+
+
+def spectrum_work(depth: int, width: int) -> tuple[float, float]:
+    """(flops, bytes) of the exact spectrum by the graded QR chain (``vglab.jacobians._chain_step``), per
+    layer: the product Ŵᵀ Q (2n³), two QR factorisations with Q formed (geqrf + orgqr, 8/3 n³ each) and two
+    graded triangular products C·U (2n³ each): 34/3 n³ in all.  Bytes: the weights, read once."""
+    n3 = float(width) ** 3
+    return depth * (34.0 / 3.0) * n3, depth * width * width * FLOAT32
+
+
+def naive_spectrum_flops(depth: int, width: int) -> float:
+    """The flops of the naive product J_L ⋯ J_1 (one n³ matmul per layer, 2n³ flops), which float32
+    cannot represent beyond a few dozen saturating layers; a lower bound for any exact method."""
+    return depth * 2.0 * float(width) ** 3
+
+
+@dataclass(frozen=True)
+class RNNProblem:
+    """``n_seeds`` unrolled RNNs: recurrent (S, kn, n), input_weights (S, kn, n), bias (S, kn),
+    inputs (S, T, n), directions (S, n); k = 1 (vanilla) or 4 (LSTM gates i, f, o, g)."""
+
+    net: vglab.RNN
+    n_seeds: int
+    recurrent: np.ndarray
+    input_weights: np.ndarray
+    bias: np.ndarray
+    inputs: np.ndarray
+    directions: np.ndarray
+
+
+def rnn_problem(net: vglab.RNN, n_seeds: int = 1, seed: int = 0) -> RNNProblem:
+    if net.cell == "vanilla" and net.activation != "tanh":
+        raise ValueError("the peers implement the tanh vanilla cell and the LSTM")
+    params = [recurrent.parameters(net, s) for s in range(seed, seed + n_seeds)]
+    stack = lambda name: np.ascontiguousarray(np.stack([getattr(p, name) for p in params]), np.float32)  # noqa: E731
+    return RNNProblem(net, n_seeds, stack("recurrent"), stack("input_weights"), stack("bias"),
+                      stack("inputs"), stack("direction"))
+
+
+def rnn_work(net: vglab.RNN, n_seeds: int) -> tuple[float, float]:
+    """(flops, bytes): per step the recurrent and input products forward (2·2kn² flops) and the recurrent
+    product backward (2kn²).  Bytes: weights once and the inputs (the weights stay in cache across steps)."""
+    k, n, T = net.gates, net.hidden, net.steps
+    flops = n_seeds * T * (6.0 * k * n * n + 40.0 * k * n)
+    bytes_moved = n_seeds * (2 * k * n * n + T * n) * FLOAT32
+    return flops, bytes_moved
+
+
+# --------------------------------------------------------------------------------------------- agreement
+# Largest |difference| in log10 units accepted between vglab and a peer (float32 throughout; 1e-3 in log10
+# is a 0.23 % relative difference).  Small singular values of a long chain are conditioned by the gap to the
+# larger ones, so spectra get a looser bound on all values and the partial norms the tight one.
+LOG10_TOLERANCE = {
+    "log10_activation_grad": 1e-3,
+    "log10_weight_grad": 1e-3,
+    "log10_cell_grad": 1e-3,
+    "log10_activation_rms": 1e-3,
+    "saturated_fraction": 0.02,  # a unit at the 0.1·sup|φ′| threshold may round either way
+    "dead_fraction": 0.02,
+    "log10_singular_values": 2e-2,
+    "log10_partial_norms": 1e-3,
+}
+
+
+def disagreement(reference, candidate: dict) -> dict[str, float]:
+    """{name: max |reference − candidate|} over the arrays the peer returned (−inf = −inf counts as equal).
+
+    ``reference`` is a vglab result (attributes) or a dict of arrays; shapes must match exactly."""
+    out = {}
+    for name, value in candidate.items():
+        ref = reference[name] if isinstance(reference, dict) else getattr(reference, name)
+        ref, value = np.asarray(ref, np.float64), np.asarray(value, np.float64)
+        if ref.shape != value.shape:
+            raise ValueError(f"{name}: shape {value.shape}, vglab has {ref.shape}")
+        same = (ref == value) | (np.isnan(ref) & np.isnan(value))
+        with np.errstate(invalid="ignore"):
+            diff = np.where(same, 0.0, np.abs(ref - value))
+        out[name] = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff))) if diff.size else 0.0
+    return out
+
+
+def check_agreement(reference, candidate: dict, label: str) -> dict[str, float]:
+    """``disagreement`` checked against ``LOG10_TOLERANCE``; raises AssertionError naming the worst array."""
+    diffs = disagreement(reference, candidate)
+    for name, diff in diffs.items():
+        tolerance = LOG10_TOLERANCE[name]
+        if not diff <= tolerance:
+            raise AssertionError(f"{label}: {name} differs from vglab by {diff:.3g} (tolerance {tolerance})")
+    return diffs

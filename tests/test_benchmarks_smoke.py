@@ -1,0 +1,87 @@
+"""The benchmark's problems and peers compute vglab's numbers (correctness only; timing lives in benchmarks/).
+
+Every peer gets vglab's own draws (``benchmarks.problems``) and must reproduce vglab's per-layer gradient
+norms, forward statistics, spectra and RNN/LSTM gradients within ``problems.LOG10_TOLERANCE``.  PyTorch is a
+benchmark-only dependency: its peers are skipped when it is not installed.
+"""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import vglab
+from benchmarks import problems
+from benchmarks.peers import jax_eager, numpy_backprop
+
+PEERS = [numpy_backprop, jax_eager]
+if importlib.util.find_spec("torch") is not None:
+    from benchmarks.peers import torch_eager
+
+    PEERS += [torch_eager, torch_eager.Autograd]
+else:
+    PEERS.append(pytest.param(None, marks=pytest.mark.skip(reason="torch not installed (benchmark-only)")))
+
+MLPS = [
+    vglab.MLP(depth=12, width=16),  # tanh, Xavier
+    vglab.MLP(depth=9, width=12, activation="relu", init="he", bias_std=0.1),  # dead units, biases
+    vglab.MLP(depth=60, width=8, activation="sigmoid"),  # vanishing: ~1e-40, below float32's normal range
+]
+
+
+def _peer_id(peer):
+    return getattr(peer, "NAME", "none")
+
+
+@pytest.mark.parametrize("peer", PEERS, ids=_peer_id)
+@pytest.mark.parametrize("net", MLPS, ids=lambda n: f"{n.activation}-{n.depth}x{n.width}")
+def test_mlp_gradient_norms_agree(peer, net):
+    problem = problems.mlp_problem(net, n_seeds=2, seed=3)
+    reference = vglab.gradient_norms(net, seed=3, n_seeds=2)
+    result = peer.mlp_gradient_norms(peer.prepare_mlp(problem))
+    if peer.NAME == "torch_autograd" and net.activation == "sigmoid":
+        # Plain float32 autograd underflows (‖∂L/∂h_0‖ ~ 1e-40 here): the benchmark's check must refuse it.
+        with pytest.raises(AssertionError, match="log10_activation_grad"):
+            problems.check_agreement(reference, result, peer.NAME)
+        return
+    assert set(result) >= {"log10_activation_grad", "log10_weight_grad"}
+    diffs = problems.check_agreement(reference, result, peer.NAME)
+    assert np.all(np.isfinite(result["log10_activation_grad"]))
+    assert len(diffs) == 5
+
+
+def test_the_check_catches_a_wrong_peer():
+    net = MLPS[0]
+    reference = vglab.gradient_norms(net)
+    result = numpy_backprop.mlp_gradient_norms(numpy_backprop.prepare_mlp(problems.mlp_problem(net)))
+    result["log10_activation_grad"] = result["log10_activation_grad"] + 0.01  # a 2.3 % error
+    with pytest.raises(AssertionError, match="log10_activation_grad"):
+        problems.check_agreement(reference, result, "wrong")
+
+
+@pytest.mark.parametrize("peer", [p for p in PEERS if getattr(p, "NAME", "") != "torch_autograd"],
+                         ids=_peer_id)
+@pytest.mark.parametrize("net", [vglab.MLP(depth=6, width=8), vglab.MLP(depth=30, width=16, activation="sigmoid")],
+                         ids=lambda n: f"{n.activation}-{n.depth}x{n.width}")
+def test_spectra_agree(peer, net):
+    reference = vglab.jacobian_spectrum(net)
+    result = peer.mlp_spectrum(peer.prepare_mlp(problems.mlp_problem(net)))
+    problems.check_agreement(reference, result, peer.NAME)
+
+
+@pytest.mark.parametrize("peer", [p for p in PEERS if getattr(p, "NAME", "") != "torch_autograd"],
+                         ids=_peer_id)
+@pytest.mark.parametrize("cell", ["vanilla", "lstm"])
+def test_rnn_gradient_norms_agree(peer, cell):
+    net = vglab.RNN(cell=cell, hidden=8, steps=40)
+    reference = vglab.gradient_norms(net, seed=1, n_seeds=2)
+    result = peer.rnn_gradient_norms(peer.prepare_rnn(problems.rnn_problem(net, n_seeds=2, seed=1)))
+    problems.check_agreement(reference, result, peer.NAME)
+
+
+def test_work_counts():
+    flops, moved = problems.gradient_norms_work(200, 256, 1)
+    assert moved == 2 * 200 * 256 * 256 * 4  # the 52 MB weight bank, read forward and backward
+    assert flops == pytest.approx(200 * 4 * 256**2, rel=0.05)  # matvecs dominate
+    flops, moved = problems.spectrum_work(50, 512)
+    assert flops == pytest.approx(50 * 34 / 3 * 512**3) and moved == 50 * 512 * 512 * 4

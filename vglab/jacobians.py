@@ -17,6 +17,7 @@ residual and norm options (and the width and bucket) select a different one.  Se
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -447,6 +448,29 @@ class JacobianSpectrum:
         return f"vglab.jacobian_spectrum({self.net.to_code()}, seed={self.seed})"
 
 
+_LAPACK_CONTROLLER: list = []
+
+
+def single_threaded_lapack():
+    """A context in which OpenBLAS/LAPACK (behind jax's CPU QR and NumPy's float64 linear algebra) runs on
+    one thread.  The spectrum is a chain of n×n QR factorisations; threaded OpenBLAS spends most of a
+    512×512 geqrf synchronising its threads, and on a shared 2-core machine it was measured 10–20x slower
+    than one thread (benchmarks/README.md).  XLA's own matrix products keep their thread pool.  Without
+    threadpoolctl (a dependency of scikit-learn) this is a no-op."""
+    if not _LAPACK_CONTROLLER:
+        try:
+            import scipy.linalg  # noqa: F401  (loads the OpenBLAS that jax's CPU LAPACK kernels call)
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _LAPACK_CONTROLLER.append(None)
+        else:
+            _LAPACK_CONTROLLER.append(ThreadpoolController())
+    controller = _LAPACK_CONTROLLER[0]
+    if controller is None or jax.default_backend() != "cpu":
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
+
+
 def jacobian_spectrum(net: MLP, seed: int = 0) -> JacobianSpectrum:
     """Exact singular values of ∂h_L/∂h_0 and Frobenius norms of the partial products, in log10.
 
@@ -458,9 +482,10 @@ def jacobian_spectrum(net: MLP, seed: int = 0) -> JacobianSpectrum:
         raise ValueError(f"jacobian_spectrum expects a vglab.MLP, got {type(net).__name__}")
     (seed,) = _check_seeds(seed, 1)
     bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)
-    log_d, U, partial = _spectrum_program(_structure(net), _scalars(net), bank.weights, bank.biases,
-                                          bank.inputs, np.int32(net.depth))
-    log_sv = graded_log_singular_values(np.asarray(log_d), np.asarray(U))
+    with single_threaded_lapack():
+        log_d, U, partial = _spectrum_program(_structure(net), _scalars(net), bank.weights, bank.biases,
+                                              bank.inputs, np.int32(net.depth))
+        log_sv = graded_log_singular_values(np.asarray(log_d), np.asarray(U))
     return JacobianSpectrum(net, seed, log_sv / LN10,
                             np.asarray(partial, np.float64)[: net.depth] / LN10)
 

@@ -221,6 +221,22 @@ def test_choosing_an_init_sets_sigma_w_and_the_slider_overrides_it(dash):
     assert dash.state["sigma_w"] == 1.0 and dash.result.net.weight_std is None
 
 
+def test_without_a_sigma_w_control_the_init_dropdown_sets_the_scale():
+    # Notebooks 00/02 offer init but no σ_w slider: He must mean σ_w = √2 (He et al. 2015), not a σ_w frozen
+    # at the first init's value.
+    d = GradientDashboard(depth=50, activation="tanh", controls=("depth", "init"), width=128, n_seeds=4)
+    xavier_ratio = d.result.norms.log10_gradient_ratio.mean()  # ≈ −1.1 (ordered side)
+    d.set(init="he")
+    assert d.result.net == vglab.MLP(depth=50, width=128, activation="tanh", init="he")
+    assert d.result.net.sigma_w == pytest.approx(math.sqrt(2))
+    assert d.result.norms.log10_gradient_ratio.mean() > xavier_ratio + 1  # ≈ +0.5: chaotic side at √2
+    assert "init='he'" in d.code and "weight_std" not in d.code
+    fixed = GradientDashboard(depth=30, sigma_w=0.5, controls=("depth", "init"), **SMALL)
+    fixed.set(init="he")  # an explicitly given σ_w stays
+    assert fixed.result.net.sigma_w == pytest.approx(0.5)
+    d.close(), fixed.close()
+
+
 def test_a_browser_snapping_a_slider_to_its_step_grid_costs_no_recomputation(dash):
     """JupyterLab's slider sends back 1.0000000000000002 for 1.0 (min 0.1, step 0.05) when it first renders,
     and 1.4000000000000001 for He's √2: neither is a new network."""

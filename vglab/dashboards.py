@@ -611,7 +611,10 @@ class GradientDashboard(Dashboard):
             check_choice("control", name, CONTROL_LABELS)
         self.panels, self.max_depth = tuple(panels), max_depth
         self.show_bound = show_bound
-        values = dict(depth=depth, width=width, activation=activation, init=init, sigma_w=net.sigma_w,
+        # Without a σ_w control and without a given σ_w, σ_w follows the init (None: the init's own scale).
+        follows_init = sigma_w is None and "sigma_w" not in controls
+        values = dict(depth=depth, width=width, activation=activation, init=init,
+                      sigma_w=None if follows_init else net.sigma_w,
                       sigma_b=sigma_b, residual=residual, norm=net.norm or "none",
                       residual_scale=residual_scale, leaky_slope=leaky_slope,
                       seed=seed, n_seeds=n_seeds, theory=show_theory)
@@ -653,9 +656,11 @@ class GradientDashboard(Dashboard):
         slider cannot show √2 exactly, and a browser snaps it to its step grid when it first draws.
         """
         s = self.state if state is None else state
-        sigma_w, default = _tidy(s["sigma_w"]), default_weight_std(s["init"])
-        half_step = self.controls["sigma_w"].step / 2 if "sigma_w" in self.controls else 1e-9
-        weight_std = None if abs(sigma_w - default) <= half_step + 1e-12 else sigma_w
+        weight_std = None
+        if s["sigma_w"] is not None:
+            sigma_w, default = _tidy(s["sigma_w"]), default_weight_std(s["init"])
+            half_step = self.controls["sigma_w"].step / 2 if "sigma_w" in self.controls else 1e-9
+            weight_std = None if abs(sigma_w - default) <= half_step + 1e-12 else sigma_w
         return vglab.MLP(depth=s["depth"], width=s["width"], activation=s["activation"], init=s["init"],
                          weight_std=weight_std, bias_std=_tidy(s["sigma_b"]), residual=bool(s["residual"]),
                          norm=s["norm"], residual_scale=_tidy(s["residual_scale"]),
@@ -797,7 +802,7 @@ class GradientDashboard(Dashboard):
         if self.computed_state is None:
             return
         s = self.computed_state
-        label = f"{s['activation']}, {s['init']}, σ_w={s['sigma_w']:.2f}, L={s['depth']}"
+        label = f"{s['activation']}, {s['init']}, σ_w={self.network(s).sigma_w:.2f}, L={s['depth']}"
         if s["residual"]:
             label += ", skip" + (f" α={s['residual_scale']:.2f}" if s["residual_scale"] != 1.0 else "")
         if s["norm"] != "none":
@@ -878,7 +883,7 @@ class SpectrumDashboard(GradientDashboard):
     def pin(self):
         if self.computed_state is not None:
             s = self.computed_state
-            label = f"{s['activation']}, {s['init']}, σ_w={s['sigma_w']:.2f}, L={s['depth']}"
+            label = f"{s['activation']}, {s['init']}, σ_w={self.network(s).sigma_w:.2f}, L={s['depth']}"
             self.plots["spectrum"].pin(label)
             self._redraw_figure()
 

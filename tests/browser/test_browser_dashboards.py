@@ -225,9 +225,6 @@ class TestSaturatingActivations(DashboardChecks):
         assert pixels_differ(sigmoid_png, nb.canvas_png()) > 500
         nb.screenshot("tanh-depth50")
 
-    @pytest.mark.xfail(strict=True, reason=(
-        "dashboard bug (vglab/dashboards.py): without a σ_w control the fixed σ_w = 1.0 overrides the "
-        "init's own scale, so picking He or LeCun in notebooks 00/02 changes nothing (σ_w stays 1, not √2)"))
     def test_init_dropdown_changes_the_weight_scale(self, nb):
         self.go_to(nb, "depth", 50)
         nb.choose("activation", "tanh")

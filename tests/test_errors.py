@@ -7,10 +7,12 @@ from vglab import theory
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(activation="sigmod"), r"unknown activation 'sigmod'; did you mean 'sigmoid'\? \(valid: sigmoid, tanh, relu, leaky_relu, gelu, linear\)"),
+    (dict(activation="sigmod"),
+     r"unknown activation 'sigmod'; did you mean 'sigmoid'\? \(valid: sigmoid, tanh, relu, leaky_relu, gelu, linear\)"),
     (dict(activation="swish"), r"unknown activation 'swish' \(valid: "),
     (dict(init="hee"), r"unknown init 'hee'; did you mean 'he'\? \(valid: xavier, he, lecun, orthogonal, gaussian\)"),
-    (dict(norm="batchnorm"), r"unknown norm 'batchnorm'; did you mean 'layernorm'\? \(valid: none, pre, post, layernorm\)"),
+    (dict(norm="batchnorm"),
+     r"unknown norm 'batchnorm'; did you mean 'layernorm'\? \(valid: none, pre, post, layernorm\)"),
     (dict(depth=0), r"depth must be an integer in 1\.\.10000, got 0"),
     (dict(depth=10001), r"depth must be an integer in 1\.\.10000, got 10001"),
     (dict(depth=2.5), r"depth must be an integer in 1\.\.10000, got 2\.5"),

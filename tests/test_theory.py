@@ -35,7 +35,7 @@ def test_gaussian_expectations_against_adaptive_quadrature(activation, q):
         cuts = sorted({-40 / sd, -1 / sd, 0.0, 1 / sd, 40 / sd})
         edges = [-np.inf, *[c for c in cuts if -12 < c < 12], np.inf]
         return sum(integrate.quad(lambda u: f(sd * u) ** 2 * density(u), a, b, limit=500, epsabs=0,
-                                  epsrel=1e-12)[0] for a, b in zip(edges[:-1], edges[1:]))
+                                  epsrel=1e-12)[0] for a, b in zip(edges[:-1], edges[1:], strict=True))
 
     phi = lambda x: float(theory._phi_np(activation, np.float64(x), 0.0))  # noqa: E731
     dphi = lambda x: float(theory._dphi_np(activation, np.float64(x), 0.0))  # noqa: E731

@@ -9,8 +9,8 @@ ReLU is positively homogeneous, φ(e^s z̃) = e^s φ(z̃), so the scale never ha
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp

@@ -915,3 +915,17 @@ def PhaseDiagramDashboard(**kwargs) -> GradientDashboard:  # noqa: N802 - reads 
     kwargs.setdefault("panels", ("gradient", "phase"))
     kwargs.setdefault("activations", ("tanh", "relu", "sigmoid", "linear"))
     return GradientDashboard(**kwargs)
+
+
+# Dashboards for recurrent nets, transformers and training runs live in their own modules (they import this
+# one); ``vglab.dashboards.RecurrentDashboard`` etc. reach them lazily.
+_ELSEWHERE = {"RecurrentDashboard": "sequence_dashboards", "TransformerDashboard": "sequence_dashboards",
+              "TrainingDashboard": "training_dashboards"}
+
+
+def __getattr__(name: str):
+    if name in _ELSEWHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f"vglab.{_ELSEWHERE[name]}"), name)
+    raise AttributeError(f"module 'vglab.dashboards' has no attribute {name!r}")

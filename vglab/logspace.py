@@ -126,7 +126,7 @@ def _deflated_blocks(U, tol):
     above = np.triu(np.ones((n, n), bool), k=1)  # i < k
     worst = np.max(np.where(above, tail_mass[:, :n], 0.0), axis=0)
     cuts = [0, *[k for k in range(1, n) if worst[k] <= tol], n]
-    return list(zip(cuts[:-1], cuts[1:]))
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 LN10 = math.log(10.0)

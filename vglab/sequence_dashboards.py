@@ -28,7 +28,6 @@ CSS classes and status attributes (for tests and the browser suite): the root ha
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import ipywidgets as widgets
@@ -37,9 +36,10 @@ import numpy as np
 import vglab
 from vglab import plots, recurrent, transformer
 from vglab._validation import check_choice, check_int
-from vglab.activations import sup_derivative
 from vglab.dashboards import NORM_CHOICES, Dashboard, _tidy, make_control, pin_buttons
 from vglab.jacobians import _check_seeds
+from vglab.theory import linear_rnn_log10_grad as linear_closed_form
+from vglab.theory import pascanu_log10_bound as pascanu_bound
 
 HIDDEN_CHOICES = (16, 32, 64, 128, 256)
 TRANSFORMER_WIDTHS = (32, 64, 128)
@@ -49,32 +49,6 @@ _RNN_DEFAULTS = vglab.RNN()
 
 
 # --------------------------------------------------------------------------------------------- references
-def pascanu_bound(net: vglab.RNN, log10_output_grad: float) -> np.ndarray | None:
-    """log10 (‖g‖ (γρ)^{T−t}) for t = 0..T, γ = sup|φ′|, where it bounds a vanilla RNN's ‖∂L/∂h_t‖.
-
-    ∂L/∂h_{t−1} = Wᵀ diag(φ′(z_t)) ∂L/∂h_t and ‖Wᵀ diag(φ′)‖₂ ≤ ‖W‖₂ sup|φ′| = ργ, so
-    ‖∂L/∂h_t‖ ≤ (γρ)^{T−t} ‖g‖ (Pascanu, Mikolov & Bengio 2013, eq. 7).  Returned only where it shows a
-    decay, γρ < 1, for a vanilla cell with W = ρQ (``spectral_radius``; then ‖W‖₂ = ρ exactly); else None.
-    log10_output_grad: log10 ‖g‖ (e.g. the mean over seeds of ``log10_activation_grad[:, -1]``).  (T+1,).
-    """
-    if net.cell != "vanilla" or not net.orthogonal or net.activation == "linear":
-        return None
-    factor = sup_derivative(net.activation, net.leaky_slope) * net.spectral_radius
-    if not 0.0 < factor < 1.0:
-        return None
-    return log10_output_grad + (net.steps - np.arange(net.steps + 1)) * math.log10(factor)
-
-
-def linear_closed_form(net: vglab.RNN, log10_output_grad: float) -> np.ndarray | None:
-    """log10 (ρ^{T−t} ‖g‖), t = 0..T: exact for a linear RNN with W = ρQ, None for any other network.
-
-    With φ(z) = z, ∂L/∂h_{t−1} = Wᵀ ∂L/∂h_t = ρ Qᵀ ∂L/∂h_t, and Qᵀ preserves norms.  (T+1,).
-    """
-    if net.cell != "vanilla" or not net.orthogonal or net.activation != "linear" or net.spectral_radius <= 0:
-        return None
-    return log10_output_grad + (net.steps - np.arange(net.steps + 1)) * math.log10(net.spectral_radius)
-
-
 @dataclass(frozen=True)
 class SequenceView:
     """What a sequence dashboard computed for one state.
@@ -272,11 +246,11 @@ class RecurrentDashboard(_SequenceDashboard):
         net = self.network(state)
         lines = ["import vglab", f"net = {net.to_code()}",
                  f"result = vglab.gradient_norms(net, seed={state['seed']}, n_seeds={state['n_seeds']})"]
-        reference = ("theory", "linear_closed_form") if linear_closed_form(net, 0.0) is not None else (
-            ("bound", "pascanu_bound") if pascanu_bound(net, 0.0) is not None else None)
+        reference = ("theory", "linear_rnn_log10_grad") if linear_closed_form(net, 0.0) is not None else (
+            ("bound", "pascanu_log10_bound") if pascanu_bound(net, 0.0) is not None else None)
         if reference:
-            lines += [f"from vglab.sequence_dashboards import {reference[1]}",
-                      f"{reference[0]} = {reference[1]}(net, result.log10_activation_grad[:, -1].mean())"]
+            lines.append(f"{reference[0]} = vglab.theory.{reference[1]}(\n"
+                         "    net, result.log10_activation_grad[:, -1].mean())")
         return "\n".join(lines)
 
     def _pin_label(self, s):

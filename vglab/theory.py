@@ -352,3 +352,30 @@ def critical_sigma_w(activation: str, sigma_b: float = 0.0, leaky_slope: float =
         else:
             hi = mid
     return 0.5 * (lo + hi)
+
+
+# --------------------------------------------------------------------------------------------- recurrent nets
+def pascanu_log10_bound(net, log10_output_grad: float) -> np.ndarray | None:
+    """log10 (‖g‖ (γρ)^{T−t}) for t = 0..T, γ = sup|φ′|, where it bounds a vanilla RNN's ‖∂L/∂h_t‖.
+
+    ∂L/∂h_{t−1} = Wᵀ diag(φ′(z_t)) ∂L/∂h_t and ‖Wᵀ diag(φ′)‖₂ ≤ ‖W‖₂ sup|φ′| = ργ, so
+    ‖∂L/∂h_t‖ ≤ (γρ)^{T−t} ‖g‖ (Pascanu, Mikolov & Bengio 2013, eq. 7).  Returned only where it shows a
+    decay, γρ < 1, for a vanilla cell with W = ρQ (``spectral_radius``; then ‖W‖₂ = ρ exactly); else None.
+    log10_output_grad: log10 ‖g‖ (e.g. the mean over seeds of ``log10_activation_grad[:, -1]``).  (T+1,).
+    """
+    if net.cell != "vanilla" or not net.orthogonal or net.activation == "linear":
+        return None
+    factor = sup_derivative(net.activation, net.leaky_slope) * net.spectral_radius
+    if not 0.0 < factor < 1.0:
+        return None
+    return log10_output_grad + (net.steps - np.arange(net.steps + 1)) * math.log10(factor)
+
+
+def linear_rnn_log10_grad(net, log10_output_grad: float) -> np.ndarray | None:
+    """log10 (ρ^{T−t} ‖g‖), t = 0..T: exact for a linear RNN with W = ρQ, None for any other network.
+
+    With φ(z) = z, ∂L/∂h_{t−1} = Wᵀ ∂L/∂h_t = ρ Qᵀ ∂L/∂h_t, and Qᵀ preserves norms.  (T+1,).
+    """
+    if net.cell != "vanilla" or not net.orthogonal or net.activation != "linear" or net.spectral_radius <= 0:
+        return None
+    return log10_output_grad + (net.steps - np.arange(net.steps + 1)) * math.log10(net.spectral_radius)

@@ -409,6 +409,30 @@ class TestTransformers(DashboardChecks):
 
 class TestTrainingDynamics(DashboardChecks):
     NOTEBOOK = "10_training_dynamics"
+    TRAINER = 1  # the second dashboard: vglab.training_dashboards.TrainingDashboard (``trainer``)
+
+    def test_sigmoid_first_layers_stay_put_and_the_modern_recipe_trains_every_layer(self, nb):
+        board = nb.dashboard(self.TRAINER)
+        board.scroll_into_view_if_needed()
+        read = ("[learning_layers_ratio(trainer.result.history), float(trainer.result.history.test_accuracy[-1]),"
+                " trainer.plotted()['ratio']['x'][-1]]")
+        sigmoid = nb.python(read)  # the notebook's first run: 20 sigmoid layers, 200 SGD steps
+        assert sigmoid[0] < -8 and sigmoid[1] < 0.2 and sigmoid[2] == 20
+        board.locator(".vglab-pin").click()
+        nb.screenshot("trainer-sigmoid", index=self.TRAINER)
+        for name, label in (("activation", "relu"), ("init", "he"), ("norm", "pre-LN")):
+            nb.control(name, self.TRAINER).locator("select").select_option(label=label)  # no run yet
+        nb.control("residual", self.TRAINER).locator("input[type=checkbox]").click()
+        nb.page.wait_for_function("(root) => root.querySelector('.vglab-status').innerText.includes('press Train')",
+                                  arg=board.element_handle(), timeout=10_000)
+        nb.change(lambda: board.locator(".vglab-train").click(),
+                  {"activation": "relu", "init": "he", "residual": True, "norm": "pre", "steps_completed": 200},
+                  index=self.TRAINER)
+        modern = nb.python(read)
+        # ReLU + He + residual + pre-LN: the first layers move at the rate of the last, and the net learns.
+        assert abs(modern[0]) < 1 and modern[1] > 0.9, modern
+        assert nb.python("len(trainer.plots['ratio'].pins)") == 1  # the sigmoid run stays as a reference
+        nb.screenshot("trainer-modern-vs-sigmoid", index=self.TRAINER)
 
 
 class TestJacobianSpectra(DashboardChecks):

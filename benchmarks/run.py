@@ -1,0 +1,614 @@
+#!/usr/bin/env python
+"""One command that measures vglab against its peers and this machine's floor: ``make bench``
+(= ``python benchmarks/run.py``; ``--quick`` for a subset, ``--no-readme`` to only print).
+
+Method (a shared, noisy 2-core machine):
+- every implementation of a workload is first run once and its output checked against vglab's
+  (``benchmarks.problems.check_agreement``); only agreeing peers are timed;
+- repetitions are interleaved (vglab, peer 1, peer 2, ..., vglab, ...), so a burst of load from elsewhere hits
+  all of them alike; we report medians and ratios (peer time / vglab time);
+- the floor is measured in the same run: float32 matmul rate (NumPy and jit'ed JAX, the larger is used) and
+  memory read bandwidth (the larger of a NumPy matrix–vector product and a jit'ed JAX sum over 256 MiB);
+  a workload's floor time is max(FLOP / rate, bytes / bandwidth) and vglab's fraction is floor / vglab.
+
+Results are printed and written between the markers of ``benchmarks/README.md`` (a table, the goals, the
+machine, the date and the command), with ``benchmarks/results.png`` and ``benchmarks/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import vglab  # noqa: E402
+from benchmarks import problems  # noqa: E402
+from benchmarks.peers import available_peers  # noqa: E402
+from vglab import jacobians, recurrent, transformer  # noqa: E402
+
+MiB = 2**20
+PEER_BYTES_LIMIT = 320 * MiB  # peers each hold their own copy of the weights: keep the shared machine alive
+VGLAB_BYTES_LIMIT = 1100 * MiB
+SLOW_CALL_S = 30.0  # a call slower than this is timed once (its checked run), not repeated
+
+
+# --------------------------------------------------------------------------------------------- timing
+def interleaved(fns: dict, budget_s: float, min_reps: int = 3, max_reps: int = 15, first: dict | None = None):
+    """{name: [seconds, ...]}: round-robin repetitions of already-warm callables.
+
+    The number of rounds fits ``budget_s`` given the first (check) call's time, within [min_reps, max_reps];
+    callables whose first call took over SLOW_CALL_S keep that single measurement."""
+    first = first or {}
+    times = {name: [] for name in fns}
+    repeat = {name: fn for name, fn in fns.items() if first.get(name, 0.0) <= SLOW_CALL_S}
+    for name in fns:
+        if name not in repeat:
+            times[name].append(first[name])
+    per_round = sum(first.get(name, 0.01) for name in repeat) or 0.01
+    rounds = int(min(max_reps, max(min_reps, budget_s // per_round)))
+    for _ in range(rounds if repeat else 0):
+        for name, fn in repeat.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def median_ms(values) -> float:
+    return 1e3 * statistics.median(values)
+
+
+# --------------------------------------------------------------------------------------------- floor
+def measure_floor(budget_s: float) -> dict:
+    """float32 matmul rate (NumPy, jit'ed JAX) and memory read bandwidth, interleaved."""
+    n = 1024
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
+    ja, jb = jnp.asarray(a), jnp.asarray(b)
+    jmm = jax.jit(jnp.matmul)
+    big = rng.standard_normal((16384, 4096), np.float32)  # 256 MiB
+    x = rng.standard_normal(4096).astype(np.float32)
+    jbig = jnp.asarray(big)
+    jsum = jax.jit(jnp.sum)
+    fns = {
+        "numpy_matmul": lambda: a @ b,
+        "jax_matmul": lambda: jmm(ja, jb).block_until_ready(),
+        "numpy_gemv": lambda: big @ x,
+        "jax_sum": lambda: jsum(jbig).block_until_ready(),
+    }
+    for fn in fns.values():
+        fn()
+    times = interleaved(fns, budget_s, min_reps=5, max_reps=30, first={k: 0.05 for k in fns})
+    flops, nbytes = 2.0 * n**3, float(big.nbytes)
+    best = {k: min(v) for k, v in times.items()}
+    floor = {
+        "numpy_matmul_gflops": flops / statistics.median(times["numpy_matmul"]) / 1e9,
+        "jax_matmul_gflops": flops / statistics.median(times["jax_matmul"]) / 1e9,
+        "numpy_gemv_gbs": nbytes / statistics.median(times["numpy_gemv"]) / 1e9,
+        "jax_sum_gbs": nbytes / statistics.median(times["jax_sum"]) / 1e9,
+        "best_of_runs": {"numpy_matmul_gflops": flops / best["numpy_matmul"] / 1e9,
+                         "jax_matmul_gflops": flops / best["jax_matmul"] / 1e9,
+                         "numpy_gemv_gbs": nbytes / best["numpy_gemv"] / 1e9,
+                         "jax_sum_gbs": nbytes / best["jax_sum"] / 1e9},
+    }
+    floor["matmul_gflops"] = max(floor["numpy_matmul_gflops"], floor["jax_matmul_gflops"])
+    floor["bandwidth_gbs"] = max(floor["numpy_gemv_gbs"], floor["jax_sum_gbs"])
+    return floor
+
+
+def floor_ms(floor: dict, flops: float, nbytes: float) -> tuple[float, str]:
+    compute = flops / (floor["matmul_gflops"] * 1e9)
+    memory = nbytes / (floor["bandwidth_gbs"] * 1e9)
+    return 1e3 * max(compute, memory), ("memory" if memory >= compute else "compute")
+
+
+# --------------------------------------------------------------------------------------------- workloads
+class Bench:
+    def __init__(self, floor, peers, missing, budget_s):
+        self.floor, self.peers, self.missing, self.budget_s = floor, peers, missing, budget_s
+        self.rows: list[dict] = []
+
+    def run(self, workload: str, config: str, vglab_fn, flops, nbytes, peer_calls: dict, reference_key=None,
+            note: str = ""):
+        """Check every peer against vglab's output, then time all of them interleaved; append a row."""
+        reference, t_first = timed(vglab_fn)  # compiles (if needed) and checks
+        reference, t_first = timed(vglab_fn)
+        fns, first, notes = {"vglab": vglab_fn}, {"vglab": t_first}, {}
+        for name, (prepared_fn, result_fn) in peer_calls.items():
+            try:
+                prepared = prepared_fn()
+                result, t_peer = timed(lambda prepared=prepared, result_fn=result_fn: result_fn(prepared))
+                diffs = problems.check_agreement(reference, result, name)
+            except AssertionError as error:
+                notes[name] = f"disagrees: {error}"
+                continue
+            fns[name] = lambda prepared=prepared, result_fn=result_fn: result_fn(prepared)
+            first[name] = t_peer
+            notes[name] = f"max |Δlog10| {max(diffs.values()):.1e}"
+        times = interleaved(fns, self.budget_s, first=first)
+        f_ms, kind = floor_ms(self.floor, flops, nbytes)
+        row = {"workload": workload, "config": config, "flops": flops, "bytes": nbytes, "floor_ms": f_ms,
+               "bound": kind, "ms": {k: median_ms(v) for k, v in times.items()},
+               "reps": {k: len(v) for k, v in times.items()}, "notes": notes, "note": note}
+        row["fraction_of_floor"] = f_ms / row["ms"]["vglab"]
+        row["gflops"] = flops / (row["ms"]["vglab"] * 1e6)
+        row["gbs"] = nbytes / (row["ms"]["vglab"] * 1e6)
+        self.rows.append(row)
+        print(format_row(row), flush=True)
+        return row
+
+
+def peer_calls(peers, prepare: str, call: str, problem, skip: tuple = ()):
+    calls = {}
+    for peer in peers:
+        if peer.NAME in skip or not hasattr(peer, call):
+            continue
+        calls[peer.NAME] = (lambda peer=peer: getattr(peer, prepare)(problem), getattr(peer, call))
+    return calls
+
+
+def gradient_norm_configs(quick: bool):
+    if quick:
+        return [(200, 256, 1), (50, 64, 8), (1000, 64, 1), (10, 512, 1)]
+    return [(d, w, s) for w in (64, 256, 512) for d in (10, 50, 200, 1000) for s in (1, 8)]
+
+
+def bench_gradient_norms(bench: Bench, quick: bool):
+    for depth, width, seeds in gradient_norm_configs(quick):
+        weight_bytes = 4 * depth * width * width * seeds
+        config = f"depth {depth}, width {width}, {seeds} seed{'s' if seeds > 1 else ''}"
+        if weight_bytes > VGLAB_BYTES_LIMIT:
+            print(f"skip gradient norms {config}: {weight_bytes / MiB:.0f} MiB of weights", flush=True)
+            continue
+        net = vglab.MLP(depth, width)
+        calls = {}
+        if weight_bytes <= PEER_BYTES_LIMIT:
+            problem = problems.mlp_problem(net, seeds)
+            calls = peer_calls(bench.peers, "prepare_mlp", "mlp_gradient_norms", problem)
+        flops, nbytes = problems.gradient_norms_work(depth, width, seeds)
+        note = "" if calls else "peers skipped (weights above the peers' memory limit)"
+        bench.run("gradient norms", config, lambda net=net, s=seeds: vglab.gradient_norms(net, n_seeds=s),
+                  flops, nbytes, calls, note=note)
+        calls = problem = None
+        jacobians.clear_weight_cache()
+        gc.collect()
+
+
+def bench_spectra(bench: Bench, quick: bool):
+    configs = [(50, 256)] if quick else [(50, 256), (50, 512), (200, 256), (200, 512)]
+    per_layer: dict = {}  # (peer, width) → seconds per layer at depth 50, to skip hopeless runs
+    for depth, width in configs:
+        net = vglab.MLP(depth, width)
+        problem = problems.mlp_problem(net, 1)
+        calls = peer_calls(bench.peers, "prepare_mlp", "mlp_spectrum", problem, skip=("torch_autograd",))
+        note = ""
+        for name in list(calls):
+            predicted = per_layer.get((name, width), 0.0) * depth
+            if predicted > 4 * SLOW_CALL_S:
+                del calls[name]
+                note += f"{name} skipped (predicted {predicted:.0f} s from depth 50); "
+        flops, nbytes = problems.spectrum_work(depth, width)
+        row = bench.run("Jacobian spectrum", f"depth {depth}, width {width}",
+                        lambda net=net: vglab.jacobian_spectrum(net), flops, nbytes, calls, note=note)
+        row["naive_product_gflops"] = problems.naive_spectrum_flops(depth, width) / (row["ms"]["vglab"] * 1e6)
+        for name, ms in row["ms"].items():
+            per_layer.setdefault((name, width), ms / 1e3 / depth)
+        jacobians.clear_weight_cache()
+        gc.collect()
+
+
+def bench_recurrent(bench: Bench, quick: bool):
+    configs = [("vanilla", 256, 1), ("lstm", 128, 1)]
+    if not quick:
+        configs += [("vanilla", 256, 8), ("lstm", 128, 8)]
+    for cell, hidden, seeds in configs:
+        net = vglab.RNN(cell=cell, hidden=hidden, steps=1000)
+        problem = problems.rnn_problem(net, seeds)
+        calls = peer_calls(bench.peers, "prepare_rnn", "rnn_gradient_norms", problem, skip=("torch_autograd",))
+        flops, nbytes = problems.rnn_work(net, seeds)
+        bench.run(f"{'LSTM' if cell == 'lstm' else 'RNN'} gradients", f"1000 steps, hidden {hidden}, {seeds} seed"
+                  + ("s" if seeds > 1 else ""), lambda net=net, s=seeds: vglab.gradient_norms(net, n_seeds=s),
+                  flops, nbytes, calls)
+        recurrent.clear_cache()
+
+
+def transformer_work(net: vglab.Transformer, seeds: int) -> tuple[float, float]:
+    """Forward per block: Q, K, V, O (4·2Td²), scores and mixing (2·2T²d), MLP (2·2·m·Td²); the per-block
+    vjp costs about twice the forward.  Bytes: the block's weights, read forward and again backward."""
+    T, d, m = net.seq_len, net.width, net.mlp_ratio
+    forward = 8 * T * d * d + 4 * T * T * d + 4 * m * T * d * d
+    return seeds * net.depth * 3.0 * forward, seeds * 2.0 * net.depth * net.floats_per_block * 4
+
+
+def bench_transformer(bench: Bench, quick: bool):
+    for seeds in (1,) if quick else (1, 4):
+        net = vglab.Transformer(depth=96, width=128, heads=4)
+        flops, nbytes = transformer_work(net, seeds)
+        bench.run("transformer gradients", f"96 blocks, width 128, 4 heads, 8 tokens, pre-LN, {seeds} seed"
+                  + ("s" if seeds > 1 else ""), lambda net=net, s=seeds: vglab.gradient_norms(net, n_seeds=s), flops,
+                  nbytes, {}, note="no peer implemented")
+        transformer.clear_cache()
+
+
+def torch_training_step(net: vglab.MLP, data, params):
+    """PyTorch eager autograd: one full-batch SGD step of the same classifier from the same parameters,
+    recording the loss and the body's per-layer gradient norms (what ``vglab.train`` records)."""
+    import torch
+
+    t = {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in params._asdict().items()}
+    x, y = torch.from_numpy(np.asarray(data.x_train, np.float32)), torch.from_numpy(np.asarray(data.y_train, np.int64))
+
+    def step():
+        for v in t.values():
+            v.grad = None
+        h = x @ t["inputs"]
+        for layer in range(net.depth):
+            h = torch.relu(h @ t["weights"][layer].T + t["biases"][layer])
+        loss = torch.nn.functional.cross_entropy(h @ t["readout"] + t["readout_bias"], y)
+        loss.backward()
+        with torch.no_grad():
+            norms = torch.linalg.vector_norm(t["weights"].grad, dim=(1, 2))
+            for v in t.values():
+                v -= 0.1 * v.grad
+                v.grad = None
+            for k, v in params._asdict().items():  # restart from the same point each call
+                t[k].copy_(torch.from_numpy(np.array(v)))
+        return {"loss": np.asarray([loss.item()]), "log10_grad_norms": np.log10(norms.numpy())[None]}
+
+    return step
+
+
+def bench_training(bench: Bench, peers_available: bool):
+    """Per-step time of ``vglab.train`` (full batch of digits, SGD), from the difference of two run lengths
+    so the once-per-run setup cancels; checked against PyTorch's loss and gradient norms at step 0."""
+    from vglab import training
+
+    net = vglab.MLP(depth=20, width=128, activation="relu", init="he")
+    data = training.as_data("digits")
+    n = len(data.y_train)
+    short, long_ = 5, 25
+
+    def run(steps):
+        return vglab.train(net, "digits", steps=steps, batch_size=n, learning_rate=0.1, eval_every=steps)
+
+    def vglab_step():
+        a, ta = timed(lambda: run(short))
+        b, tb = timed(lambda: run(long_))
+        return b, (tb - ta) / (long_ - short)
+
+    run(short)
+    history, _ = vglab_step()
+    reference = {"loss": history.loss[:1], "log10_grad_norms": history.log10_grad_norms[:1]}
+    features = data.x_train.shape[1]
+    flops = 3 * 2.0 * n * (features * net.width + net.depth * net.width**2 + net.width * data.classes)
+    nbytes = 4.0 * 3 * net.depth * (net.width**2 + net.width)  # read, gradient written, update read/write
+    per_step = []
+    peer_ms, notes = {}, {}
+    torch_step = None
+    if peers_available:
+        params = training.initial_parameters(net, features, data.classes, seed=0)
+        torch_step = torch_training_step(net, data, params)
+        result = torch_step()
+        problems.LOG10_TOLERANCE.setdefault("loss", 1e-4)
+        problems.LOG10_TOLERANCE.setdefault("log10_grad_norms", 1e-3)
+        try:
+            diffs = problems.check_agreement(reference, result, "torch")
+            notes["torch_autograd"] = f"max |Δ| {max(diffs.values()):.1e}"
+        except AssertionError as error:
+            notes["torch_autograd"] = f"disagrees: {error}"
+            torch_step = None
+    torch_times = []
+    for _ in range(5):
+        per_step.append(vglab_step()[1])
+        if torch_step is not None:
+            torch_times.append(timed(torch_step)[1])
+    ms = {"vglab": median_ms(per_step)}
+    if torch_times:
+        peer_ms["torch_autograd"] = median_ms(torch_times)
+    f_ms, kind = floor_ms(bench.floor, flops, nbytes)
+    row = {"workload": "training step", "config": f"MLP depth 20, width 128, ReLU+He, full batch of {n} digits, SGD",
+           "flops": flops, "bytes": nbytes, "floor_ms": f_ms, "bound": kind, "ms": {**ms, **peer_ms},
+           "reps": {"vglab": len(per_step), "torch_autograd": len(torch_times)}, "notes": notes,
+           "note": "vglab: per step incl. recording (difference of 25- and 5-step runs)"}
+    row["fraction_of_floor"] = f_ms / ms["vglab"]
+    row["gflops"] = flops / (ms["vglab"] * 1e6)
+    row["gbs"] = nbytes / (ms["vglab"] * 1e6)
+    bench.rows.append(row)
+    print(format_row(row), flush=True)
+
+
+# --------------------------------------------------------------------------------------------- interactivity
+class CompileCounter:
+    def __init__(self):
+        self.count = 0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+
+    def _listen(self, event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+def bench_interactivity(counter: CompileCounter) -> dict:
+    out = {}
+    # First call of a never-compiled option (GELU) at depth 200, width 256: compile + weight draw + run.
+    net = vglab.MLP(200, 256, activation="gelu")
+    before = counter.count
+    _, first = timed(lambda: vglab.gradient_norms(net))
+    _, second = timed(lambda: vglab.gradient_norms(net))
+    out["first_call_s"], out["first_call_compiles"], out["warm_call_ms"] = first, counter.count - before, 1e3 * second
+    # Depth changes after warm-up: depths within the 256-layer bucket, each a new value.
+    depths = [37, 150, 199, 64, 256, 3, 120, 201, 90, 180, 17, 230]
+    before, times = counter.count, []
+    for depth in depths:
+        times.append(timed(lambda d=depth: vglab.gradient_norms(net.replace(depth=d)))[1])
+    out["depth_change_ms"] = median_ms(times)
+    out["depth_change_max_ms"] = 1e3 * max(times)
+    out["depth_change_compiles"] = counter.count - before
+    out["depths"] = depths
+    # One dashboard update (matplotlib Agg): compute + redraw, share of plotting.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vglab.dashboards import GradientDashboard
+
+    dash = GradientDashboard(depth=200, width=256, n_seeds=4, max_depth=256, controls=("depth",),
+                             panels=("gradient", "weights"))
+    compute, draw = [], []
+    before = counter.count
+    for depth in depths:
+        dash.set(depth=depth)
+        compute.append(dash.timings["compute"])
+        draw.append(dash.timings["draw"])
+    out["dashboard_compute_ms"], out["dashboard_draw_ms"] = median_ms(compute), median_ms(draw)
+    out["dashboard_total_ms"] = median_ms([c + d for c, d in zip(compute, draw, strict=True)])
+    out["dashboard_draw_share"] = out["dashboard_draw_ms"] / (out["dashboard_compute_ms"] + out["dashboard_draw_ms"])
+    out["dashboard_compiles"] = counter.count - before
+    out["dashboard"] = "GradientDashboard(depth=200, width=256, n_seeds=4, panels=('gradient', 'weights'))"
+    dash.close()
+    return out
+
+
+# --------------------------------------------------------------------------------------------- report
+PEER_ORDER = ("numpy", "torch", "torch_autograd", "jax_eager")
+
+
+def format_row(row) -> str:
+    peers = ", ".join(f"{k} {v:.3g} ms ({v / row['ms']['vglab']:.2g}x)" for k, v in row["ms"].items()
+                      if k != "vglab")
+    return (f"{row['workload']:22s} {row['config']:44s} vglab {row['ms']['vglab']:9.3g} ms  "
+            f"floor {row['floor_ms']:8.3g} ms ({row['bound']}, {100 * row['fraction_of_floor']:.0f}%)  {peers}")
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = (math.nan,) * 3
+    mem = ""
+    try:
+        mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":")[1].strip()
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "python": platform.python_version(),
+            "platform": platform.platform(), "jax": jax.__version__, "device": str(jax.devices()[0]),
+            "numpy": np.__version__, "load_average_1_5_15": [round(x, 2) for x in load]}
+
+
+def goals(rows, inter) -> list[tuple[str, str, str]]:
+    out = []
+
+    def find(workload, config):
+        return next((r for r in rows if r["workload"] == workload and r["config"] == config), None)
+
+    r = find("gradient norms", "depth 200, width 256, 1 seed")
+    if r and "torch" in r["ms"]:
+        ratio = r["ms"]["torch"] / r["ms"]["vglab"]
+        autograd = r["ms"].get("torch_autograd", math.nan) / r["ms"]["vglab"]
+        out.append(("≥ 2× PyTorch eager, gradient norms depth 200 width 256",
+                    f"vglab {r['ms']['vglab']:.2f} ms; torch hand-written {r['ms']['torch']:.2f} ms ({ratio:.2f}×), "
+                    f"torch autograd {autograd:.2f}×", "met" if ratio >= 2 else "not met"))
+    beaten = [(r["workload"], r["config"], k, v / r["ms"]["vglab"]) for r in rows for k, v in r["ms"].items()
+              if k != "vglab" and v < r["ms"]["vglab"]]
+    checked = sum(len(r["ms"]) - 1 for r in rows)
+    out.append(("every workload at least as fast as every peer",
+                f"{checked - len(beaten)} of {checked} comparisons"
+                + ("" if not beaten else "; slower than: " + "; ".join(
+                    f"{k} on {w} ({c}) at {x:.2f}×" for w, c, k, x in beaten)),
+                "met" if not beaten else "not met"))
+    memory = [r for r in rows if r["bound"] == "memory" and r["floor_ms"] > 0.5]
+    within = [r for r in memory if r["ms"]["vglab"] <= 1.5 * r["floor_ms"]]
+    out.append(("memory-bound workloads within 1.5× of the bandwidth floor (floor > 0.5 ms)",
+                f"{len(within)} of {len(memory)}; " + "; ".join(
+                    f"{r['workload']} {r['config']}: {r['ms']['vglab'] / r['floor_ms']:.1f}×" for r in memory[:8]),
+                "met" if memory and len(within) == len(memory) else "not met"))
+    spectra = [r for r in rows if r["workload"] == "Jacobian spectrum"]
+    if spectra:
+        parts = [f"{r['config']}: {r['gflops']:.1f} GFLOP/s" for r in spectra]
+        ok = all(r["fraction_of_floor"] >= 0.6 for r in spectra)
+        out.append(("spectra ≥ 60 % of the measured matmul rate", "; ".join(parts), "met" if ok else "not met"))
+    out.append(("depth changes cost no compile",
+                f"{inter['depth_change_compiles']} compiles over {len(inter['depths'])} new depths "
+                f"(median {inter['depth_change_ms']:.1f} ms); dashboard: {inter['dashboard_compiles']}",
+                "met" if inter["depth_change_compiles"] == 0 and inter["dashboard_compiles"] == 0 else "not met"))
+    return out
+
+
+def markdown(results) -> str:
+    fl, rows, inter = results["floor"], results["rows"], results["interactivity"]
+    m = results["machine"]
+    lines = [
+        f"Measured {results['date']} with `{results['command']}` ({results['elapsed_s'] / 60:.1f} min).",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}; {m['platform']}; Python {m['python']}, "
+        f"jax {m['jax']} on `{m['device']}`, NumPy {m['numpy']}"
+        + (f", {results['peer_versions']}" if results.get("peer_versions") else "") + ". "
+        f"Load average at start {results['load_start']}, at end {m['load_average_1_5_15']} "
+        "(shared machine: absolute times are noisy, ratios from interleaved runs less so).",
+        "",
+        "**Floor** (medians of interleaved runs; best run in brackets): "
+        f"float32 matmul 1024³ NumPy {fl['numpy_matmul_gflops']:.0f} GFLOP/s "
+        f"[{fl['best_of_runs']['numpy_matmul_gflops']:.0f}], jit'ed JAX {fl['jax_matmul_gflops']:.0f} GFLOP/s "
+        f"[{fl['best_of_runs']['jax_matmul_gflops']:.0f}]; memory read over 256 MiB: NumPy gemv "
+        f"{fl['numpy_gemv_gbs']:.1f} GB/s [{fl['best_of_runs']['numpy_gemv_gbs']:.1f}], jit'ed JAX sum "
+        f"{fl['jax_sum_gbs']:.1f} GB/s [{fl['best_of_runs']['jax_sum_gbs']:.1f}]. The floor of a workload is "
+        f"max(FLOP / {fl['matmul_gflops']:.0f} GFLOP/s, bytes / {fl['bandwidth_gbs']:.1f} GB/s).",
+        "",
+    ]
+    if results.get("missing"):
+        lines += ["Peers not run: " + "; ".join(f"{k}: {v}" for k, v in results["missing"].items()), ""]
+    lines += ["| workload | configuration | MFLOP | MB | floor ms (bound) | **vglab ms** | of floor "
+              "| NumPy | PyTorch | PyTorch autograd | JAX no jit |",
+              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        v = r["ms"]["vglab"]
+        cells = []
+        for peer in PEER_ORDER:
+            if peer in r["ms"]:
+                cells.append(f"{r['ms'][peer]:.3g} ({r['ms'][peer] / v:.2g}×)")
+            elif "disagrees" in r["notes"].get(peer, ""):
+                cells.append("disagrees")
+            else:
+                cells.append("–")
+        lines.append(f"| {r['workload']} | {r['config']} | {r['flops'] / 1e6:.4g} | {r['bytes'] / 1e6:.4g} "
+                     f"| {r['floor_ms']:.3g} ({r['bound']}) | **{v:.3g}** | {100 * r['fraction_of_floor']:.0f} % "
+                     f"| {' | '.join(cells)} |")
+    lines += ["", "Peer cells: median ms (peer time / vglab time; above 1× vglab is faster). \"disagrees\": the "
+              "peer's output failed the agreement check and was not timed (float32 autograd underflows). "
+              "Notes:", ""]
+    for r in rows:
+        extra = [r["note"]] if r["note"] else []
+        extra += [f"{k}: {v}" for k, v in r["notes"].items() if v.startswith("disagrees")]
+        if r["workload"] == "Jacobian spectrum":
+            extra.append(f"{r['gflops']:.1f} GFLOP/s of the graded-QR algorithm (34/3 n³ per layer), "
+                         f"{r['naive_product_gflops']:.1f} GFLOP/s counted as the naive product (2n³ per layer)")
+        if extra:
+            lines.append(f"- {r['workload']}, {r['config']}: " + "; ".join(extra))
+    lines += ["", "**Interactivity** (MLP depth 200, width 256, tanh unless stated):", "",
+              f"- first call of a never-compiled option (GELU, depth 200, width 256): {inter['first_call_s']:.2f} s "
+              f"({inter['first_call_compiles']} XLA compiles, weight draw included); the same call warm: "
+              f"{inter['warm_call_ms']:.1f} ms",
+              f"- a depth change after warm-up ({len(inter['depths'])} new depths 3..256): median "
+              f"{inter['depth_change_ms']:.1f} ms, max {inter['depth_change_max_ms']:.1f} ms, "
+              f"**{inter['depth_change_compiles']} compiles** (jax.monitoring backend-compile events)",
+              f"- one dashboard update, `{inter['dashboard']}`, matplotlib Agg: "
+              f"compute {inter['dashboard_compute_ms']:.1f} ms + redraw {inter['dashboard_draw_ms']:.1f} ms = "
+              f"{inter['dashboard_total_ms']:.1f} ms (median); "
+              f"plotting is {100 * inter['dashboard_draw_share']:.0f} % of it; "
+              f"{inter['dashboard_compiles']} compiles",
+              "", "**Goals of issue 7** (evaluated by the script from the numbers above):", "",
+              "| goal | measured | |", "|---|---|---|"]
+    for goal, measured, verdict in results["goals"]:
+        lines.append(f"| {goal} | {measured} | {verdict} |")
+    lines += ["", "![peer time / vglab time per workload](results.png)", ""]
+    return "\n".join(lines)
+
+
+def plot(results, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    labels = [f"{r['workload']}\n{r['config']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.5))
+    y = np.arange(len(rows))
+    height = 0.8 / (len(PEER_ORDER) + 1)
+    for i, peer in enumerate(PEER_ORDER):
+        values = [r["ms"].get(peer, np.nan) / r["ms"]["vglab"] for r in rows]
+        ax.barh(y + i * height, values, height, label=f"{peer} / vglab")
+    values = [r["fraction_of_floor"] for r in rows]
+    ax.barh(y + len(PEER_ORDER) * height, values, height, label="vglab fraction of floor", color="black")
+    ax.axvline(1.0, color="grey", lw=1)
+    ax.set_xscale("log")
+    ax.set_yticks(y + 0.4, labels, fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("time ratio (> 1: vglab faster) / fraction of floor")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"vglab benchmarks, {results['date']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_readme(results, path: Path):
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    text = path.read_text() if path.exists() else f"# vglab benchmarks\n\n{start}\n{end}\n"
+    if start not in text or end not in text:
+        text += f"\n{start}\n{end}\n"
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{markdown(results)}\n{end}{tail}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a subset of the workloads (a few minutes)")
+    parser.add_argument("--no-readme", action="store_true", help="print only; do not rewrite README/PNG/JSON")
+    parser.add_argument("--budget", type=float, default=None, help="seconds of timed runs per workload")
+    args = parser.parse_args(argv)
+    budget = args.budget or (4.0 if args.quick else 8.0)
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    started = time.perf_counter()
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    counter = CompileCounter()
+    peers, missing = available_peers()
+    print(f"peers: {', '.join(p.NAME for p in peers)}; missing: {missing or 'none'}", flush=True)
+    floor = measure_floor(budget)
+    print(json.dumps({k: v for k, v in floor.items() if k != "best_of_runs"}, indent=None), flush=True)
+    bench = Bench(floor, peers, missing, budget)
+    bench_gradient_norms(bench, args.quick)
+    bench_spectra(bench, args.quick)
+    bench_recurrent(bench, args.quick)
+    bench_transformer(bench, args.quick)
+    bench_training(bench, peers_available="torch" not in missing)
+    inter = bench_interactivity(counter)
+    print(json.dumps(inter), flush=True)
+    results = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "command": command,
+               "machine": machine(), "load_start": load_start, "floor": floor, "rows": bench.rows,
+               "interactivity": inter, "missing": missing,
+               "peer_versions": ", ".join(sorted({p.version() for p in peers if p.NAME != "numpy"}))}
+    results["goals"] = goals(bench.rows, inter)
+    results["elapsed_s"] = time.perf_counter() - started
+    for goal, measured, verdict in results["goals"]:
+        print(f"[{verdict}] {goal}: {measured}")
+    if not args.no_readme:
+        suffix = "_quick" if args.quick else ""
+        (HERE / f"results{suffix}.json").write_text(json.dumps(results, indent=1, default=str))
+        plot(results, HERE / "results.png")
+        write_readme(results, HERE / "README.md")
+        print(f"wrote {HERE / 'README.md'}, results.png, results{suffix}.json")
+
+
+if __name__ == "__main__":
+    main()

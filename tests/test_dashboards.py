@@ -468,3 +468,19 @@ def test_a_burst_of_frontend_slider_messages_in_a_real_kernel_computes_only_a_fe
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+
+
+LEGEND_CODES = {"upper right": 1, "upper left": 2, "lower left": 3, "lower right": 4}  # matplotlib's loc codes
+
+
+@pytest.mark.parametrize("curve,expected", [
+    (np.linspace(-30, 0, 51), "upper left"),  # vanishing: rises toward the output, the top right is taken
+    (np.linspace(0, -30, 51), "upper right"),  # exploding toward the input: the top left is taken
+    (np.r_[np.full(10, -20.0), np.full(41, 5.0)], "lower right"),  # high, after a dip at the lower left
+])
+def test_the_legend_goes_to_the_corner_the_curves_leave_empty(curve, expected):
+    fig, ax = plt.subplots()
+    plot = plots.LogProfilePlot(ax)
+    plot.update(np.arange(51), curve)
+    assert plot.legend._loc == LEGEND_CODES[expected]
+    plt.close(fig)

@@ -247,9 +247,11 @@ class LogProfilePlot:
         key = tuple(id(h) for h in handles)
         if self.legend is not None and key == self._legend_key:
             return  # same entries: keep the legend artist
+        loc = "upper right"
         if self.legend is not None:
+            loc = self.legend._loc  # keep the corner update() chose (see emptiest_corner)
             self.legend.remove()
-        self.legend = self.ax.legend(handles=handles, fontsize=8, loc="best", framealpha=0.85)
+        self.legend = self.ax.legend(handles=handles, fontsize=8, loc=loc, framealpha=0.85)
         self._legend_key = key
 
     def data(self) -> dict:

@@ -186,6 +186,7 @@ class Dashboard:
         self.timings = {"compute": math.nan, "draw": math.nan}
         self._pending = False
         self._scheduled = False
+        self._render_scheduled = False
         self._changes = self._changes_seen = 0
         self._first_change_at = 0.0
         self._hold = 0
@@ -399,7 +400,19 @@ class Dashboard:
 
     def _redraw_figure(self):
         if self._static_output is None:
-            self.figure.canvas.draw_idle()
+            canvas = self.figure.canvas
+            loop = _running_loop()
+            connected = getattr(canvas, "syncing_data_url", True) is False  # ipympl: the view has initialized
+            if loop is not None and connected and hasattr(getattr(canvas, "manager", None), "refresh_all"):
+                # ipympl (webagg): draw_idle() only asks the browser to ask back for a draw, a round trip
+                # through the frontend before rendering starts.  Updates are already coalesced, so render
+                # right after this update's status goes out, and send the frame (draw() ends in
+                # manager.refresh_all()).
+                if not self._render_scheduled:
+                    self._render_scheduled = True
+                    loop.call_soon(self._render_frame)
+            else:
+                canvas.draw_idle()
             return
         self.figure.canvas.draw()
         if "inline" in plt.get_backend():
@@ -408,6 +421,13 @@ class Dashboard:
             with self._static_output:
                 self._static_output.clear_output(wait=True)
                 display(self.figure)
+
+    def _render_frame(self):
+        self._render_scheduled = False
+        try:
+            self.figure.canvas.draw()
+        except Exception as error:  # noqa: BLE001 - shown like any other error
+            self._show_error(error)
 
     def _status_attributes(self) -> dict:
         """data-* attributes of the status element: the update counter and the plotted state."""

@@ -17,7 +17,9 @@ test: $(VENV)/.dev-installed browser
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m "not browser"
 
+# Peers (PyTorch) are benchmark-only dependencies: installed here, never by lab or test.
 bench: $(VENV)/.dev-installed
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/run.py
 
 lint: $(VENV)/.dev-installed

@@ -41,6 +41,7 @@ import vglab  # noqa: E402
 from benchmarks import problems  # noqa: E402
 from benchmarks.peers import available_peers  # noqa: E402
 from vglab import jacobians, recurrent, transformer  # noqa: E402
+from vglab.compilation import CompileCounter  # noqa: E402
 
 MiB = 2**20
 PEER_BYTES_LIMIT = 320 * MiB  # peers each hold their own copy of the weights: keep the shared machine alive
@@ -356,14 +357,6 @@ def bench_training(bench: Bench, peers_available: bool):
 
 
 # --------------------------------------------------------------------------------------------- interactivity
-class CompileCounter:
-    def __init__(self):
-        self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-
-    def _listen(self, event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.count += 1
 
 
 def bench_interactivity(counter: CompileCounter) -> dict:

@@ -1,23 +1,10 @@
 """Live sliders: after warm-up, changing depth or a numeric option compiles nothing."""
 
-import jax
 import numpy as np
 
 import vglab
 from vglab import jacobians
-
-
-class CompileCounter:
-    """Counts XLA backend compilations (the slow step a slider must never wait for)."""
-
-    def __init__(self):
-        self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-
-    def _listen(self, event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.count += 1
-
+from vglab.compilation import CompileCounter
 
 COUNTER = CompileCounter()
 
@@ -57,3 +44,14 @@ def test_depth_beyond_the_bucket_extends_the_bank_without_redrawing():
     assert bank.capacity >= 900
     np.testing.assert_array_equal(np.asarray(bank.weights[0, :30]), w30)
     np.testing.assert_array_equal(vglab.gradient_norms(net).log10_activation_grad, a.log10_activation_grad)
+
+
+def test_the_counter_sees_a_compilation():
+    # Without this, the no-recompile assertions above could pass with a deaf counter.
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.arange(7.0)
+    before = COUNTER.count
+    jax.jit(lambda x: jnp.sin(x) * 3.0 + 0.125)(x)  # a program no other test compiles
+    assert COUNTER.count == before + 1

@@ -6,8 +6,8 @@ Small nets (width 16, 2 seeds) keep every test on already compiled programs afte
 import asyncio
 import math
 import textwrap
-import types
 import time
+import types
 
 import matplotlib
 

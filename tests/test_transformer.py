@@ -10,20 +10,9 @@ import pytest
 import vglab
 from tests import reference  # noqa: F401  (enables float64 for the references below)
 from vglab import transformer
+from vglab.compilation import CompileCounter
 
 RTOL_LOG = 1e-5  # on log10 values: the norms agree to ~2e-5 relative
-
-
-class CompileCounter:
-    """Counts XLA backend compilations (the slow step a slider must never wait for)."""
-
-    def __init__(self):
-        self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
-
-    def _listen(self, event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            self.count += 1
 
 
 COUNTER = CompileCounter()

@@ -231,10 +231,28 @@ class Dashboard:
         return state == other
 
     def pin(self) -> None:
-        """Keep the current curves as faint references (dashboards that support it override this)."""
+        """Keep the plotted curve of every panel in ``pin_targets()`` as a faint reference named
+        ``pin_label(state)`` (the Pin curve button)."""
+        if self.computed_state is None:
+            return
+        label = self.pin_label(self.computed_state)
+        for plot in self.pin_targets():
+            plot.pin(label)
+        self._redraw_figure()
 
     def clear_pins(self) -> None:
-        """Drop the pinned curves."""
+        """Drop the pinned curves (the Clear pins button)."""
+        for plot in self.pin_targets():
+            plot.clear_pins()
+        self._redraw_figure()
+
+    def pin_targets(self) -> list:
+        """The plots that keep pinned curves: by default every per-layer profile panel."""
+        return [plot for plot in getattr(self, "plots", {}).values() if isinstance(plot, plots.LogProfilePlot)]
+
+    def pin_label(self, state: dict) -> str:
+        """The legend entry of a curve pinned in ``state``."""
+        return ""
 
     # ---- layout
     def _build_layout(self, extra_buttons, save_path):
@@ -712,7 +730,7 @@ class GradientDashboard(Dashboard):
             made["init"].observe(self._init_sets_sigma_w, names="value")
         figsize = figsize or (min(9.2, 4.4 * len(panels) + 0.4), 3.8)  # fits a JupyterLab output area
         super().__init__(made, fixed=fixed, title=title, figsize=figsize, warm_up=warm_up,
-                         extra_buttons=self._pin_buttons())
+                         extra_buttons=pin_buttons(self))
 
     PANELS = ("gradient", "weights", "activations", "dead", "saturated", "phase")
 
@@ -720,9 +738,6 @@ class GradientDashboard(Dashboard):
     def _init_sets_sigma_w(self, change):
         with self.hold_updates():
             self.controls["sigma_w"].value = default_weight_std(change["new"])
-
-    def _pin_buttons(self):
-        return pin_buttons(self)
 
     def network(self, state: dict | None = None) -> vglab.MLP:
         """The ``vglab.MLP`` a state describes.
@@ -873,25 +888,13 @@ class GradientDashboard(Dashboard):
         chi = theory.chi1(net.activation, net.sigma_w, net.bias_std, net.leaky_slope)
         plot.ax.set_title(f"order/chaos: χ₁ = {chi:.3g} here", fontsize=10)
 
-    def pin(self):
-        if self.computed_state is None:
-            return
-        s = self.computed_state
+    def pin_label(self, s: dict) -> str:
         label = f"{s['activation']}, {s['init']}, σ_w={self.network(s).sigma_w:.2f}, L={s['depth']}"
         if s["residual"]:
             label += ", skip" + (f" α={s['residual_scale']:.2f}" if s["residual_scale"] != 1.0 else "")
         if s["norm"] != "none":
             label += f", {s['norm']}-LN"
-        for plot in self.plots.values():
-            if isinstance(plot, plots.LogProfilePlot):
-                plot.pin(label)
-        self._redraw_figure()
-
-    def clear_pins(self):
-        for plot in self.plots.values():
-            if isinstance(plot, plots.LogProfilePlot):
-                plot.clear_pins()
-        self._redraw_figure()
+        return label
 
     # ---- text
     def summarise(self, view: GradientView) -> str:
@@ -955,16 +958,11 @@ class SpectrumDashboard(GradientDashboard):
     def draw(self, spectrum) -> None:
         self.plots["spectrum"].update(spectrum.log10_singular_values)
 
-    def pin(self):
-        if self.computed_state is not None:
-            s = self.computed_state
-            label = f"{s['activation']}, {s['init']}, σ_w={self.network(s).sigma_w:.2f}, L={s['depth']}"
-            self.plots["spectrum"].pin(label)
-            self._redraw_figure()
+    def pin_targets(self) -> list:
+        return [self.plots["spectrum"]]
 
-    def clear_pins(self):
-        self.plots["spectrum"].clear_pins()
-        self._redraw_figure()
+    def pin_label(self, s: dict) -> str:
+        return f"{s['activation']}, {s['init']}, σ_w={self.network(s).sigma_w:.2f}, L={s['depth']}"
 
     def summarise(self, spectrum) -> str:
         values = spectrum.log10_singular_values

@@ -107,16 +107,8 @@ class _SequenceDashboard(Dashboard):
         return (state["seed"] == other["seed"] and state["n_seeds"] == other["n_seeds"]
                 and self.network(state) == self.network(other))
 
-    def pin(self) -> None:
-        if self.computed_state is None:
-            return
-        self.plots["gradient"].pin(self._pin_label(self.computed_state))
-        self._redraw_figure()
-
-    def clear_pins(self) -> None:
-        for plot in self.plots.values():
-            plot.clear_pins()
-        self._redraw_figure()
+    def pin_targets(self) -> list:
+        return [self.plots["gradient"]]
 
     def plotted(self) -> dict:
         """The data on screen, per panel, read back from the artists (see ``LogProfilePlot.data``)."""
@@ -253,7 +245,7 @@ class RecurrentDashboard(_SequenceDashboard):
                          "    net, result.log10_activation_grad[:, -1].mean())")
         return "\n".join(lines)
 
-    def _pin_label(self, s):
+    def pin_label(self, s: dict) -> str:
         net = self.network(s)
         if net.cell == "lstm":
             return f"lstm, b_f={net.forget_bias:g}, ρ={net.spectral_radius:g}, n={net.hidden}"
@@ -370,7 +362,7 @@ class TransformerDashboard(_SequenceDashboard):
                           f"result = vglab.gradient_norms(net, seed={state['seed']}, "
                           f"n_seeds={state['n_seeds']})"])
 
-    def _pin_label(self, s):
+    def pin_label(self, s: dict) -> str:
         net = self.network(s)
         return (f"{'residual' if net.residual else 'plain'}, {net.norm + '-LN' if net.norm else 'no LN'}, "
                 f"{net.activation}, L={net.depth}")

@@ -52,11 +52,11 @@ from vglab.dashboards import (
     NORM_CHOICES,
     WIDTH_CHOICES,
     Dashboard,
-    GradientDashboard,
     _power_text,
     _running_loop,
     _tidy,
     make_control,
+    pin_buttons,
 )
 from vglab.datasets import DATASETS
 from vglab.init import INITS, default_weight_std
@@ -243,7 +243,7 @@ class TrainingDashboard(Dashboard):
         if figsize is None:
             figsize = (9.6, 3.6) if len(panels) == 3 else (min(9.2, 4.4 * len(panels) + 0.4), 3.6)
         super().__init__(made, fixed=fixed, title=title, figsize=figsize, warm_up=False,
-                         extra_buttons=GradientDashboard._pin_buttons(self))
+                         extra_buttons=pin_buttons(self))
         self.widget.add_class("vglab-training-dashboard")
         children = list(self.widget.children)
         at = 1 + next(i for i, child in enumerate(children) if isinstance(child, widgets.HBox))
@@ -510,23 +510,11 @@ class TrainingDashboard(Dashboard):
                             history.test_accuracy, total_steps=history.steps, end_step=_end_step(history),
                             note=_end_note(history, view.running))
 
-    def pin(self):
-        if self.computed_state is None:
-            return
-        net = self.result.net
+    def pin_label(self, state: dict) -> str:
+        net = self.result.net  # the trained net (pins follow runs, not unapplied control changes)
         label = f"{net.activation}, {net.init}, L={net.depth}"
         label += ", skip" if net.residual else ""
-        label += f", {net.norm}-LN" if net.norm else ""
-        for plot in self.plots.values():
-            if isinstance(plot, plots.LogProfilePlot):
-                plot.pin(label)
-        self._redraw_figure()
-
-    def clear_pins(self):
-        for plot in self.plots.values():
-            if isinstance(plot, plots.LogProfilePlot):
-                plot.clear_pins()
-        self._redraw_figure()
+        return label + (f", {net.norm}-LN" if net.norm else "")
 
     def plotted(self) -> dict:
         """The data on screen, per panel, read back from the artists ("gradient"/"ratio": x = layers 1..depth

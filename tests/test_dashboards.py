@@ -585,28 +585,3 @@ def test_y_limits_show_every_value_and_stay_while_the_data_fill_half_of_them():
     assert new[0] < -40.0 and new != (low, high)
     shrunk = plots.sticky_limits((low, high), np.array([-3.0, -2.0]))
     assert shrunk[1] - shrunk[0] < 3
-
-
-def test_the_spectrum_dashboard_blits_a_depth_step_that_keeps_its_limits(monkeypatch):
-    d = SpectrumDashboard(depth=16, width=16, max_depth=32, controls=("depth",), warm_up=False)
-    canvas = d.figure.canvas
-    monkeypatch.setattr(canvas, "manager", types.SimpleNamespace(refresh_all=lambda: None), raising=False)
-    monkeypatch.setattr(canvas, "syncing_data_url", False, raising=False)
-    monkeypatch.setattr(d, "_static_output", None)
-    monkeypatch.setattr(canvas, "draw_idle", lambda: pytest.fail("draw_idle"))
-
-    async def step(depth):
-        d.controls["depth"].value = depth
-        await asyncio.sleep(0.2)
-
-    asyncio.run(step(15))
-    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes]
-    asyncio.run(step(16))  # limits kept: spectrum, histogram, notes and legend blitted
-    assert [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes] == limits
-    assert d.frames == {"full": 1, "blit": 1}
-    asyncio.run(step(30))  # the spectrum widens beyond the limits: a full draw
-    assert d.frames == {"full": 2, "blit": 1}
-    shown = d.plotted()["spectrum"]["log10_singular_values"]
-    for ax in d.figure.axes[:1]:
-        assert ax.get_ylim()[0] < np.nanmin(shown) and np.nanmax(shown) < ax.get_ylim()[1]
-    d.close()

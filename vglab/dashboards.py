@@ -467,8 +467,7 @@ class Dashboard:
         if not owned or not isinstance(canvas, FigureCanvasAgg) or not all(
                 hasattr(p, "animated_artists") and hasattr(p, "layout_key") for p in owned):
             return None
-        if {id(ax) for ax in figure.axes} != {id(ax) for p in owned
-                                              for ax in (p.blit_axes() if hasattr(p, "blit_axes") else (p.ax,))}:
+        if {id(ax) for ax in figure.axes} != {id(p.ax) for p in owned}:
             return None  # an axes (a twin, a colour bar) no plot accounts for
         key = [canvas.get_width_height(), figure.dpi, tuple(t.get_text() for t in figure.texts),
                figure._suptitle.get_text() if getattr(figure, "_suptitle", None) else ""]

@@ -516,20 +516,6 @@ class SpectrumPlot:
         self.spread_note = histogram_ax.text(0.98, 0.96, "", transform=histogram_ax.transAxes, ha="right",
                                              va="top", fontsize=9)
         self.pins: list = []
-        self._sorted_ylim = self._histogram_xlim = None  # kept while the data fit them (see sticky_limits)
-        self._histogram_top = 0.0
-
-    def blit_axes(self) -> tuple:
-        return self.sorted_ax, self.histogram_ax
-
-    def animated_artists(self) -> list:
-        """The artists an update changes (spectrum, histogram, notes, the legend drawn over them)."""
-        legend = self.sorted_ax.get_legend()
-        return [*self.pins, self.sorted_line, self.zero_markers, self.zero_note, self.stairs, self.spread_note,
-                *([legend] if legend is not None else [])]
-
-    def layout_key(self) -> tuple:
-        return tuple((ax.get_xlim(), ax.get_ylim()) for ax in self.blit_axes())
 
     def update(self, log10_singular_values) -> None:
         values = np.asarray(log10_singular_values, dtype=float)
@@ -544,19 +530,13 @@ class SpectrumPlot:
         low, high = padded_limits(np.concatenate([finite, [0.0]]), minimum_span=0.5)
         shown = [finite, [0.0]] + [p.get_ydata() for p in self.pins]
         self.sorted_ax.set_xlim(0.5, values.size + 0.5)
-        self._sorted_ylim = sticky_limits(self._sorted_ylim, np.concatenate([np.ravel(s) for s in shown]),
-                                          minimum_span=0.5)
-        self.sorted_ax.set_ylim(*self._sorted_ylim)
-        edges = np.linspace(low, high, self.bins + 1)  # bins over the data, axis limits kept (sticky)
+        self.sorted_ax.set_ylim(*padded_limits(np.concatenate([np.ravel(s) for s in shown]),
+                                               minimum_span=0.5))
+        edges = np.linspace(low, high, self.bins + 1)
         counts, _ = np.histogram(finite, bins=edges)
         self.stairs.set_data(counts, edges)
-        self._histogram_xlim = sticky_limits(self._histogram_xlim, np.concatenate([finite, [0.0]]),
-                                             minimum_span=0.5)
-        self.histogram_ax.set_xlim(*self._histogram_xlim)
-        top = max(1, counts.max()) * 1.1
-        if not 0.5 * self._histogram_top <= top <= self._histogram_top:
-            self._histogram_top = float(math.ceil(top * 1.2))
-        self.histogram_ax.set_ylim(0, self._histogram_top)
+        self.histogram_ax.set_xlim(low, high)
+        self.histogram_ax.set_ylim(0, max(1, counts.max()) * 1.1)
         if finite.size:
             self.spread_note.set_text(f"σ_max/σ_min = {power_of_ten_label(round(finite[0] - finite[-1], 1))}")
         else:

@@ -495,8 +495,6 @@ def test_a_connected_ipympl_canvas_renders_right_after_the_status_without_a_brow
     monkeypatch.setattr(canvas, "manager", types.SimpleNamespace(refresh_all=lambda: None), raising=False)
     monkeypatch.setattr(canvas, "syncing_data_url", False, raising=False)
     monkeypatch.setattr(dash, "_static_output", None)  # as under %matplotlib widget
-    # the frame goes out with canvas.blit() (see the blitting test below) or, without blitting, canvas.draw()
-    monkeypatch.setattr(canvas, "blit", lambda bbox=None: frames.append(dash.status.value))
     monkeypatch.setattr(canvas, "draw", lambda: frames.append(dash.status.value))
     monkeypatch.setattr(canvas, "draw_idle", lambda: pytest.fail("draw_idle: a round trip through the browser"))
 
@@ -507,81 +505,3 @@ def test_a_connected_ipympl_canvas_renders_right_after_the_status_without_a_brow
 
     asyncio.run(drag())
     assert len(frames) == 1 and 'data-depth="23"' in frames[0]
-
-
-def _curve_pixels(figure):
-    """The pixels of the tab:blue mean curve in an RGBA frame."""
-    rgba = np.asarray(figure.canvas.buffer_rgba())[..., :3].astype(int)
-    return np.count_nonzero(np.abs(rgba - np.array([31, 119, 180])).sum(axis=-1) < 30)
-
-
-def test_an_update_that_keeps_the_layout_blits_and_a_layout_change_draws_everything(monkeypatch):
-    # Blitting: the changing artists (curves, band, notes, legend) are drawn over a saved background when
-    # limits, titles and size did not change; a change of those renders the whole figure.
-    d = GradientDashboard(depth=40, activation="relu", init="he", controls=("depth",), n_seeds=2,
-                          panels=("gradient", "dead"), max_depth=200, warm_up=False)
-    canvas = d.figure.canvas
-    sent = []
-    monkeypatch.setattr(canvas, "manager", types.SimpleNamespace(refresh_all=lambda: None), raising=False)
-    monkeypatch.setattr(canvas, "syncing_data_url", False, raising=False)
-    monkeypatch.setattr(d, "_static_output", None)
-    monkeypatch.setattr(canvas, "blit", lambda bbox=None: sent.append(_curve_pixels(d.figure)))
-    monkeypatch.setattr(canvas, "draw_idle", lambda: pytest.fail("draw_idle"))
-    full = []
-    real_draw = d.figure.draw
-    monkeypatch.setattr(d.figure, "draw", lambda renderer: (full.append(1), real_draw(renderer))[1])
-
-    async def step(depth):
-        d.controls["depth"].value = depth
-        await asyncio.sleep(0.2)
-
-    xlim = d.figure.axes[0].get_xlim()
-    asyncio.run(step(39))  # first frame: a full draw (no background yet)
-    assert (len(full), d.frames) == (1, {"full": 1, "blit": 0}) and sent[-1] > 50
-    asyncio.run(step(38))  # same limits (depth 38 ≥ half the axis): only the data are redrawn
-    assert d.figure.axes[0].get_xlim() == xlim
-    assert (len(full), d.frames) == (1, {"full": 1, "blit": 1}) and sent[-1] > 50
-    assert d.plotted()["gradient"]["x"][-1] == 38
-    asyncio.run(step(150))  # beyond the x axis: new limits, a full draw
-    assert d.figure.axes[0].get_xlim()[1] >= 150
-    assert (len(full), d.frames) == (2, {"full": 2, "blit": 1}) and sent[-1] > 50
-    # artists are animated only while a frame is drawn: a saved figure still shows the curves
-    assert not any(a.get_animated() for a in d.plots["gradient"].animated_artists())
-    d.close()
-
-
-def test_saved_figures_and_plain_draws_show_the_curves(dash, tmp_path):
-    # the curve's artists are not left animated (matplotlib would skip them in a plain draw)
-    def counts():
-        dash.figure.canvas.draw()
-        path = dash.save(tmp_path / "x.png")
-        saved = (plt.imread(path)[..., :3] * 255).astype(int)
-        return (_curve_pixels(dash.figure),
-                np.count_nonzero(np.abs(saved - np.array([31, 119, 180])).sum(axis=-1) < 30))
-
-    drawn, saved = counts()
-    dash.plots["gradient"].mean_line.set_visible(False)
-    dash.plots["gradient"].band.set_visible(False)
-    drawn_without, saved_without = counts()
-    assert drawn > drawn_without + 50 and saved > saved_without + 100
-
-
-@pytest.mark.parametrize("current,x,expected", [
-    (None, np.arange(41), (-0.8, 40.8)),  # extent 40, a nice end: 2% margins
-    ((-0.8, 40.8), np.arange(21), (-0.8, 40.8)),  # 20 ≥ half of 40: kept
-    ((-0.8, 40.8), np.arange(20), (-0.4, 20.4)),  # 19 < 20: re-chosen (not squeezed)
-    ((-0.8, 40.8), np.arange(42), (-1.0, 51.0)),  # beyond: re-chosen, 41 → 50
-    ((-0.8, 40.8), np.arange(1, 31), (0.4, 31.6)),  # another start: re-chosen, 29 → 30
-])
-def test_x_limits_stay_while_the_data_fill_half_of_them(current, x, expected):
-    assert plots.sticky_x_limits(current, x) == pytest.approx(expected)
-
-
-def test_y_limits_show_every_value_and_stay_while_the_data_fill_half_of_them():
-    low, high = plots.sticky_limits(None, np.array([-31.3, -2.0]))
-    assert low < -31.3 and high > -2.0 and (high - low) < 2 * 29.3
-    assert plots.sticky_limits((low, high), np.array([-30.0, -3.0])) == (low, high)
-    new = plots.sticky_limits((low, high), np.array([-40.0, -2.0]))
-    assert new[0] < -40.0 and new != (low, high)
-    shrunk = plots.sticky_limits((low, high), np.array([-3.0, -2.0]))
-    assert shrunk[1] - shrunk[0] < 3

@@ -37,9 +37,6 @@ What a test (or a browser) can rely on:
                  .computations (compute calls), .updates (redraws), .timings, .error_message, .figure
 With ipympl the figure is rendered when the browser asks for it after ``draw_idle``; the status line is
 rewritten right after ``draw_idle``, so "draw" in it is the time to update the artists, not to paint pixels.
-Once ipympl's view is up, the dashboard renders the frame itself right after the status; when every axes
-belongs to a plot that names its changing artists (``animated_artists``, ``layout_key`` in vglab.plots) and
-the layout did not change, only those artists are drawn over the saved background and blitted.
 """
 
 from __future__ import annotations
@@ -59,7 +56,6 @@ from dataclasses import dataclass
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 import vglab
 from vglab import plots, theory
@@ -191,8 +187,6 @@ class Dashboard:
         self._pending = False
         self._scheduled = False
         self._render_scheduled = False
-        self._background = None  # (layout key, pixels) of the last full frame, see _blit_frame
-        self.frames = {"full": 0, "blit": 0}  # frames rendered by _render_frame
         self._changes = self._changes_seen = 0
         self._first_change_at = 0.0
         self._hold = 0
@@ -449,57 +443,9 @@ class Dashboard:
     def _render_frame(self):
         self._render_scheduled = False
         try:
-            plan = self._blit_plan()
-            if plan is None:
-                self.figure.canvas.draw()
-                self.frames["full"] += 1
-            else:
-                self._blit_frame(*plan)
+            self.figure.canvas.draw()
         except Exception as error:  # noqa: BLE001 - shown like any other error
-            self._background = None
             self._show_error(error)
-
-    def _blit_plan(self):
-        """(layout key, artists) when every axes belongs to a plot that names the artists an update changes
-        (``animated_artists``) and what the rest depends on (``layout_key``); None otherwise (full draws)."""
-        canvas, figure = self.figure.canvas, self.figure
-        owned = list(getattr(self, "plots", {}).values())
-        if not owned or not isinstance(canvas, FigureCanvasAgg) or not all(
-                hasattr(p, "animated_artists") and hasattr(p, "layout_key") for p in owned):
-            return None
-        if {id(ax) for ax in figure.axes} != {id(p.ax) for p in owned}:
-            return None  # an axes (a twin, a colour bar) no plot accounts for
-        key = [canvas.get_width_height(), figure.dpi, tuple(t.get_text() for t in figure.texts),
-               figure._suptitle.get_text() if getattr(figure, "_suptitle", None) else ""]
-        for ax in figure.axes:
-            key.append((ax.get_title("left"), ax.get_title(), ax.get_title("right"), ax.get_xlabel(),
-                        ax.get_ylabel()))
-        artists = []
-        for p in owned:
-            key.append(p.layout_key())
-            artists += p.animated_artists()
-        return tuple(key), sorted(artists, key=lambda a: a.get_zorder())
-
-    def _blit_frame(self, key, artists):
-        """Matplotlib blitting: a full draw only when the layout changed (limits, titles, size), keeping the
-        background without the changing artists; otherwise the background and those artists redrawn."""
-        canvas = self.figure.canvas
-        if self._background is None or self._background[0] != key:
-            for artist in artists:
-                artist.set_animated(True)  # left out of the figure's draw
-            try:
-                FigureCanvasAgg.draw(canvas)  # not canvas.draw(): ipympl would send a frame without them
-            finally:
-                for artist in artists:
-                    artist.set_animated(False)  # savefig and plain draws show them as usual
-            self._background = (key, canvas.copy_from_bbox(self.figure.bbox))
-            self.frames["full"] += 1
-        else:
-            canvas.restore_region(self._background[1])
-            self.frames["blit"] += 1
-        for artist in artists:
-            artist.axes.draw_artist(artist) if artist.axes is not None else artist.draw(canvas.get_renderer())
-        canvas.blit(self.figure.bbox)  # ipympl: sends the changed pixels
 
     def _status_attributes(self) -> dict:
         """data-* attributes of the status element: the update counter and the plotted state."""

@@ -55,67 +55,6 @@ def padded_limits(values, minimum_span: float = 1.0, pad: float = 0.06) -> tuple
     return low - pad * span, high + pad * span
 
 
-NICE_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
-
-
-def nice_step(span: float, intervals: int = 6) -> float:
-    """The smallest 1, 2, 2.5 or 5 × 10^k that cuts ``span`` into at most ``intervals`` steps."""
-    raw = max(float(span), 1e-12) / intervals
-    decade = 10.0 ** math.floor(math.log10(raw))
-    return next(m * decade for m in NICE_STEPS if m * decade >= raw * (1 - 1e-9))
-
-
-def sticky_limits(current, values, *, minimum_span: float = 1.0, pad: float = 0.06, headroom: float = 0.1,
-                  fill: float = 0.5) -> tuple[float, float]:
-    """Axis limits that change rarely, so that most slider steps redraw only the data (blitting).
-
-    ``current`` (low, high) is kept while the finite ``values`` lie inside it with a margin of 1% of its span
-    and their padded span (``padded_limits``) fills at least ``fill`` of it (no squeezed curve); otherwise
-    new limits are the padded range rounded out to a nice step (``nice_step``, a twentieth of the span),
-    widened first by ``headroom`` of its span on each side when the data left the current limits.  Every
-    finite value is always inside the returned limits.
-    """
-    low, high = padded_limits(values, minimum_span=minimum_span, pad=pad)
-    grown = False
-    if current is not None:
-        a, b = current
-        margin = 0.01 * (b - a)
-        finite = np.asarray(values, dtype=float)
-        finite = finite[np.isfinite(finite)]
-        inside = finite.size == 0 or (a + margin <= finite.min() and finite.max() <= b - margin)
-        if inside and (high - low) >= fill * (b - a):
-            return float(a), float(b)
-        grown = not inside
-    if grown:  # the data left the limits (e.g. a deeper net): leave room for the next steps
-        span = high - low
-        low, high = low - headroom * span, high + headroom * span
-    step = nice_step(high - low, intervals=20)
-    return float(math.floor(low / step) * step), float(math.ceil(high / step) * step)
-
-
-NICE_ENDS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
-
-
-def sticky_x_limits(current, x, pad: float = 0.02, fill: float = 0.5) -> tuple[float, float]:
-    """Limits (x0 − pad·S, x0 + (1 + pad)·S) for positions ``x`` from x0 = min(x), with S the smallest
-    1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k ≥ max(x) − x0 (at least 1); ``current`` is kept while it has
-    the same x0 and max(x) − x0 stays within [fill·S, S], so a depth drag rarely changes the axis."""
-    x = np.asarray(x, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return (-pad, 1 + pad) if current is None else current
-    x0, extent = float(x.min()), float(x.max() - x.min())
-    if current is not None:
-        a, b = current
-        span = (b - a) / (1 + 2 * pad)
-        if abs(a + pad * span - x0) < 1e-9 * max(1.0, span) and fill * span <= extent <= span * (1 + 1e-9):
-            return float(a), float(b)
-    extent = max(extent, 1.0)
-    decade = 10.0 ** math.floor(math.log10(extent))
-    span = next(m * decade for m in NICE_ENDS if m * decade >= extent * (1 - 1e-9))
-    return x0 - pad * span, x0 + (1 + pad) * span
-
-
 def mean_and_band(log10_values: np.ndarray):
     """Mean, min and max over seeds (axis 0) of log10 values, with exactly zero (−inf) entries left out.
 
@@ -224,7 +163,6 @@ class LogProfilePlot:
         ax.grid(True, alpha=0.3)
         self.legend = None
         self._legend_key = ()
-        self._xlim = self._ylim = None  # kept while the data fit them (see sticky_limits)
         self._x = np.zeros(0)
         self._zero_what = "every unit of a layer dead"
 
@@ -251,10 +189,8 @@ class LogProfilePlot:
         for pin in self.pins:
             shown.append(pin.get_ydata())
         self._show_zeros(x, zero_count, values.shape[0])
-        self._xlim = sticky_x_limits(self._xlim, x)
-        self._ylim = sticky_limits(self._ylim, np.concatenate([np.ravel(s) for s in shown]), minimum_span=1.0)
-        self.ax.set_xlim(*self._xlim)
-        self.ax.set_ylim(*self._ylim)
+        self.ax.set_xlim(*padded_limits(x, minimum_span=1.0, pad=0.02))
+        self.ax.set_ylim(*padded_limits(np.concatenate([np.ravel(s) for s in shown]), minimum_span=1.0))
         self._refresh_legend()
         self.legend.set_loc(emptiest_corner(self.ax, x, shown, entries=len(self.legend.legend_handles)))
         self.legend.set_visible(True)
@@ -318,15 +254,6 @@ class LogProfilePlot:
         self.legend = self.ax.legend(handles=handles, fontsize=8, loc=loc, framealpha=0.85)
         self._legend_key = key
 
-    def animated_artists(self) -> list:
-        """The artists an update changes (data, notes, legend); all else depends on ``layout_key`` only."""
-        return ([self.band, self.mean_line, *self.references.values(), *self.pins, self.zero_markers,
-                 self.zero_note, self.empty_note] + ([self.legend] if self.legend is not None else []))
-
-    def layout_key(self) -> tuple:
-        """What the static part of the axes (ticks, labels, grid) depends on: a new key needs a full draw."""
-        return self.ax.get_xlim(), self.ax.get_ylim()
-
     def data(self) -> dict:
         """What is on screen, read back from the artists (for tests and for students)."""
         out = {"x": np.asarray(self.mean_line.get_xdata(), float),
@@ -379,7 +306,6 @@ class FractionPlot:
             ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
         self.note = ax.text(0.98, 0.96, "", transform=ax.transAxes, ha="right", va="top", fontsize=9)
-        self._xlim = None
 
     def update(self, x, fractions) -> None:
         x = np.asarray(x, dtype=float)
@@ -387,15 +313,8 @@ class FractionPlot:
         mean = values.mean(axis=0)
         self.mean_line.set_data(x, mean)
         self.band.set_verts([_band_vertices(x, values.min(axis=0), values.max(axis=0))])
-        self._xlim = sticky_x_limits(self._xlim, x)
-        self.ax.set_xlim(*self._xlim)
+        self.ax.set_xlim(*padded_limits(x, minimum_span=1.0, pad=0.02))
         self.note.set_text(f"average over layers: {100 * mean.mean():.1f}%" if mean.size else "")
-
-    def animated_artists(self) -> list:
-        return [self.band, self.mean_line, self.note]
-
-    def layout_key(self) -> tuple:
-        return self.ax.get_xlim(), self.ax.get_ylim()
 
     def data(self) -> dict:
         return {"x": np.asarray(self.mean_line.get_xdata(), float),
@@ -436,17 +355,9 @@ class PhaseDiagram:
         ax.set_title(title or "order/chaos phase diagram", fontsize=10)
         ax.legend(handles=[self.edge, self.marker], fontsize=8, loc="upper right", framealpha=0.85)
         self.chi1 = None
-        self._grid_version = 0
-
-    def animated_artists(self) -> list:
-        return [self.marker, self.note]
-
-    def layout_key(self) -> tuple:
-        return self.ax.get_xlim(), self.ax.get_ylim(), self._grid_version
 
     def set_grid(self, chi1: np.ndarray | None) -> None:
         """chi1: (len(σ_b²), len(σ_w²)) values of χ₁, or None when unavailable for this activation."""
-        self._grid_version += 1
         if chi1 is None:
             self.chi1 = None
             self.mesh.set_visible(False)

@@ -288,11 +288,6 @@ def predicted_log10_grad(net, log10_output_grad: float = 0.0) -> np.ndarray | No
     return None if profile is None else profile.log10_grad(net.depth, log10_output_grad)
 
 
-# lim E[φ(√q u)²]/q and lim E[φ(√q u)]/√q as q → ∞, for the activations that grow linearly.
-_GAIN_AT_INFINITY = {"relu": 0.5, "gelu": 0.5, "linear": 1.0}
-_MEAN_AT_INFINITY = {"relu": 1.0 / math.sqrt(2.0 * math.pi), "gelu": 1.0 / math.sqrt(2.0 * math.pi)}
-
-
 def _stream_variances(net) -> tuple[np.ndarray, np.ndarray]:
     """(q_l for l = 1..L, capped at 1e12; ln Q_l for l = 0..L): pre-activation variances and ln E[h_l²].
 
@@ -301,8 +296,9 @@ def _stream_variances(net) -> tuple[np.ndarray, np.ndarray]:
     (E[φ²] = g q, μ = c √q for the activations that grow linearly, the saturated values otherwise).
     """
     sw, sb, a, act, slope = net.sigma_w, net.bias_std, net.residual_scale, net.activation, net.leaky_slope
-    gain = _GAIN_AT_INFINITY.get(act, 0.5 * (1 + slope * slope) if act == "leaky_relu" else None)
-    mean_gain = _MEAN_AT_INFINITY.get(act, (1 - slope) / math.sqrt(2 * math.pi) if act == "leaky_relu" else 0.0)
+    # lim E[φ(√q u)²]/q and lim E[φ(√q u)]/√q as q → ∞ for the φ that grow linearly (GELU → ReLU's), else None.
+    gain = 0.5 if act == "gelu" else _piecewise_linear_gain(act, slope)
+    mean_gain = mean_activation("relu" if act == "gelu" else act, 1.0, slope)
     q = np.empty(net.depth)
     log_second_moment = np.zeros(net.depth + 1)
     scale, second, mean = 0.0, 1.0, 0.0  # S, Q̂, m̂

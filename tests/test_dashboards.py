@@ -505,3 +505,155 @@ def test_a_connected_ipympl_canvas_renders_right_after_the_status_without_a_brow
 
     asyncio.run(drag())
     assert len(frames) == 1 and 'data-depth="23"' in frames[0]
+
+
+# --------------------------------------------------------------------------------------------- blitting
+def _live_ipympl_canvas(d, monkeypatch):
+    """Make ``d`` render its frames itself, as under %matplotlib widget once ipympl's view is up."""
+    canvas = d.figure.canvas
+    monkeypatch.setattr(canvas, "manager", types.SimpleNamespace(refresh_all=lambda: None), raising=False)
+    monkeypatch.setattr(canvas, "syncing_data_url", False, raising=False)
+    monkeypatch.setattr(d, "_static_output", None)
+    monkeypatch.setattr(canvas, "draw_idle", lambda: pytest.fail("draw_idle: a round trip through the browser"))
+
+
+def _pixels(figure) -> np.ndarray:
+    return np.asarray(figure.canvas.buffer_rgba()).copy()
+
+
+def _change(d, **values):
+    """Set controls as a drag in a live kernel does (one coalesced update, rendered by the dashboard)."""
+    async def drag():
+        for name, value in values.items():
+            d.controls[name].value = value
+        await asyncio.sleep(0.25)
+
+    asyncio.run(drag())
+
+
+def _assert_frame_is_the_full_redraw(d):
+    shown = _pixels(d.figure)
+    d.figure.canvas.draw()  # the whole figure drawn from scratch, for the same state
+    different = np.count_nonzero(np.any(shown != _pixels(d.figure), axis=-1))
+    assert different == 0, f"{different} pixels of the rendered frame differ from a full redraw"
+
+
+def _curve_pixels(rgba, colour=(31, 119, 180)) -> int:
+    """Pixels of a colour (default tab:blue, the mean curve) in an RGBA frame or image."""
+    return int(np.count_nonzero(np.abs(rgba[..., :3].astype(int) - np.array(colour)).sum(axis=-1) < 30))
+
+
+@pytest.mark.parametrize("steps", [
+    [dict(depth=39), dict(depth=38), dict(depth=150), dict(depth=149), dict(activation="tanh"),
+     dict(depth=140), dict(init="xavier"), dict(depth=141)],
+])
+def test_every_rendered_frame_equals_a_full_redraw_and_unchanged_layouts_are_blitted(steps, monkeypatch):
+    # The changing artists are drawn over a saved background when nothing else changed; every frame, blitted
+    # or not, must be exactly what drawing the whole figure gives (no stale background under new data).
+    d = GradientDashboard(depth=40, activation="relu", init="he", controls=("depth", "activation", "init"),
+                          n_seeds=2, width=16, panels=("gradient", "dead"), max_depth=200, warm_up=False)
+    _live_ipympl_canvas(d, monkeypatch)
+    for i, values in enumerate(steps):
+        blits = d.frames["blit"]
+        limits = [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes]
+        _change(d, **values)
+        kept = limits == [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes]
+        if i:  # (the first frame has no background yet: its legend was new)
+            assert (d.frames["blit"] > blits) == kept, (values, limits, d.frames)
+        assert d.plotted()["gradient"]["x"][-1] == d.state["depth"]
+        assert _curve_pixels(_pixels(d.figure)) > 50
+        _assert_frame_is_the_full_redraw(d)
+    assert d.frames["blit"] >= 3  # depth steps inside the limits (38, 149, 141) were blitted
+    d.close()
+
+
+def test_a_change_outside_the_plots_changing_artists_renders_the_whole_figure(dash, monkeypatch):
+    # Any artist that is not animated (a title, a pin, new limits) marks the figure stale: a full draw.
+    _live_ipympl_canvas(dash, monkeypatch)
+    for depth in (11, 12, 11, 12):
+        _change(dash, depth=depth)
+    blits = dash.frames["blit"]
+    assert blits >= 2  # the last two steps keep every limit
+    dash.figure.axes[0].set_title("changed by hand")
+    _change(dash, depth=11)
+    assert dash.frames["blit"] == blits
+    _assert_frame_is_the_full_redraw(dash)
+    async def click_pin():  # the Pin button, clicked in a live kernel
+        dash.pin()
+        await asyncio.sleep(0.1)
+
+    asyncio.run(click_pin())  # a new (pinned) line: a full draw, then blits again with the pin drawn
+    assert dash.frames["blit"] == blits
+    for depth in (12, 11, 12):
+        _change(dash, depth=depth)
+    assert dash.frames["blit"] > blits
+    _assert_frame_is_the_full_redraw(dash)
+
+
+def test_saved_figures_and_plain_draws_show_the_animated_curves(dash, tmp_path):
+    # The curves are animated (left out of the figure's own draw); savefig and a plain canvas.draw() still
+    # show them, once.
+    def counts():
+        dash.figure.canvas.draw()
+        path = dash.save(tmp_path / "x.png")
+        saved = (plt.imread(path)[..., :3] * 255).astype(int)
+        return _curve_pixels(_pixels(dash.figure)), _curve_pixels(saved)
+
+    drawn, saved = counts()
+    dash.plots["gradient"].mean_line.set_visible(False)
+    dash.plots["gradient"].band.set_visible(False)
+    drawn_without, saved_without = counts()
+    assert drawn > drawn_without + 50 and saved > saved_without + 100
+
+
+def test_the_spectrum_dashboard_blits_a_depth_step_that_keeps_its_limits(monkeypatch):
+    d = SpectrumDashboard(depth=16, width=16, max_depth=32, controls=("depth",), warm_up=False)
+    _live_ipympl_canvas(d, monkeypatch)
+    _change(d, depth=15)
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes]
+    blits = d.frames["blit"]
+    _change(d, depth=16)  # limits kept: spectrum, histogram, notes and legend blitted
+    assert [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes] == limits
+    assert d.frames["blit"] == blits + 1
+    _assert_frame_is_the_full_redraw(d)
+    _change(d, depth=30)  # the spectrum widens beyond the limits: a full draw
+    assert d.frames["blit"] == blits + 1
+    shown = d.plotted()["spectrum"]["log10_singular_values"]
+    ax = d.figure.axes[0]
+    assert ax.get_ylim()[0] < np.nanmin(shown) and np.nanmax(shown) < ax.get_ylim()[1]
+    _assert_frame_is_the_full_redraw(d)
+    d.close()
+
+
+@pytest.mark.parametrize("current,x,expected", [
+    (None, np.arange(41), (-0.8, 40.8)),  # extent 40, a nice end: 2% margins
+    ((-0.8, 40.8), np.arange(21), (-0.8, 40.8)),  # 20 ≥ half of 40: kept
+    ((-0.8, 40.8), np.arange(20), (-0.4, 20.4)),  # 19 < 20: re-chosen (not squeezed)
+    ((-0.8, 40.8), np.arange(42), (-1.0, 51.0)),  # beyond: re-chosen, 41 → 50
+    ((-0.8, 40.8), np.arange(1, 31), (0.4, 31.6)),  # another start: re-chosen, 29 → 30
+])
+def test_x_limits_stay_while_the_data_fill_half_of_them(current, x, expected):
+    assert plots.sticky_x_limits(current, x) == pytest.approx(expected)
+
+
+def test_y_limits_show_every_value_and_stay_while_the_data_fill_half_of_them():
+    low, high = plots.sticky_limits(None, np.array([-31.3, -2.0]))
+    assert low < -31.3 and high > -2.0 and (high - low) < 2 * 29.3
+    assert plots.sticky_limits((low, high), np.array([-30.0, -3.0])) == (low, high)
+    new = plots.sticky_limits((low, high), np.array([-40.0, -2.0]))
+    assert new[0] < -40.0 and new != (low, high)
+    shrunk = plots.sticky_limits((low, high), np.array([-3.0, -2.0]))
+    assert shrunk[1] - shrunk[0] < 3
+
+
+def test_the_legend_keeps_its_corner_unless_another_is_clearly_emptier():
+    fig, ax = plt.subplots()
+    ax.set_xlim(0, 50)
+    ax.set_ylim(-31, 1)
+    x = np.arange(51)
+    curve = np.linspace(-30, 0, 51)  # the top right is taken, the top left is free
+    curve[2] = 0.0  # one point in the upper left
+    assert plots.emptiest_corner(ax, x, [curve], entries=3) == "lower right"
+    assert plots.emptiest_corner(ax, x, [curve], entries=3, current="upper left") == "upper left"  # 1 point
+    assert plots.emptiest_corner(ax, x, [curve], entries=3, current="upper right") == "lower right"  # many
+    plt.close(fig)

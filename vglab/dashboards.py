@@ -35,8 +35,10 @@ What a test (or a browser) can rely on:
     .vglab-show-code, .vglab-code, .vglab-save, .vglab-save-path, .vglab-pin, .vglab-clear-pins
     Python side: .state, .set(**values), .update_now(), .result, .plotted(), .code, .save(path),
                  .computations (compute calls), .updates (redraws), .timings, .error_message, .figure
-With ipympl the figure is rendered when the browser asks for it after ``draw_idle``; the status line is
-rewritten right after ``draw_idle``, so "draw" in it is the time to update the artists, not to paint pixels.
+With ipympl (once its view is up) the frame is rendered right after the status line goes out, so "draw" in
+the status is the time to update the artists, not to paint pixels.  Frames are blitted (``plots.BlitFrames``):
+when an update changed only the plots' data, notes and legends, those are drawn over the saved background;
+any other change (new axis limits, a pin, a resize) renders the whole figure.
 """
 
 from __future__ import annotations
@@ -194,6 +196,7 @@ class Dashboard:
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize)
         self.setup_figure(self.figure)
+        self._frames = plots.BlitFrames(self.figure, self._changing_artists)
         self._build_layout(extra_buttons, save_path or f"vglab_{self.kind}.png")
         for widget in self.controls.values():
             widget.observe(self._on_control_change, names="value")
@@ -440,10 +443,20 @@ class Dashboard:
                 self._static_output.clear_output(wait=True)
                 display(self.figure)
 
+    def _changing_artists(self) -> list:
+        """The artists an update rewrites: those each plot names (``animated_artists``); see BlitFrames."""
+        return [artist for plot in getattr(self, "plots", {}).values() if hasattr(plot, "animated_artists")
+                for artist in plot.animated_artists()]
+
+    @property
+    def frames(self) -> dict:
+        """How many ipympl frames were rendered in full and how many blitted."""
+        return dict(self._frames.frames)
+
     def _render_frame(self):
         self._render_scheduled = False
         try:
-            self.figure.canvas.draw()
+            self._frames.render()
         except Exception as error:  # noqa: BLE001 - shown like any other error
             self._show_error(error)
 

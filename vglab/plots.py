@@ -55,6 +55,76 @@ def padded_limits(values, minimum_span: float = 1.0, pad: float = 0.06) -> tuple
     return low - pad * span, high + pad * span
 
 
+def set_limits(ax: Axes, *, x=None, y=None) -> None:
+    """Set the x and/or y limits of ``ax`` only where they differ: matplotlib marks the figure stale (to be
+    drawn in full, see ``BlitFrames``) on every ``set_xlim``, even to the same values."""
+    if x is not None and tuple(ax.get_xlim()) != tuple(x):
+        ax.set_xlim(*x)
+    if y is not None and tuple(ax.get_ylim()) != tuple(y):
+        ax.set_ylim(*y)
+
+
+NICE_STEPS = (1.0, 2.0, 2.5, 5.0, 10.0)
+
+
+def nice_step(span: float, intervals: int = 6) -> float:
+    """The smallest 1, 2, 2.5 or 5 × 10^k that cuts ``span`` into at most ``intervals`` steps."""
+    raw = max(float(span), 1e-12) / intervals
+    decade = 10.0 ** math.floor(math.log10(raw))
+    return next(m * decade for m in NICE_STEPS if m * decade >= raw * (1 - 1e-9))
+
+
+def sticky_limits(current, values, *, minimum_span: float = 1.0, pad: float = 0.06, headroom: float = 0.1,
+                  fill: float = 0.5) -> tuple[float, float]:
+    """Axis limits that change rarely, so that most slider steps redraw only the data (blitting).
+
+    ``current`` (low, high) is kept while the finite ``values`` lie inside it with a margin of 1% of its span
+    and their padded span (``padded_limits``) fills at least ``fill`` of it (no squeezed curve); otherwise
+    new limits are the padded range rounded out to a nice step (``nice_step``, a twentieth of the span),
+    widened first by ``headroom`` of its span on each side when the data left the current limits.  Every
+    finite value is always inside the returned limits.
+    """
+    low, high = padded_limits(values, minimum_span=minimum_span, pad=pad)
+    grown = False
+    if current is not None:
+        a, b = current
+        margin = 0.01 * (b - a)
+        finite = np.asarray(values, dtype=float)
+        finite = finite[np.isfinite(finite)]
+        inside = finite.size == 0 or (a + margin <= finite.min() and finite.max() <= b - margin)
+        if inside and (high - low) >= fill * (b - a):
+            return float(a), float(b)
+        grown = not inside
+    if grown:  # the data left the limits (e.g. a deeper net): leave room for the next steps
+        span = high - low
+        low, high = low - headroom * span, high + headroom * span
+    step = nice_step(high - low, intervals=20)
+    return float(math.floor(low / step) * step), float(math.ceil(high / step) * step)
+
+
+NICE_ENDS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def sticky_x_limits(current, x, pad: float = 0.02, fill: float = 0.5) -> tuple[float, float]:
+    """Limits (x0 − pad·S, x0 + (1 + pad)·S) for positions ``x`` from x0 = min(x), with S the smallest
+    1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k ≥ max(x) − x0 (at least 1); ``current`` is kept while it has
+    the same x0 and max(x) − x0 stays within [fill·S, S], so a depth drag rarely changes the axis."""
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return (-pad, 1 + pad) if current is None else current
+    x0, extent = float(x.min()), float(x.max() - x.min())
+    if current is not None:
+        a, b = current
+        span = (b - a) / (1 + 2 * pad)
+        if abs(a + pad * span - x0) < 1e-9 * max(1.0, span) and fill * span <= extent <= span * (1 + 1e-9):
+            return float(a), float(b)
+    extent = max(extent, 1.0)
+    decade = 10.0 ** math.floor(math.log10(extent))
+    span = next(m * decade for m in NICE_ENDS if m * decade >= extent * (1 - 1e-9))
+    return x0 - pad * span, x0 + (1 + pad) * span
+
+
 def mean_and_band(log10_values: np.ndarray):
     """Mean, min and max over seeds (axis 0) of log10 values, with exactly zero (−inf) entries left out.
 
@@ -163,6 +233,7 @@ class LogProfilePlot:
         ax.grid(True, alpha=0.3)
         self.legend = None
         self._legend_key = ()
+        self._xlim = self._ylim = None  # kept while the data fit them (see sticky_limits)
         self._x = np.zeros(0)
         self._zero_what = "every unit of a layer dead"
 
@@ -189,10 +260,14 @@ class LogProfilePlot:
         for pin in self.pins:
             shown.append(pin.get_ydata())
         self._show_zeros(x, zero_count, values.shape[0])
-        self.ax.set_xlim(*padded_limits(x, minimum_span=1.0, pad=0.02))
-        self.ax.set_ylim(*padded_limits(np.concatenate([np.ravel(s) for s in shown]), minimum_span=1.0))
+        self._xlim = sticky_x_limits(self._xlim, x)
+        self._ylim = sticky_limits(self._ylim, np.concatenate([np.ravel(s) for s in shown]), minimum_span=1.0)
+        set_limits(self.ax, x=self._xlim, y=self._ylim)
         self._refresh_legend()
-        self.legend.set_loc(emptiest_corner(self.ax, x, shown, entries=len(self.legend.legend_handles)))
+        current = next((name for name, code in LEGEND_CODES.items() if code == self.legend._loc), None)
+        corner = emptiest_corner(self.ax, x, shown, entries=len(self.legend.legend_handles), current=current)
+        if self.legend._loc != LEGEND_CODES[corner]:  # moving it re-lays out its box: a full frame
+            self.legend.set_loc(corner)
         self.legend.set_visible(True)
 
     def _show_zeros(self, x, zero_count, n_seeds):
@@ -254,6 +329,12 @@ class LogProfilePlot:
         self.legend = self.ax.legend(handles=handles, fontsize=8, loc=loc, framealpha=0.85)
         self._legend_key = key
 
+    def animated_artists(self) -> list:
+        """The artists an update changes (data, notes, legend): drawn over a saved background (``BlitFrames``)."""
+        return ([self.band, self.mean_line, *self.references.values(), *self.pins, self.zero_markers,
+                 self.zero_note, self.empty_note] + ([self.legend] if self.legend is not None else []))
+
+
     def data(self) -> dict:
         """What is on screen, read back from the artists (for tests and for students)."""
         out = {"x": np.asarray(self.mean_line.get_xdata(), float),
@@ -266,13 +347,16 @@ class LogProfilePlot:
 
 
 LEGEND_CORNERS = ("upper right", "upper left", "lower left", "lower right")  # preferred first
+LEGEND_CODES = {"upper right": 1, "upper left": 2, "lower left": 3, "lower right": 4}  # matplotlib's loc codes
 
 
-def emptiest_corner(ax: Axes, x, curves, entries: int) -> str:
+def emptiest_corner(ax: Axes, x, curves, entries: int, current: str | None = None, tolerance: int = 2) -> str:
     """The corner of ``ax`` whose legend-sized box covers the fewest points of ``curves`` (each (n,) or (k, n)
     over ``x``), for a legend of ``entries`` rows: what ``loc="best"`` finds, without matplotlib's search,
     which measures every candidate box against every path vertex at each draw (half the draw time of a
     one-panel dashboard).  Box: 45% of the width, 0.06 + 0.065·entries of the height (8-pt legend rows).
+    The ``current`` corner is kept while it covers at most ``tolerance`` points more than the best one, so
+    the legend does not jump between corners on every slider step.
     """
     (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
     u = (np.asarray(x, float) - x0) / ((x1 - x0) or 1.0)
@@ -286,6 +370,8 @@ def emptiest_corner(ax: Axes, x, curves, entries: int) -> str:
             in_y = v >= 1 - height if "upper" in corner else v <= height
             count += int(np.count_nonzero(in_y[:, : u.shape[0]] & in_x[: v.shape[-1]]))
         counts.append(count)
+    if current in LEGEND_CORNERS and counts[LEGEND_CORNERS.index(current)] <= min(counts) + tolerance:
+        return current
     return LEGEND_CORNERS[int(np.argmin(counts))]
 
 
@@ -306,6 +392,7 @@ class FractionPlot:
             ax.set_title(title, fontsize=10)
         ax.grid(True, alpha=0.3)
         self.note = ax.text(0.98, 0.96, "", transform=ax.transAxes, ha="right", va="top", fontsize=9)
+        self._xlim = None
 
     def update(self, x, fractions) -> None:
         x = np.asarray(x, dtype=float)
@@ -313,8 +400,13 @@ class FractionPlot:
         mean = values.mean(axis=0)
         self.mean_line.set_data(x, mean)
         self.band.set_verts([_band_vertices(x, values.min(axis=0), values.max(axis=0))])
-        self.ax.set_xlim(*padded_limits(x, minimum_span=1.0, pad=0.02))
+        self._xlim = sticky_x_limits(self._xlim, x)
+        set_limits(self.ax, x=self._xlim)
         self.note.set_text(f"average over layers: {100 * mean.mean():.1f}%" if mean.size else "")
+
+    def animated_artists(self) -> list:
+        return [self.band, self.mean_line, self.note]
+
 
     def data(self) -> dict:
         return {"x": np.asarray(self.mean_line.get_xdata(), float),
@@ -355,6 +447,10 @@ class PhaseDiagram:
         ax.set_title(title or "order/chaos phase diagram", fontsize=10)
         ax.legend(handles=[self.edge, self.marker], fontsize=8, loc="upper right", framealpha=0.85)
         self.chi1 = None
+
+    def animated_artists(self) -> list:
+        return [self.marker, self.note]
+
 
     def set_grid(self, chi1: np.ndarray | None) -> None:
         """chi1: (len(σ_b²), len(σ_w²)) values of χ₁, or None when unavailable for this activation."""
@@ -427,6 +523,16 @@ class SpectrumPlot:
         self.spread_note = histogram_ax.text(0.98, 0.96, "", transform=histogram_ax.transAxes, ha="right",
                                              va="top", fontsize=9)
         self.pins: list = []
+        self._sorted_ylim = self._histogram_xlim = None  # kept while the data fit them (see sticky_limits)
+        self._histogram_top = 0.0
+
+
+    def animated_artists(self) -> list:
+        """The artists an update changes (spectrum, histogram, notes, the legend drawn over them)."""
+        legend = self.sorted_ax.get_legend()
+        return [*self.pins, self.sorted_line, self.zero_markers, self.zero_note, self.stairs, self.spread_note,
+                *([legend] if legend is not None else [])]
+
 
     def update(self, log10_singular_values) -> None:
         values = np.asarray(log10_singular_values, dtype=float)
@@ -440,14 +546,18 @@ class SpectrumPlot:
         self.zero_note.set_visible(bool(zero.size))
         low, high = padded_limits(np.concatenate([finite, [0.0]]), minimum_span=0.5)
         shown = [finite, [0.0]] + [p.get_ydata() for p in self.pins]
-        self.sorted_ax.set_xlim(0.5, values.size + 0.5)
-        self.sorted_ax.set_ylim(*padded_limits(np.concatenate([np.ravel(s) for s in shown]),
-                                               minimum_span=0.5))
-        edges = np.linspace(low, high, self.bins + 1)
+        self._sorted_ylim = sticky_limits(self._sorted_ylim, np.concatenate([np.ravel(s) for s in shown]),
+                                          minimum_span=0.5)
+        set_limits(self.sorted_ax, x=(0.5, values.size + 0.5), y=self._sorted_ylim)
+        edges = np.linspace(low, high, self.bins + 1)  # bins over the data, axis limits kept (sticky)
         counts, _ = np.histogram(finite, bins=edges)
         self.stairs.set_data(counts, edges)
-        self.histogram_ax.set_xlim(low, high)
-        self.histogram_ax.set_ylim(0, max(1, counts.max()) * 1.1)
+        self._histogram_xlim = sticky_limits(self._histogram_xlim, np.concatenate([finite, [0.0]]),
+                                             minimum_span=0.5)
+        top = max(1, counts.max()) * 1.1
+        if not 0.5 * self._histogram_top <= top <= self._histogram_top:
+            self._histogram_top = float(math.ceil(top * 1.2))
+        set_limits(self.histogram_ax, x=self._histogram_xlim, y=(0.0, self._histogram_top))
         if finite.size:
             self.spread_note.set_text(f"σ_max/σ_min = {power_of_ten_label(round(finite[0] - finite[-1], 1))}")
         else:
@@ -472,3 +582,77 @@ class SpectrumPlot:
                 "log10_singular_values": np.asarray(self.sorted_line.get_ydata(), float),
                 "histogram": (np.asarray(counts.values), np.asarray(counts.edges)),
                 "zero_note": self.zero_note.get_text() if self.zero_note.get_visible() else ""}
+
+
+# --------------------------------------------------------------------------------------------- frames
+class BlitFrames:
+    """Render a figure's frames by blitting when only its changing artists changed (matplotlib's "faster
+    rendering by using blitting" pattern), else in full.
+
+    ``changing_artists()`` names the artists an update rewrites (curves, bands, notes, legends: each plot's
+    ``animated_artists()``).  They are marked animated, so the figure's own draw leaves them out; after every
+    full draw of the figure on its canvas (the ``draw_event``) the pixels are saved as the background and
+    the animated artists are drawn over them.  ``render()`` then restores that background and draws only
+    them, as long as nothing else changed.  "Nothing else changed" is matplotlib's own bookkeeping, not a
+    list of ours: a change of any artist that is not animated (limits, ticks, a title, a new legend or pin,
+    a resize or a dpi change) marks the figure stale, while animated artists never do.  A frame is blitted
+    only when the figure is not stale, the canvas has the background's size and the animated artists are
+    the ones the background was saved without; otherwise it is drawn in full.
+
+    Saving (``savefig``) draws animated artists like any other, so saved figures are complete; plain
+    ``canvas.draw()`` calls are complete too, through the ``draw_event``.
+    """
+
+    def __init__(self, figure, changing_artists):
+        self.figure = figure
+        self._changing_artists = changing_artists
+        self._background = None
+        self._background_key = None
+        self.frames = {"full": 0, "blit": 0}
+        self._animate()
+        figure.canvas.mpl_connect("draw_event", self._after_full_draw)
+
+    def _animate(self) -> list:
+        """The changing artists, animated, in drawing order (by zorder, as the axes would draw them)."""
+        artists = sorted(self._changing_artists(), key=lambda artist: artist.get_zorder())
+        for artist in artists:
+            artist.set_animated(True)
+        return artists
+
+    def _key(self, artists) -> tuple:
+        return self.figure.canvas.get_width_height(physical=True), tuple(id(artist) for artist in artists)
+
+    def _after_full_draw(self, event) -> None:
+        canvas = self.figure.canvas
+        if event.canvas is not canvas or canvas.is_saving():
+            return  # a savefig draws the animated artists itself
+        artists = sorted(self._changing_artists(), key=lambda artist: artist.get_zorder())
+        drawn_by_the_figure = [artist for artist in artists if not artist.get_animated()]
+        if drawn_by_the_figure:  # new artists (a new legend): they are in these pixels, so no background
+            self._animate()
+            self._background = self._background_key = None
+        else:
+            self._background = canvas.copy_from_bbox(self.figure.bbox)
+            self._background_key = self._key(artists)
+        self._draw([artist for artist in artists if artist not in drawn_by_the_figure], event.renderer)
+        self.frames["full"] += 1
+
+    def _draw(self, artists, renderer) -> None:
+        for artist in artists:
+            artist.draw(renderer)
+        # Drawing moves the inner boxes of legends and text frames, which are not animated themselves and
+        # report that as a change; nothing but these draws ran, so the figure is as drawn.
+        self.figure.stale = False
+
+    def render(self) -> str:
+        """Render the current state into the canvas and send it: "blit" or "full" (which one ran)."""
+        canvas = self.figure.canvas
+        artists = self._animate()
+        if self._background is None or self.figure.stale or self._key(artists) != self._background_key:
+            canvas.draw()
+            return "full"
+        canvas.restore_region(self._background)
+        self._draw(artists, canvas.get_renderer())
+        canvas.blit(self.figure.bbox)
+        self.frames["blit"] += 1
+        return "blit"

@@ -844,7 +844,7 @@ class GradientDashboard(Dashboard):
             note = ""
         plot.set_point(net.sigma_w**2, net.bias_std**2, note)
         chi = theory.chi1(net.activation, net.sigma_w, net.bias_std, net.leaky_slope)
-        plot.ax.set_title(f"order/chaos: χ₁ = {chi:.3g} here", fontsize=10)
+        plot.set_title(f"order/chaos: χ₁ = {chi:.3g} here")
 
     def pin_label(self, s: dict) -> str:
         label = f"{s['activation']}, {s['init']}, σ_w={self.network(s).sigma_w:.2f}, L={s['depth']}"

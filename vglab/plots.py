@@ -449,7 +449,11 @@ class PhaseDiagram:
         self.chi1 = None
 
     def animated_artists(self) -> list:
-        return [self.marker, self.note]
+        return [self.marker, self.note, self.ax.title]
+
+    def set_title(self, text: str) -> None:
+        """Change the title's text (e.g. the χ₁ of the current setting) without a new layout."""
+        self.ax.title.set_text(text)
 
 
     def set_grid(self, chi1: np.ndarray | None) -> None:

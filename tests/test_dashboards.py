@@ -657,3 +657,18 @@ def test_the_legend_keeps_its_corner_unless_another_is_clearly_emptier():
     assert plots.emptiest_corner(ax, x, [curve], entries=3, current="upper left") == "upper left"  # 1 point
     assert plots.emptiest_corner(ax, x, [curve], entries=3, current="upper right") == "lower right"  # many
     plt.close(fig)
+
+
+def test_the_phase_diagram_dashboard_blits_depth_steps_with_its_changing_title(monkeypatch):
+    # The phase panel's title carries χ₁ of the current setting; it is redrawn with the data, not by a
+    # full frame on every step.
+    d = PhaseDiagramDashboard(depth=150, width=16, n_seeds=2, max_depth=200, warm_up=False)
+    _live_ipympl_canvas(d, monkeypatch)
+    for depth in (151, 152, 153, 154):
+        _change(d, depth=depth)
+    assert d.frames["blit"] >= 2
+    _assert_frame_is_the_full_redraw(d)
+    _change(d, sigma_w=1.5)  # a new χ₁ in the title: still the same frame as a full redraw
+    assert "χ₁ = " in d.figure.axes[-1].get_title()
+    _assert_frame_is_the_full_redraw(d)
+    d.close()

@@ -20,7 +20,9 @@ def _phi(name, x, slope):
     return {
         "sigmoid": lambda: jax.nn.sigmoid(x),
         "tanh": lambda: jnp.tanh(x),
-        "relu": lambda: jnp.maximum(x, 0.0),
+        # ReLU′(0) = 0 (as jax.nn.relu and PyTorch): jnp.maximum would differentiate to ½ at the tie, which a
+        # layer fed by an all-dead layer (zero bias) hits exactly.
+        "relu": lambda: jnp.where(x > 0, x, 0.0),
         "leaky_relu": lambda: jnp.where(x > 0, x, slope * x),
         "gelu": lambda: jax.nn.gelu(x, approximate=False),
         "linear": lambda: x,
@@ -104,3 +106,19 @@ def jacobian(net, seed=0, start=0):
     for J in layer_jacobians(net, Ws, bs, hs)[start:]:
         product = J @ product
     return product
+
+
+def worst_cancellation(net, seed=0) -> float:
+    """min over layers of ‖J_lᵀ δ_l‖ / (‖J_l‖₂ ‖δ_l‖), δ_l = ∂L/∂h_l, in float64 (1 when nothing is zero).
+
+    Near 0, the layer's backward step cancels: the gradient it passes on is far smaller than its inputs
+    allow, and float32 (relative rounding ~6e-8 of ‖J_l‖‖δ_l‖) cannot resolve it to the tests' tolerance.
+    """
+    Ws, bs, x, g = (jnp.asarray(a) for a in parameters(net, seed))
+    delta, worst = np.asarray(g), 1.0
+    for J in reversed(layer_jacobians(net, Ws, bs, activations(net, Ws, bs, x))):
+        scale = np.linalg.norm(J, 2) * np.linalg.norm(delta)
+        delta = J.T @ delta
+        if scale > 0:
+            worst = min(worst, float(np.linalg.norm(delta) / scale))
+    return worst

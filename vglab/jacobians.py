@@ -278,8 +278,25 @@ def _gradient_norms_program(structure, scalars, sup_dphi, weights, biases, input
 
 
 # --------------------------------------------------------------------------------------------- results
+class SeededGradients:
+    """What every per-architecture result shares (``GradientNorms``, ``RecurrentGradientNorms``,
+    ``TransformerGradientNorms``): fields ``net``, ``seed``, ``n_seeds`` and ``log10_activation_grad``
+    (n_seeds, positions+1), the last position being the output gradient g."""
+
+    @property
+    def log10_gradient_ratio(self) -> np.ndarray:
+        """(n_seeds,) log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_out‖: how many orders of magnitude the gradient lost on its way
+        from the output back to the input (layers, time steps or blocks)."""
+        return self.log10_activation_grad[:, 0] - self.log10_activation_grad[:, -1]
+
+    def to_code(self) -> str:
+        """The vglab call that reproduces this result."""
+        extra = f", n_seeds={self.n_seeds}" if self.n_seeds != 1 else ""
+        return f"vglab.gradient_norms({self.net.to_code()}, seed={self.seed}{extra})"
+
+
 @dataclass(frozen=True)
-class GradientNorms:
+class GradientNorms(SeededGradients):
     """Per-layer gradient magnitudes of ``n_seeds`` independently drawn copies of ``net``.
 
     log10_activation_grad: (n_seeds, depth+1)  log10 ‖∂L/∂h_l‖₂, l = 0..depth (l = depth is ‖g‖).
@@ -298,15 +315,6 @@ class GradientNorms:
     log10_activation_rms: np.ndarray
     saturated_fraction: np.ndarray
     dead_fraction: np.ndarray
-
-    @property
-    def log10_gradient_ratio(self) -> np.ndarray:
-        """(n_seeds,) log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_L‖: how many orders of magnitude the gradient lost."""
-        return self.log10_activation_grad[:, 0] - self.log10_activation_grad[:, -1]
-
-    def to_code(self) -> str:
-        extra = f", n_seeds={self.n_seeds}" if self.n_seeds != 1 else ""
-        return f"vglab.gradient_norms({self.net.to_code()}, seed={self.seed}{extra})"
 
 
 def _check_seeds(seed, n_seeds):

@@ -588,6 +588,57 @@ class SpectrumPlot:
                 "zero_note": self.zero_note.get_text() if self.zero_note.get_visible() else ""}
 
 
+# --------------------------------------------------------------------------------------------- training
+class TrainingCurvePlot:
+    """The training loss per step (log10, left axis) and the held-out accuracy (right axis) of one run.
+
+    Artists are made once; ``update`` rewrites their data.  A run that diverged or was stopped ends at a
+    dashed vertical line with a note saying why.
+    """
+
+    def __init__(self, ax: Axes, *, title: str = "training curves"):
+        self.ax = ax
+        (self.loss_line,) = ax.plot([], [], color="tab:blue", linewidth=1.2, label="training loss (batch)")
+        self.accuracy_ax = ax.twinx()
+        (self.accuracy_line,) = self.accuracy_ax.plot([], [], color="tab:green", marker="o", markersize=3,
+                                                      linewidth=1.2, label="test accuracy")
+        self.end_line = ax.axvline(0.0, color=ZERO_COLOUR, linestyle="--", linewidth=1.2)
+        self.end_line.set_visible(False)
+        self.note = ax.text(0.98, 0.96, "", transform=ax.transAxes, ha="right", va="top", fontsize=8,
+                            color=ZERO_COLOUR, zorder=6,
+                            bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR, alpha=0.85, pad=2))
+        self.note.set_visible(False)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss  (log scale)")
+        use_power_of_ten_ticks(ax.yaxis)
+        ax.grid(True, alpha=0.3)
+        ax.set_title(title, fontsize=10)
+        self.accuracy_ax.set_ylim(-0.02, 1.02)
+        self.accuracy_ax.set_ylabel("test accuracy")
+        ax.legend(handles=[self.loss_line, self.accuracy_line], fontsize=8, loc="lower left", framealpha=0.85)
+
+    def update(self, steps, log10_loss, test_steps, test_accuracy, *, total_steps: int, end_step=None,
+               note: str = "") -> None:
+        """steps, log10_loss: (k,); test_steps, test_accuracy: (m,); end_step: where a run stopped early."""
+        self.loss_line.set_data(np.asarray(steps, float), np.asarray(log10_loss, float))
+        self.accuracy_line.set_data(np.asarray(test_steps, float), np.asarray(test_accuracy, float))
+        self.end_line.set_visible(end_step is not None)
+        if end_step is not None:
+            self.end_line.set_xdata([end_step, end_step])
+        self.note.set_text(note)
+        self.note.set_visible(bool(note))
+        set_limits(self.ax, x=(-0.5, max(total_steps, 1) - 0.5), y=padded_limits(log10_loss, minimum_span=0.5))
+
+    def data(self) -> dict:
+        """What is on screen (no "x"/"mean" keys: these are curves over steps, not per-layer profiles)."""
+        return {"steps": np.asarray(self.loss_line.get_xdata(), float),
+                "log10_loss": np.asarray(self.loss_line.get_ydata(), float),
+                "test_steps": np.asarray(self.accuracy_line.get_xdata(), float),
+                "test_accuracy": np.asarray(self.accuracy_line.get_ydata(), float),
+                "end_step": float(self.end_line.get_xdata()[0]) if self.end_line.get_visible() else None,
+                "note": self.note.get_text() if self.note.get_visible() else ""}
+
+
 # --------------------------------------------------------------------------------------------- frames
 class BlitFrames:
     """Render a figure's frames by blitting when only its changing artists changed (matplotlib's "faster

@@ -58,7 +58,7 @@ import numpy as np
 
 from vglab._validation import check_choice, check_float, check_int
 from vglab.activations import ACTIVATIONS
-from vglab.jacobians import _check_seeds
+from vglab.jacobians import SeededGradients, _check_seeds
 from vglab.logspace import LN10, renormalise_unit, scaled_add
 from vglab.networks import LAYERNORM_EPS, _canonical_norm
 
@@ -459,7 +459,7 @@ def compiled_programs() -> int:
 
 # --------------------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
-class TransformerGradientNorms:
+class TransformerGradientNorms(SeededGradients):
     """Per-block gradient magnitudes of ``n_seeds`` independently drawn transformer stacks.
 
     log10_activation_grad: (n_seeds, depth+1)  log10 ‖∂L/∂h_l‖_F over the sequence, l = 0..depth (l = depth
@@ -473,14 +473,6 @@ class TransformerGradientNorms:
     log10_activation_grad: np.ndarray
     log10_activation_rms: np.ndarray
 
-    @property
-    def log10_gradient_ratio(self) -> np.ndarray:
-        """(n_seeds,) log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_depth‖."""
-        return self.log10_activation_grad[:, 0] - self.log10_activation_grad[:, -1]
-
-    def to_code(self) -> str:
-        extra = f", n_seeds={self.n_seeds}" if self.n_seeds != 1 else ""
-        return f"vglab.gradient_norms({self.net.to_code()}, seed={self.seed}{extra})"
 
 
 def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1) -> TransformerGradientNorms:

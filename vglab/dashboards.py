@@ -34,7 +34,8 @@ What a test (or a browser) can rely on:
     .vglab-error                the error message (hidden when there is none)
     .vglab-show-code, .vglab-code, .vglab-save, .vglab-save-path, .vglab-pin, .vglab-clear-pins
     Python side: .state, .set(**values), .update_now(), .result, .plotted(), .code, .save(path),
-                 .computations (compute calls), .updates (redraws), .timings, .error_message, .figure
+                 .computations (compute calls), .updates (redraws), .timings, .error_message, .figure,
+                 .frames (ipympl frames rendered in full and blitted)
 With ipympl (once its view is up) the frame is rendered right after the status line goes out, so "draw" in
 the status is the time to update the artists, not to paint pixels.  Frames are blitted (``plots.BlitFrames``):
 when an update changed only the plots' data, notes and legends, those are drawn over the saved background;

@@ -8,6 +8,10 @@ Magnitudes are plotted as log10 values on a linear axis whose ticks read as powe
 cannot show sigmoid's 1e-630 at depth 1000, a log10 value of −630 can.  An *exactly* zero value (log10 = −inf,
 e.g. a layer whose ReLUs are all inactive) is never dropped silently: it is marked with a ▼ on the lower edge
 of the axes and explained in a note ("exactly 0: every unit dead").
+
+Each plot names the artists an update changes (``animated_artists()``) and sets axis limits only when they
+change (``set_limits``; sticky limits, ``sticky_limits``/``sticky_x_limits``), so ``BlitFrames`` can redraw a
+slider step as those artists over a saved background and everything else only when it changed.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ DEPTH, WIDTH, REPEATS = 200, 256, 15
 def chain(weights, u, depth, parts: int = 1, row_vector: bool = False):
     """u_{l+1} = tanh(W_l u_l) (or tanh(u_l W_l) with ``row_vector``), each product cut into ``parts`` blocks."""
     n = weights.shape[-1]
+    if n % parts:
+        raise ValueError(f"the width {n} must be a multiple of parts={parts}")
     k = n // parts
 
     def layer(l, u):

@@ -548,7 +548,7 @@ def markdown(results) -> str:
               f"plotting is {100 * inter['dashboard_draw_share']:.0f} % of it; "
               f"{inter['dashboard_compiles']} compiles; in the live path a depth step that keeps the axis limits "
               f"is blitted instead ({inter['dashboard_blits']} steps 190→200): "
-              f"{inter['dashboard_blit_ms']:.1f} ms per frame (median)",
+              f"{inter['dashboard_blit_ms']:.1f} ms per frame (median; Agg only, ipympl's PNG diff not included)",
               "", "**Goals of issue 7** (evaluated by the script from the numbers above):", "",
               "| goal | measured | |", "|---|---|---|"]
     for goal, measured, verdict in results["goals"]:

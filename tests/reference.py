@@ -109,7 +109,8 @@ def jacobian(net, seed=0, start=0):
 
 
 def worst_cancellation(net, seed=0) -> float:
-    """min over layers of ‖J_lᵀ δ_l‖ / (‖J_l‖₂ ‖δ_l‖), δ_l = ∂L/∂h_l, in float64 (1 when nothing is zero).
+    """min over layers of ‖J_lᵀ δ_l‖ / (‖J_l‖₂ ‖δ_l‖), δ_l = ∂L/∂h_l, in float64 (≤ 1; layers with
+    ‖J_l‖‖δ_l‖ = 0, e.g. all units dead, are skipped: they pass on an exact zero, not a cancellation).
 
     Near 0, the layer's backward step cancels: the gradient it passes on is far smaller than its inputs
     allow, and float32 (relative rounding ~6e-8 of ‖J_l‖‖δ_l‖) cannot resolve it to the tests' tolerance.

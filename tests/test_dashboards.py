@@ -536,6 +536,7 @@ def _assert_frame_is_the_full_redraw(d):
     d.figure.canvas.draw()  # the whole figure drawn from scratch, for the same state
     different = np.count_nonzero(np.any(shown != _pixels(d.figure), axis=-1))
     assert different == 0, f"{different} pixels of the rendered frame differ from a full redraw"
+    assert d._frames.render() == "full"  # a draw the dashboard did not start leaves it no background
 
 
 def _curve_pixels(rgba, colour=(31, 119, 180)) -> int:
@@ -578,6 +579,7 @@ def test_a_change_outside_the_plots_changing_artists_renders_the_whole_figure(da
     _change(dash, depth=11)
     assert dash.frames["blit"] == blits
     _assert_frame_is_the_full_redraw(dash)
+
     async def click_pin():  # the Pin button, clicked in a live kernel
         dash.pin()
         await asyncio.sleep(0.1)
@@ -595,9 +597,10 @@ def test_saved_figures_and_plain_draws_show_the_animated_curves(dash, tmp_path):
     # show them, once.
     def counts():
         dash.figure.canvas.draw()
+        drawn = _curve_pixels(_pixels(dash.figure))  # before saving: savefig replaces the canvas's renderer
         path = dash.save(tmp_path / "x.png")
         saved = (plt.imread(path)[..., :3] * 255).astype(int)
-        return _curve_pixels(_pixels(dash.figure)), _curve_pixels(saved)
+        return drawn, _curve_pixels(saved)
 
     drawn, saved = counts()
     dash.plots["gradient"].mean_line.set_visible(False)
@@ -669,6 +672,34 @@ def test_the_phase_diagram_dashboard_blits_depth_steps_with_its_changing_title(m
     assert d.frames["blit"] >= 2
     _assert_frame_is_the_full_redraw(d)
     _change(d, sigma_w=1.5)  # a new χ₁ in the title: still the same frame as a full redraw
-    assert "χ₁ = " in d.figure.axes[-1].get_title()
+    chi = theory.chi1("tanh", 1.5, d.network().bias_std, d.network().leaky_slope)
+    assert d.figure.axes[-1].get_title() == f"order/chaos: χ₁ = {chi:.3g} here"
     _assert_frame_is_the_full_redraw(d)
+    d.plots["phase"].set_title("order/chaos: χ₁ = 0.5 here")  # only the title changes: blitted, and exact
+    assert d._frames.render() == "blit"
+    _assert_frame_is_the_full_redraw(d)
+    d.close()
+
+
+def test_draws_the_dashboard_did_not_start_never_leave_a_background_to_blit_over(monkeypatch):
+    # draw_without_rendering() (matplotlib's way to measure text) fires the draw event over a cleared buffer,
+    # and a browser's redraw request or a plain draw may run between updates: none of them may leave pixels
+    # that a later frame is blitted over.
+    d = GradientDashboard(depth=40, activation="relu", init="he", controls=("depth",), n_seeds=2, width=16,
+                          panels=("gradient", "dead"), max_depth=200, warm_up=False)
+    _live_ipympl_canvas(d, monkeypatch)
+    for depth in (39, 38, 37):
+        _change(d, depth=depth)
+    assert d._frames.render() == "blit"  # the set-up reached the blit path
+
+    def pin_then_plain_draw():  # a new artist drawn by the figure itself before the dashboard renders
+        d.plots["gradient"].pin("pinned")
+        d.figure.canvas.draw()
+
+    for interloper in (d.figure.draw_without_rendering, d.figure.canvas.draw, pin_then_plain_draw):
+        interloper()
+        _change(d, depth=d.state["depth"] - 1)
+        assert d.frames["blit"] >= 1
+        _assert_frame_is_the_full_redraw(d)
+    assert d.frames["blit"] >= 1
     d.close()

@@ -451,7 +451,7 @@ class Dashboard:
 
     @property
     def frames(self) -> dict:
-        """How many ipympl frames were rendered in full and how many blitted."""
+        """How many frames the live (ipympl) path rendered in full and how many it blitted."""
         return dict(self._frames.frames)
 
     def _render_frame(self):

@@ -338,7 +338,6 @@ class LogProfilePlot:
         return ([self.band, self.mean_line, *self.references.values(), *self.pins, self.zero_markers,
                  self.zero_note, self.empty_note] + ([self.legend] if self.legend is not None else []))
 
-
     def data(self) -> dict:
         """What is on screen, read back from the artists (for tests and for students)."""
         out = {"x": np.asarray(self.mean_line.get_xdata(), float),
@@ -409,8 +408,8 @@ class FractionPlot:
         self.note.set_text(f"average over layers: {100 * mean.mean():.1f}%" if mean.size else "")
 
     def animated_artists(self) -> list:
+        """The artists an update changes (curve, band, note): drawn over a saved background (``BlitFrames``)."""
         return [self.band, self.mean_line, self.note]
-
 
     def data(self) -> dict:
         return {"x": np.asarray(self.mean_line.get_xdata(), float),
@@ -453,12 +452,13 @@ class PhaseDiagram:
         self.chi1 = None
 
     def animated_artists(self) -> list:
+        """The artists an update changes (the current point, its note, the χ₁ title); the χ₁ map and the edge
+        of chaos change only with the activation (a full frame)."""
         return [self.marker, self.note, self.ax.title]
 
     def set_title(self, text: str) -> None:
         """Change the title's text (e.g. the χ₁ of the current setting) without a new layout."""
         self.ax.title.set_text(text)
-
 
     def set_grid(self, chi1: np.ndarray | None) -> None:
         """chi1: (len(σ_b²), len(σ_w²)) values of χ₁, or None when unavailable for this activation."""
@@ -534,13 +534,11 @@ class SpectrumPlot:
         self._sorted_ylim = self._histogram_xlim = None  # kept while the data fit them (see sticky_limits)
         self._histogram_top = 0.0
 
-
     def animated_artists(self) -> list:
         """The artists an update changes (spectrum, histogram, notes, the legend drawn over them)."""
         legend = self.sorted_ax.get_legend()
         return [*self.pins, self.sorted_line, self.zero_markers, self.zero_note, self.stairs, self.spread_note,
                 *([legend] if legend is not None else [])]
-
 
     def update(self, log10_singular_values) -> None:
         values = np.asarray(log10_singular_values, dtype=float)
@@ -649,14 +647,16 @@ class BlitFrames:
     rendering by using blitting" pattern), else in full.
 
     ``changing_artists()`` names the artists an update rewrites (curves, bands, notes, legends: each plot's
-    ``animated_artists()``).  They are marked animated, so the figure's own draw leaves them out; after every
-    full draw of the figure on its canvas (the ``draw_event``) the pixels are saved as the background and
-    the animated artists are drawn over them.  ``render()`` then restores that background and draws only
-    them, as long as nothing else changed.  "Nothing else changed" is matplotlib's own bookkeeping, not a
-    list of ours: a change of any artist that is not animated (limits, ticks, a title, a new legend or pin,
-    a resize or a dpi change) marks the figure stale, while animated artists never do.  A frame is blitted
-    only when the figure is not stale, the canvas has the background's size and the animated artists are
-    the ones the background was saved without; otherwise it is drawn in full.
+    ``animated_artists()``).  They are marked animated, so the figure's own draw leaves them out and they are
+    drawn after it, over everything else (a saved figure stacks them by zorder instead).  A full frame drawn
+    by ``render()`` saves its pixels without them as the background; the next ``render()`` restores that
+    background and draws only them, as long as nothing else changed.  "Nothing else changed" is matplotlib's
+    own bookkeeping, not a list of ours: a change of any artist that is not animated (limits, ticks, a
+    title, a new legend or pin, a resize or a dpi change) marks the figure stale, while changing the data
+    of an animated artist does not.  A frame is blitted only when the figure is not stale, the canvas has
+    the background's size and the animated artists are the ones the background was saved without;
+    otherwise it is drawn in full.  Any draw that ``render()`` did not start (a browser's redraw request,
+    ``draw_without_rendering``, a test) drops the background, so the next frame is full again.
 
     Saving (``savefig``) draws animated artists like any other, so saved figures are complete; plain
     ``canvas.draw()`` calls are complete too, through the ``draw_event``.
@@ -667,9 +667,12 @@ class BlitFrames:
         self._changing_artists = changing_artists
         self._background = None
         self._background_key = None
+        self._rendering = False
         self.frames = {"full": 0, "blit": 0}
         self._animate()
-        figure.canvas.mpl_connect("draw_event", self._after_full_draw)
+        # A closure, not the bound method: the canvas's callback registry holds bound methods weakly, and
+        # the animated artists must be drawn for as long as the figure lives.
+        figure.canvas.mpl_connect("draw_event", lambda event: self._after_full_draw(event))
 
     def _animate(self) -> list:
         """The changing artists, animated, in drawing order (by zorder, as the axes would draw them)."""
@@ -687,14 +690,13 @@ class BlitFrames:
             return  # a savefig draws the animated artists itself
         artists = sorted(self._changing_artists(), key=lambda artist: artist.get_zorder())
         drawn_by_the_figure = [artist for artist in artists if not artist.get_animated()]
-        if drawn_by_the_figure:  # new artists (a new legend): they are in these pixels, so no background
+        self._background = self._background_key = None
+        if drawn_by_the_figure:  # new artists (a new legend) are in these pixels: they make no background
             self._animate()
-            self._background = self._background_key = None
-        else:
+        elif self._rendering:
             self._background = canvas.copy_from_bbox(self.figure.bbox)
             self._background_key = self._key(artists)
         self._draw([artist for artist in artists if artist not in drawn_by_the_figure], event.renderer)
-        self.frames["full"] += 1
 
     def _draw(self, artists, renderer) -> None:
         for artist in artists:
@@ -707,8 +709,15 @@ class BlitFrames:
         """Render the current state into the canvas and send it: "blit" or "full" (which one ran)."""
         canvas = self.figure.canvas
         artists = self._animate()
-        if self._background is None or self.figure.stale or self._key(artists) != self._background_key:
-            canvas.draw()
+        if (not artists or self._background is None or self.figure.stale
+                or self._key(artists) != self._background_key):
+            self._background = self._background_key = None  # kept only if the draw below completes
+            self._rendering = True
+            try:
+                canvas.draw()
+            finally:
+                self._rendering = False
+            self.frames["full"] += 1
             return "full"
         canvas.restore_region(self._background)
         self._draw(artists, canvas.get_renderer())

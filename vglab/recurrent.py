@@ -463,7 +463,6 @@ class RecurrentGradientNorms(SeededGradients):
     forget_gate_mean: np.ndarray | None
 
 
-
 def recurrent_gradient_norms(net: RNN, seed: int = 0, n_seeds: int = 1) -> RecurrentGradientNorms:
     """Exact ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖ for the LSTM) of L = ⟨g, h_T⟩, for seeds seed..seed+n_seeds−1.
 

@@ -474,7 +474,6 @@ class TransformerGradientNorms(SeededGradients):
     log10_activation_rms: np.ndarray
 
 
-
 def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1) -> TransformerGradientNorms:
     """Exact per-block ‖∂L/∂h_l‖_F of L = ⟨G, h_depth⟩ for stacks drawn with seeds seed..seed+n_seeds−1.
 

@@ -18,6 +18,12 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import vglab  # noqa: E402
+from tests.live_canvas import (  # noqa: E402
+    assert_frame_is_the_full_redraw,
+    change,
+    live_ipympl_canvas,
+    pixels,
+)
 from vglab import plots, theory  # noqa: E402
 from vglab.dashboards import (  # noqa: E402
     Dashboard,
@@ -508,37 +514,6 @@ def test_a_connected_ipympl_canvas_renders_right_after_the_status_without_a_brow
 
 
 # --------------------------------------------------------------------------------------------- blitting
-def _live_ipympl_canvas(d, monkeypatch):
-    """Make ``d`` render its frames itself, as under %matplotlib widget once ipympl's view is up."""
-    canvas = d.figure.canvas
-    monkeypatch.setattr(canvas, "manager", types.SimpleNamespace(refresh_all=lambda: None), raising=False)
-    monkeypatch.setattr(canvas, "syncing_data_url", False, raising=False)
-    monkeypatch.setattr(d, "_static_output", None)
-    monkeypatch.setattr(canvas, "draw_idle", lambda: pytest.fail("draw_idle: a round trip through the browser"))
-
-
-def _pixels(figure) -> np.ndarray:
-    return np.asarray(figure.canvas.buffer_rgba()).copy()
-
-
-def _change(d, **values):
-    """Set controls as a drag in a live kernel does (one coalesced update, rendered by the dashboard)."""
-    async def drag():
-        for name, value in values.items():
-            d.controls[name].value = value
-        await asyncio.sleep(0.25)
-
-    asyncio.run(drag())
-
-
-def _assert_frame_is_the_full_redraw(d):
-    shown = _pixels(d.figure)
-    d.figure.canvas.draw()  # the whole figure drawn from scratch, for the same state
-    different = np.count_nonzero(np.any(shown != _pixels(d.figure), axis=-1))
-    assert different == 0, f"{different} pixels of the rendered frame differ from a full redraw"
-    assert d._frames.render() == "full"  # a draw the dashboard did not start leaves it no background
-
-
 def _curve_pixels(rgba, colour=(31, 119, 180)) -> int:
     """Pixels of a colour (default tab:blue, the mean curve) in an RGBA frame or image."""
     return int(np.count_nonzero(np.abs(rgba[..., :3].astype(int) - np.array(colour)).sum(axis=-1) < 30))
@@ -553,32 +528,32 @@ def test_every_rendered_frame_equals_a_full_redraw_and_unchanged_layouts_are_bli
     # or not, must be exactly what drawing the whole figure gives (no stale background under new data).
     d = GradientDashboard(depth=40, activation="relu", init="he", controls=("depth", "activation", "init"),
                           n_seeds=2, width=16, panels=("gradient", "dead"), max_depth=200, warm_up=False)
-    _live_ipympl_canvas(d, monkeypatch)
+    live_ipympl_canvas(d, monkeypatch)
     for i, values in enumerate(steps):
         blits = d.frames["blit"]
         limits = [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes]
-        _change(d, **values)
+        change(d, **values)
         kept = limits == [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes]
         if i:  # (the first frame has no background yet: its legend was new)
             assert (d.frames["blit"] > blits) == kept, (values, limits, d.frames)
         assert d.plotted()["gradient"]["x"][-1] == d.state["depth"]
-        assert _curve_pixels(_pixels(d.figure)) > 50
-        _assert_frame_is_the_full_redraw(d)
+        assert _curve_pixels(pixels(d.figure)) > 50
+        assert_frame_is_the_full_redraw(d)
     assert d.frames["blit"] >= 3  # depth steps inside the limits (38, 149, 141) were blitted
     d.close()
 
 
 def test_a_change_outside_the_plots_changing_artists_renders_the_whole_figure(dash, monkeypatch):
     # Any artist that is not animated (a title, a pin, new limits) marks the figure stale: a full draw.
-    _live_ipympl_canvas(dash, monkeypatch)
+    live_ipympl_canvas(dash, monkeypatch)
     for depth in (11, 12, 11, 12):
-        _change(dash, depth=depth)
+        change(dash, depth=depth)
     blits = dash.frames["blit"]
     assert blits >= 2  # the last two steps keep every limit
     dash.figure.axes[0].set_title("changed by hand")
-    _change(dash, depth=11)
+    change(dash, depth=11)
     assert dash.frames["blit"] == blits
-    _assert_frame_is_the_full_redraw(dash)
+    assert_frame_is_the_full_redraw(dash)
 
     async def click_pin():  # the Pin button, clicked in a live kernel
         dash.pin()
@@ -587,9 +562,9 @@ def test_a_change_outside_the_plots_changing_artists_renders_the_whole_figure(da
     asyncio.run(click_pin())  # a new (pinned) line: a full draw, then blits again with the pin drawn
     assert dash.frames["blit"] == blits
     for depth in (12, 11, 12):
-        _change(dash, depth=depth)
+        change(dash, depth=depth)
     assert dash.frames["blit"] > blits
-    _assert_frame_is_the_full_redraw(dash)
+    assert_frame_is_the_full_redraw(dash)
 
 
 def test_saved_figures_and_plain_draws_show_the_animated_curves(dash, tmp_path):
@@ -597,7 +572,7 @@ def test_saved_figures_and_plain_draws_show_the_animated_curves(dash, tmp_path):
     # show them, once.
     def counts():
         dash.figure.canvas.draw()
-        drawn = _curve_pixels(_pixels(dash.figure))  # before saving: savefig replaces the canvas's renderer
+        drawn = _curve_pixels(pixels(dash.figure))  # before saving: savefig replaces the canvas's renderer
         path = dash.save(tmp_path / "x.png")
         saved = (plt.imread(path)[..., :3] * 255).astype(int)
         return drawn, _curve_pixels(saved)
@@ -611,20 +586,20 @@ def test_saved_figures_and_plain_draws_show_the_animated_curves(dash, tmp_path):
 
 def test_the_spectrum_dashboard_blits_a_depth_step_that_keeps_its_limits(monkeypatch):
     d = SpectrumDashboard(depth=16, width=16, max_depth=32, controls=("depth",), warm_up=False)
-    _live_ipympl_canvas(d, monkeypatch)
-    _change(d, depth=15)
+    live_ipympl_canvas(d, monkeypatch)
+    change(d, depth=15)
     limits = [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes]
     blits = d.frames["blit"]
-    _change(d, depth=16)  # limits kept: spectrum, histogram, notes and legend blitted
+    change(d, depth=16)  # limits kept: spectrum, histogram, notes and legend blitted
     assert [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes] == limits
     assert d.frames["blit"] == blits + 1
-    _assert_frame_is_the_full_redraw(d)
-    _change(d, depth=30)  # the spectrum widens beyond the limits: a full draw
+    assert_frame_is_the_full_redraw(d)
+    change(d, depth=30)  # the spectrum widens beyond the limits: a full draw
     assert d.frames["blit"] == blits + 1
     shown = d.plotted()["spectrum"]["log10_singular_values"]
     ax = d.figure.axes[0]
     assert ax.get_ylim()[0] < np.nanmin(shown) and np.nanmax(shown) < ax.get_ylim()[1]
-    _assert_frame_is_the_full_redraw(d)
+    assert_frame_is_the_full_redraw(d)
     d.close()
 
 
@@ -666,18 +641,18 @@ def test_the_phase_diagram_dashboard_blits_depth_steps_with_its_changing_title(m
     # The phase panel's title carries χ₁ of the current setting; it is redrawn with the data, not by a
     # full frame on every step.
     d = PhaseDiagramDashboard(depth=150, width=16, n_seeds=2, max_depth=200, warm_up=False)
-    _live_ipympl_canvas(d, monkeypatch)
+    live_ipympl_canvas(d, monkeypatch)
     for depth in (151, 152, 153, 154):
-        _change(d, depth=depth)
+        change(d, depth=depth)
     assert d.frames["blit"] >= 2
-    _assert_frame_is_the_full_redraw(d)
-    _change(d, sigma_w=1.5)  # a new χ₁ in the title: still the same frame as a full redraw
+    assert_frame_is_the_full_redraw(d)
+    change(d, sigma_w=1.5)  # a new χ₁ in the title: still the same frame as a full redraw
     chi = theory.chi1("tanh", 1.5, d.network().bias_std, d.network().leaky_slope)
     assert d.figure.axes[-1].get_title() == f"order/chaos: χ₁ = {chi:.3g} here"
-    _assert_frame_is_the_full_redraw(d)
+    assert_frame_is_the_full_redraw(d)
     d.plots["phase"].set_title("order/chaos: χ₁ = 0.5 here")  # only the title changes: blitted, and exact
     assert d._frames.render() == "blit"
-    _assert_frame_is_the_full_redraw(d)
+    assert_frame_is_the_full_redraw(d)
     d.close()
 
 
@@ -687,9 +662,9 @@ def test_draws_the_dashboard_did_not_start_never_leave_a_background_to_blit_over
     # that a later frame is blitted over.
     d = GradientDashboard(depth=40, activation="relu", init="he", controls=("depth",), n_seeds=2, width=16,
                           panels=("gradient", "dead"), max_depth=200, warm_up=False)
-    _live_ipympl_canvas(d, monkeypatch)
+    live_ipympl_canvas(d, monkeypatch)
     for depth in (39, 38, 37):
-        _change(d, depth=depth)
+        change(d, depth=depth)
     assert d._frames.render() == "blit"  # the set-up reached the blit path
 
     def pin_then_plain_draw():  # a new artist drawn by the figure itself before the dashboard renders
@@ -698,8 +673,8 @@ def test_draws_the_dashboard_did_not_start_never_leave_a_background_to_blit_over
 
     for interloper in (d.figure.draw_without_rendering, d.figure.canvas.draw, pin_then_plain_draw):
         interloper()
-        _change(d, depth=d.state["depth"] - 1)
+        change(d, depth=d.state["depth"] - 1)
         assert d.frames["blit"] >= 1
-        _assert_frame_is_the_full_redraw(d)
+        assert_frame_is_the_full_redraw(d)
     assert d.frames["blit"] >= 1
     d.close()

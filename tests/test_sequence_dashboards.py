@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import vglab  # noqa: E402
+from tests.live_canvas import assert_frame_is_the_full_redraw, change, live_ipympl_canvas  # noqa: E402
 from tests.test_compilation import COUNTER  # noqa: E402
 from vglab import recurrent, transformer  # noqa: E402
 from vglab.sequence_dashboards import (  # noqa: E402
@@ -294,14 +295,12 @@ def test_transformer_constructor_errors_name_the_bound():
 def test_every_frame_of_a_cell_switch_and_a_steps_drag_equals_a_full_redraw(monkeypatch):
     # Switching vanilla ↔ LSTM empties and refills the cell-state panel (its note and legend come and go);
     # blitted frames must still be exactly the figure drawn from scratch.
-    from tests.test_dashboards import _assert_frame_is_the_full_redraw, _change, _live_ipympl_canvas
-
     d = RecurrentDashboard(steps=100, warm_up=False, **RNN_SMALL)
-    _live_ipympl_canvas(d, monkeypatch)
+    live_ipympl_canvas(d, monkeypatch)
     for values in (dict(steps=99), dict(cell="lstm"), dict(steps=98), dict(steps=97), dict(cell="vanilla"),
                    dict(steps=96), dict(steps=95)):
-        _change(d, **values)
+        change(d, **values)
         assert d.plotted()["gradient"]["x"][-1] == d.state["steps"]
-        _assert_frame_is_the_full_redraw(d)
+        assert_frame_is_the_full_redraw(d)
     assert d.frames["blit"] >= 2
     d.close()

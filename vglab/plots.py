@@ -236,6 +236,7 @@ class LogProfilePlot:
         use_power_of_ten_ticks(ax.yaxis)
         ax.grid(True, alpha=0.3)
         self.legend = None
+        self.corner = "upper right"  # where the legend is (see emptiest_corner)
         self._legend_key = ()
         self._xlim = self._ylim = None  # kept while the data fit them (see sticky_limits)
         self._x = np.zeros(0)
@@ -268,10 +269,10 @@ class LogProfilePlot:
         self._ylim = sticky_limits(self._ylim, np.concatenate([np.ravel(s) for s in shown]), minimum_span=1.0)
         set_limits(self.ax, x=self._xlim, y=self._ylim)
         self._refresh_legend()
-        current = next((name for name, code in LEGEND_CODES.items() if code == self.legend._loc), None)
-        corner = emptiest_corner(self.ax, x, shown, entries=len(self.legend.legend_handles), current=current)
-        if self.legend._loc != LEGEND_CODES[corner]:  # moving it re-lays out its box: a full frame
+        corner = emptiest_corner(self.ax, x, shown, entries=len(self.legend.legend_handles), current=self.corner)
+        if corner != self.corner:  # moving the legend re-lays out its box: a full frame
             self.legend.set_loc(corner)
+            self.corner = corner
         self.legend.set_visible(True)
 
     def _show_zeros(self, x, zero_count, n_seeds):
@@ -326,11 +327,10 @@ class LogProfilePlot:
         key = tuple(id(h) for h in handles)
         if self.legend is not None and key == self._legend_key:
             return  # same entries: keep the legend artist
-        loc = "upper right"
         if self.legend is not None:
-            loc = self.legend._loc  # keep the corner update() chose (see emptiest_corner)
             self.legend.remove()
-        self.legend = self.ax.legend(handles=handles, fontsize=8, loc=loc, framealpha=0.85)
+        # in the corner update() chose (see emptiest_corner)
+        self.legend = self.ax.legend(handles=handles, fontsize=8, loc=self.corner, framealpha=0.85)
         self._legend_key = key
 
     def animated_artists(self) -> list:
@@ -350,7 +350,6 @@ class LogProfilePlot:
 
 
 LEGEND_CORNERS = ("upper right", "upper left", "lower left", "lower right")  # preferred first
-LEGEND_CODES = {"upper right": 1, "upper left": 2, "lower left": 3, "lower right": 4}  # matplotlib's loc codes
 
 
 def emptiest_corner(ax: Axes, x, curves, entries: int, current: str | None = None, tolerance: int = 2) -> str:

@@ -7,7 +7,6 @@ import asyncio
 import math
 import textwrap
 import time
-import types
 
 import matplotlib
 
@@ -496,13 +495,9 @@ def test_the_legend_goes_to_the_corner_the_curves_leave_empty(curve, expected):
 def test_a_connected_ipympl_canvas_renders_right_after_the_status_without_a_browser_round_trip(dash, monkeypatch):
     # ipympl's draw_idle() asks the browser to ask back for a draw; once its view is up (syncing_data_url
     # False) the dashboard renders itself, once per coalesced update, after the status went out.
-    canvas = dash.figure.canvas
     frames = []
-    monkeypatch.setattr(canvas, "manager", types.SimpleNamespace(refresh_all=lambda: None), raising=False)
-    monkeypatch.setattr(canvas, "syncing_data_url", False, raising=False)
-    monkeypatch.setattr(dash, "_static_output", None)  # as under %matplotlib widget
-    monkeypatch.setattr(canvas, "draw", lambda: frames.append(dash.status.value))
-    monkeypatch.setattr(canvas, "draw_idle", lambda: pytest.fail("draw_idle: a round trip through the browser"))
+    live_ipympl_canvas(dash, monkeypatch)  # as under %matplotlib widget; draw_idle fails the test
+    monkeypatch.setattr(dash.figure.canvas, "draw", lambda: frames.append(dash.status.value))
 
     async def drag():
         for depth in (21, 22, 23):

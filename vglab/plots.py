@@ -549,7 +549,8 @@ class SpectrumPlot:
         self.zero_markers.set_visible(bool(zero.size))
         self.zero_note.set_text(f"▼ {zero.size} of {values.size} singular values exactly 0 (rank-deficient)")
         self.zero_note.set_visible(bool(zero.size))
-        low, high = padded_limits(np.concatenate([finite, [0.0]]), minimum_span=0.5)
+        finite_and_isometry = np.concatenate([finite, [0.0]])  # σ = 1 stays in view
+        low, high = padded_limits(finite_and_isometry, minimum_span=0.5)
         shown = [finite, [0.0]] + [p.get_ydata() for p in self.pins]
         self._sorted_ylim = sticky_limits(self._sorted_ylim, np.concatenate([np.ravel(s) for s in shown]),
                                           minimum_span=0.5)
@@ -557,8 +558,7 @@ class SpectrumPlot:
         edges = np.linspace(low, high, self.bins + 1)  # bins over the data, axis limits kept (sticky)
         counts, _ = np.histogram(finite, bins=edges)
         self.stairs.set_data(counts, edges)
-        self._histogram_xlim = sticky_limits(self._histogram_xlim, np.concatenate([finite, [0.0]]),
-                                             minimum_span=0.5)
+        self._histogram_xlim = sticky_limits(self._histogram_xlim, finite_and_isometry, minimum_span=0.5)
         top = max(1, counts.max()) * 1.1
         if not 0.5 * self._histogram_top <= top <= self._histogram_top:
             self._histogram_top = float(math.ceil(top * 1.2))
@@ -673,9 +673,13 @@ class BlitFrames:
         # the animated artists must be drawn for as long as the figure lives.
         figure.canvas.mpl_connect("draw_event", lambda event: self._after_full_draw(event))
 
+    def _ordered(self) -> list:
+        """The changing artists in drawing order (by zorder, as the axes would draw them)."""
+        return sorted(self._changing_artists(), key=lambda artist: artist.get_zorder())
+
     def _animate(self) -> list:
-        """The changing artists, animated, in drawing order (by zorder, as the axes would draw them)."""
-        artists = sorted(self._changing_artists(), key=lambda artist: artist.get_zorder())
+        """The changing artists, animated, in drawing order."""
+        artists = self._ordered()
         for artist in artists:
             artist.set_animated(True)
         return artists
@@ -687,15 +691,16 @@ class BlitFrames:
         canvas = self.figure.canvas
         if event.canvas is not canvas or canvas.is_saving():
             return  # a savefig draws the animated artists itself
-        artists = sorted(self._changing_artists(), key=lambda artist: artist.get_zorder())
-        drawn_by_the_figure = [artist for artist in artists if not artist.get_animated()]
+        artists = self._ordered()
+        left_out = [artist for artist in artists if artist.get_animated()]  # the figure's draw skipped these
         self._background = self._background_key = None
-        if drawn_by_the_figure:  # new artists (a new legend) are in these pixels: they make no background
-            self._animate()
+        if len(left_out) < len(artists):  # new artists (a new legend) are in these pixels: no background
+            for artist in artists:
+                artist.set_animated(True)
         elif self._rendering:
             self._background = canvas.copy_from_bbox(self.figure.bbox)
             self._background_key = self._key(artists)
-        self._draw([artist for artist in artists if artist not in drawn_by_the_figure], event.renderer)
+        self._draw(left_out, event.renderer)
 
     def _draw(self, artists, renderer) -> None:
         for artist in artists:

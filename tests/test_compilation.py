@@ -55,3 +55,52 @@ def test_the_counter_sees_a_compilation():
     before = COUNTER.count
     jax.jit(lambda x: jnp.sin(x) * 3.0 + 0.125)(x)  # a program no other test compiles
     assert COUNTER.count == before + 1
+
+
+def compiled_matrix_products(run, dump_dir) -> list[str]:
+    """The ``stablehlo.dot_general`` lines of every program XLA compiles while ``run()`` runs (caches cleared
+    first, so vglab's kernels are traced and compiled again)."""
+    import jax
+
+    jax.clear_caches()
+    jax.config.update("jax_dump_ir_to", str(dump_dir))
+    try:
+        run()
+    finally:
+        jax.config.update("jax_dump_ir_to", "")
+    return [line.strip() for path in sorted(dump_dir.glob("*.mlir")) for line in path.read_text().splitlines()
+            if "stablehlo.dot_general" in line]
+
+
+def test_every_matrix_product_vglab_compiles_is_full_float32(tmp_path):
+    # JAX's default precision lets XLA compute float32 products in TF32 on NVIDIA GPUs (relative error ~1e-3):
+    # vglab's kernels must ask for HIGHEST, which a CPU run can see in the compiled programs.
+    def every_kernel():
+        vglab.gradient_norms(vglab.MLP(depth=4, width=6, norm="pre", residual=True), n_seeds=2)
+        vglab.jacobian_spectrum(vglab.MLP(depth=3, width=5))
+        vglab.gradient_norms(vglab.RNN(cell="lstm", hidden=5, steps=4))
+        vglab.gradient_norms(vglab.RNN(cell="vanilla", hidden=5, steps=4))
+        vglab.gradient_norms(vglab.Transformer(depth=2, width=8, heads=2))
+        vglab.train(vglab.MLP(depth=2, width=8), "digits", steps=2, batch_size=16, eval_every=2)
+
+    products = compiled_matrix_products(every_kernel, tmp_path)
+    assert len(products) > 20, "the dump caught no kernels: the check below would pass vacuously"
+    not_exact = [line for line in products if "precision = [HIGHEST, HIGHEST]" not in line]
+    assert not not_exact, f"{len(not_exact)} of {len(products)} products at default precision: {not_exact[:2]}"
+
+
+def test_exact_jit_overrides_a_callers_lower_default_precision(tmp_path):
+    import jax
+    import jax.numpy as jnp
+
+    from vglab.compilation import exact_jit
+
+    def product(a, b):
+        return jnp.einsum("ij,jk->ik", a, b) @ b
+
+    x = jnp.eye(3) * 1.5
+    with jax.default_matmul_precision("bfloat16"):
+        plain = jax.jit(product).lower(x, x).as_text()
+        exact = exact_jit(product).lower(x, x).as_text()
+    assert plain.count("precision = [DEFAULT, DEFAULT]") == 2  # the caller's bfloat16 lowers to DEFAULT
+    assert exact.count("precision = [HIGHEST, HIGHEST]") == 2

@@ -31,6 +31,7 @@ import numpy as np
 from vglab import init as _init
 from vglab._validation import check_int
 from vglab.activations import ACTIVATIONS
+from vglab.compilation import exact_jit
 from vglab.logspace import (
     LN10,
     graded_left_multiply,
@@ -63,7 +64,7 @@ class WeightBank(NamedTuple):
         return self.weights.shape[1]
 
 
-@partial(jax.jit, static_argnames=("width", "orthogonal"))
+@partial(exact_jit, static_argnames=("width", "orthogonal"))
 def _draw_layers(seeds, layers, width, orthogonal):
     def one(seed, layer):
         return _init.unit_weight(seed, layer, width, orthogonal), _init.unit_bias(seed, layer, width)
@@ -72,7 +73,7 @@ def _draw_layers(seeds, layers, width, orthogonal):
     return per_seed(seeds, layers)
 
 
-@partial(jax.jit, static_argnames=("width",))
+@partial(exact_jit, static_argnames=("width",))
 def _draw_endpoints(seeds, width):
     draw = jax.vmap(lambda s: (_init.network_input(s, width), _init.output_direction(s, width)))
     return draw(seeds)
@@ -264,7 +265,7 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
     return log_grad_h, log_grad_w
 
 
-@partial(jax.jit, static_argnames=("structure",))
+@partial(exact_jit, static_argnames=("structure",))
 def _gradient_norms_program(structure, scalars, sup_dphi, weights, biases, inputs, directions, depth):
     def one_seed(w, b, x, g):
         trace = _forward(structure, scalars, w, b, x, depth)
@@ -414,7 +415,7 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
     return Q, log_d, U
 
 
-@partial(jax.jit, static_argnames=("structure",))
+@partial(exact_jit, static_argnames=("structure",))
 def _spectrum_program(structure, scalars, weights, biases, x, depth):
     """Backward QR iteration over the chain: after layer l, (∂h_L/∂h_{l-1})ᵀ = Q diag(e^d) U.
 

@@ -59,6 +59,7 @@ import numpy as np
 from vglab import init as _init
 from vglab._validation import check_choice, check_float, check_int
 from vglab.activations import ACTIVATIONS
+from vglab.compilation import exact_jit
 from vglab.jacobians import DEPTH_BUCKETS, SeededGradients, _check_seeds
 from vglab.logspace import LN10, renormalise_rms, renormalise_unit
 
@@ -165,7 +166,7 @@ def _unit_block(seed, purpose, index, n, orthogonal):
     return jax.random.normal(key, (n, n), jnp.float32)
 
 
-@partial(jax.jit, static_argnames=("hidden", "gates", "orthogonal"))
+@partial(exact_jit, static_argnames=("hidden", "gates", "orthogonal"))
 def _draw_weights(seeds, hidden, gates, orthogonal):
     def one(seed):
         blocks = jnp.arange(gates)
@@ -178,7 +179,7 @@ def _draw_weights(seeds, hidden, gates, orthogonal):
     return jax.vmap(one)(seeds)
 
 
-@partial(jax.jit, static_argnames=("hidden",))
+@partial(exact_jit, static_argnames=("hidden",))
 def _draw_inputs(seeds, steps, hidden):
     """x_t ~ N(0, I) for the given step indices (0-based: index t−1 holds x_t)."""
     one = lambda seed, t: jax.random.normal(_key(seed, 19, t), (hidden,), jnp.float32)  # noqa: E731
@@ -423,7 +424,7 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
     return log_grad_h, log_grad_c, log_rms, forget_mean
 
 
-@partial(jax.jit, static_argnames=("structure",))
+@partial(exact_jit, static_argnames=("structure",))
 def _recurrent_program(structure, scalars, recurrent, input_weights, bias, inputs, directions, steps):
     run = _lstm if structure.cell == "lstm" else _vanilla
     gates = 4 if structure.cell == "lstm" else 1

@@ -52,6 +52,7 @@ from vglab import datasets as _datasets
 from vglab import init as _init
 from vglab._validation import check_choice, check_float, check_int
 from vglab.activations import ACTIVATIONS
+from vglab.compilation import exact_jit
 from vglab.networks import LAYERNORM_EPS, MLP
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -123,7 +124,7 @@ class Params(NamedTuple):
     readout_bias: jax.Array  # c (classes,)
 
 
-@partial(jax.jit, static_argnames=("depth", "width", "features", "classes", "orthogonal"))
+@partial(exact_jit, static_argnames=("depth", "width", "features", "classes", "orthogonal"))
 def _init_params(seed, sigma_w, sigma_b, depth, width, features, classes, orthogonal):
     layers = jnp.arange(depth)
     unit_w = jax.vmap(lambda l: _init.unit_weight(seed, l, width, orthogonal))(layers)
@@ -212,7 +213,7 @@ def _log10_norms(stack):
     return jnp.log10(jnp.sqrt(jnp.sum(stack * stack, axis=(1, 2))))
 
 
-@partial(jax.jit, static_argnames=("structure", "batch_size"))
+@partial(exact_jit, static_argnames=("structure", "batch_size"))
 def _train_step(structure, params, state, step, key, x_train, y_train, batch_size, learning_rate, clip_norm,
                 alpha, slope):
     n = x_train.shape[0]
@@ -240,7 +241,7 @@ def _train_step(structure, params, state, step, key, x_train, y_train, batch_siz
     return new_params, new_state, metrics
 
 
-@partial(jax.jit, static_argnames=("structure",))
+@partial(exact_jit, static_argnames=("structure",))
 def _evaluate(structure, params, x, y, alpha, slope):
     loss, (accuracy, _) = _loss(structure, params, x, y, alpha, slope)
     return loss, accuracy

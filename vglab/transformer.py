@@ -58,6 +58,7 @@ import numpy as np
 
 from vglab._validation import check_choice, check_float, check_int
 from vglab.activations import ACTIVATIONS
+from vglab.compilation import exact_jit
 from vglab.jacobians import SeededGradients, _check_seeds
 from vglab.logspace import LN10, renormalise_unit, scaled_add
 from vglab.networks import LAYERNORM_EPS, _canonical_norm
@@ -146,7 +147,7 @@ def _key(seed, purpose: int, index):
 _DRAW_CHUNK = 8  # blocks or tokens drawn per compiled call (one program per width serves every depth)
 
 
-@partial(jax.jit, static_argnames=("width", "mlp_ratio"))
+@partial(exact_jit, static_argnames=("width", "mlp_ratio"))
 def _draw_block_chunk(seed, start, width, mlp_ratio):
     """Unit-variance Ŵ of blocks start..start+7 of one stack: attention (8, 4, d, d), W_1 (8, d, md), W_2."""
     hidden = mlp_ratio * width
@@ -160,7 +161,7 @@ def _draw_block_chunk(seed, start, width, mlp_ratio):
     return jax.vmap(one)(start + jnp.arange(_DRAW_CHUNK))
 
 
-@partial(jax.jit, static_argnames=("width",))
+@partial(exact_jit, static_argnames=("width",))
 def _draw_token_chunk(seed, start, width):
     """Input tokens X and loss directions G of tokens start..start+7 of one stack: (8, d) each."""
     def one(token):
@@ -443,7 +444,7 @@ def _stack(structure, scalars, attention, mlp_in, mlp_out, x, g, seq_len, depth)
     return log_grad, scales[1:] + jnp.log(rms)
 
 
-@partial(jax.jit, static_argnames=("structure",))
+@partial(exact_jit, static_argnames=("structure",))
 def _transformer_program(structure, scalars, attention, mlp_in, mlp_out, tokens, directions, seq_len, depth):
     def one_seed(a, w1, w2, x, g):
         log_grad, log_rms = _stack(structure, scalars, a, w1, w2, x, g, seq_len, depth)

@@ -41,7 +41,7 @@ import vglab  # noqa: E402
 from benchmarks import problems  # noqa: E402
 from benchmarks.peers import available_peers  # noqa: E402
 from vglab import jacobians, recurrent, transformer  # noqa: E402
-from vglab.compilation import CompileCounter  # noqa: E402
+from vglab.compilation import CompileCounter, exact_jit  # noqa: E402
 
 MiB = 2**20
 PEER_BYTES_LIMIT = 320 * MiB  # peers each hold their own copy of the weights: keep the shared machine alive
@@ -83,15 +83,18 @@ def median_ms(values) -> float:
 
 # --------------------------------------------------------------------------------------------- floor
 def measure_floor(budget_s: float) -> dict:
-    """float32 matmul rate (NumPy, jit'ed JAX) and memory read bandwidth, interleaved."""
-    n = 1024
+    """float32 matmul rate (NumPy on the CPU, jit'ed JAX on JAX's device, full float32 as vglab computes) and
+    memory read bandwidth, interleaved.  On an accelerator JAX's sizes grow (8192³ product, 2 GiB read) so
+    that one call is long against its launch."""
+    n, rows = 1024, 16384  # 256 MiB read
+    jn, jrows = (n, rows) if jax.default_backend() == "cpu" else (8192, 131072)
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
-    ja, jb = jnp.asarray(a), jnp.asarray(b)
-    jmm = jax.jit(jnp.matmul)
-    big = rng.standard_normal((16384, 4096), np.float32)  # 256 MiB
+    ja, jb = (jnp.asarray(a), jnp.asarray(b)) if jn == n else jax.random.normal(jax.random.key(0), (2, jn, jn))
+    jmm = exact_jit(jnp.matmul)
+    big = rng.standard_normal((rows, 4096), np.float32)
     x = rng.standard_normal(4096).astype(np.float32)
-    jbig = jnp.asarray(big)
+    jbig = jnp.asarray(big) if jrows == rows else jax.random.normal(jax.random.key(1), (jrows, 4096))
     jsum = jax.jit(jnp.sum)
     fns = {
         "numpy_matmul": lambda: a @ b,
@@ -102,18 +105,14 @@ def measure_floor(budget_s: float) -> dict:
     for fn in fns.values():
         fn()
     times = interleaved(fns, budget_s, min_reps=5, max_reps=30, first={k: 0.05 for k in fns})
-    flops, nbytes = 2.0 * n**3, float(big.nbytes)
-    best = {k: min(v) for k, v in times.items()}
-    floor = {
-        "numpy_matmul_gflops": flops / statistics.median(times["numpy_matmul"]) / 1e9,
-        "jax_matmul_gflops": flops / statistics.median(times["jax_matmul"]) / 1e9,
-        "numpy_gemv_gbs": nbytes / statistics.median(times["numpy_gemv"]) / 1e9,
-        "jax_sum_gbs": nbytes / statistics.median(times["jax_sum"]) / 1e9,
-        "best_of_runs": {"numpy_matmul_gflops": flops / best["numpy_matmul"] / 1e9,
-                         "jax_matmul_gflops": flops / best["jax_matmul"] / 1e9,
-                         "numpy_gemv_gbs": nbytes / best["numpy_gemv"] / 1e9,
-                         "jax_sum_gbs": nbytes / best["jax_sum"] / 1e9},
-    }
+    work = {"numpy_matmul": 2.0 * n**3, "jax_matmul": 2.0 * jn**3, "numpy_gemv": float(big.nbytes),
+            "jax_sum": 4.0 * jbig.size}
+    rate = {"numpy_matmul": "numpy_matmul_gflops", "jax_matmul": "jax_matmul_gflops",
+            "numpy_gemv": "numpy_gemv_gbs", "jax_sum": "jax_sum_gbs"}
+    floor = {rate[k]: work[k] / statistics.median(times[k]) / 1e9 for k in fns}
+    floor["best_of_runs"] = {rate[k]: work[k] / min(times[k]) / 1e9 for k in fns}
+    floor["sizes"] = {"numpy_matmul": n, "jax_matmul": jn, "numpy_read_mib": rows * 16 // 1024,
+                      "jax_read_mib": jrows * 16 // 1024}
     floor["matmul_gflops"] = max(floor["numpy_matmul_gflops"], floor["jax_matmul_gflops"])
     floor["bandwidth_gbs"] = max(floor["numpy_gemv_gbs"], floor["jax_sum_gbs"])
     return floor
@@ -122,7 +121,8 @@ def measure_floor(budget_s: float) -> dict:
 def combine_floors(samples: list[dict]) -> dict:
     """The floor measured at the start and at the end of the run: the larger of the two medians of each rate
     (a burst of load from elsewhere lowers a rate, never raises it, so the larger is the machine's)."""
-    out = {k: max(s[k] for s in samples) for k in samples[0] if k != "best_of_runs"}
+    out = {k: max(s[k] for s in samples) for k in samples[0] if k not in ("best_of_runs", "sizes")}
+    out["sizes"] = samples[0]["sizes"]
     out["best_of_runs"] = {k: max(s["best_of_runs"][k] for s in samples) for k in samples[0]["best_of_runs"]}
     out["samples"] = len(samples)
     return out
@@ -274,8 +274,11 @@ def torch_training_step(net: vglab.MLP, data, params):
     recording the loss and the body's per-layer gradient norms (what ``vglab.train`` records)."""
     import torch
 
-    t = {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in params._asdict().items()}
-    x, y = torch.from_numpy(np.asarray(data.x_train, np.float32)), torch.from_numpy(np.asarray(data.y_train, np.int64))
+    from benchmarks.peers.torch_eager import DEVICE
+
+    t = {k: torch.tensor(np.asarray(v), requires_grad=True, device=DEVICE) for k, v in params._asdict().items()}
+    x = torch.from_numpy(np.asarray(data.x_train, np.float32)).to(DEVICE)
+    y = torch.from_numpy(np.asarray(data.y_train, np.int64)).to(DEVICE)
 
     def step():
         for v in t.values():
@@ -292,7 +295,7 @@ def torch_training_step(net: vglab.MLP, data, params):
                 v.grad = None
             for k, v in params._asdict().items():  # restart from the same point each call
                 t[k].copy_(torch.from_numpy(np.array(v)))
-        return {"loss": np.asarray([loss.item()]), "log10_grad_norms": np.log10(norms.numpy())[None]}
+        return {"loss": np.asarray([loss.item()]), "log10_grad_norms": np.log10(norms.cpu().numpy())[None]}
 
     return step
 
@@ -441,7 +444,8 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "python": platform.python_version(),
-            "platform": platform.platform(), "jax": jax.__version__, "device": str(jax.devices()[0]),
+            "platform": platform.platform(), "jax": jax.__version__,
+            "device": f"{jax.devices()[0]} ({jax.devices()[0].device_kind})",
             "numpy": np.__version__, "load_average_1_5_15": [round(x, 2) for x in load]}
 
 
@@ -486,6 +490,7 @@ def goals(rows, inter) -> list[tuple[str, str, str]]:
 
 def markdown(results) -> str:
     fl, rows, inter = results["floor"], results["rows"], results["interactivity"]
+    sz = fl["sizes"]
     m = results["machine"]
     lines = [
         f"Measured {results['date']} with `{results['command']}` ({results['elapsed_s'] / 60:.1f} min).",
@@ -498,10 +503,11 @@ def markdown(results) -> str:
         "",
         "**Floor** (medians of interleaved runs, the larger of the start and end of the run; best single run in "
         "brackets): "
-        f"float32 matmul 1024³ NumPy {fl['numpy_matmul_gflops']:.0f} GFLOP/s "
-        f"[{fl['best_of_runs']['numpy_matmul_gflops']:.0f}], jit'ed JAX {fl['jax_matmul_gflops']:.0f} GFLOP/s "
-        f"[{fl['best_of_runs']['jax_matmul_gflops']:.0f}]; memory read over 256 MiB: NumPy gemv "
-        f"{fl['numpy_gemv_gbs']:.1f} GB/s [{fl['best_of_runs']['numpy_gemv_gbs']:.1f}], jit'ed JAX sum "
+        f"float32 matmul NumPy {sz['numpy_matmul']}³ {fl['numpy_matmul_gflops']:.0f} GFLOP/s "
+        f"[{fl['best_of_runs']['numpy_matmul_gflops']:.0f}], jit'ed JAX {sz['jax_matmul']}³ (full float32) "
+        f"{fl['jax_matmul_gflops']:.0f} GFLOP/s [{fl['best_of_runs']['jax_matmul_gflops']:.0f}]; memory read: "
+        f"NumPy gemv over {sz['numpy_read_mib']} MiB {fl['numpy_gemv_gbs']:.1f} GB/s "
+        f"[{fl['best_of_runs']['numpy_gemv_gbs']:.1f}], jit'ed JAX sum over {sz['jax_read_mib']} MiB "
         f"{fl['jax_sum_gbs']:.1f} GB/s [{fl['best_of_runs']['jax_sum_gbs']:.1f}]. The floor of a workload is "
         f"max(FLOP / {fl['matmul_gflops']:.0f} GFLOP/s, bytes / {fl['bandwidth_gbs']:.1f} GB/s).",
         "",
@@ -553,7 +559,7 @@ def markdown(results) -> str:
               "| goal | measured | |", "|---|---|---|"]
     for goal, measured, verdict in results["goals"]:
         lines.append(f"| {goal} | {measured} | {verdict} |")
-    lines += ["", "![peer time / vglab time per workload](results.png)", ""]
+    lines += ["", f"![peer time / vglab time per workload]({results['plot']})", ""]
     return "\n".join(lines)
 
 
@@ -585,8 +591,9 @@ def plot(results, path: Path):
     plt.close(fig)
 
 
-def write_readme(results, path: Path):
-    start, end = "<!-- results:start -->", "<!-- results:end -->"
+def write_readme(results, path: Path, section: str = "results"):
+    """Replace the text between ``<!-- {section}:start -->`` and ``<!-- {section}:end -->`` (appended if absent)."""
+    start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
     text = path.read_text() if path.exists() else f"# vglab benchmarks\n\n{start}\n{end}\n"
     if start not in text or end not in text:
         text += f"\n{start}\n{end}\n"
@@ -624,17 +631,20 @@ def main(argv=None):
     results = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "command": command,
                "machine": machine(), "load_start": load_start, "floor": floor, "rows": bench.rows,
                "interactivity": inter, "missing": missing,
+               "plot": "results.png" if jax.default_backend() == "cpu" else f"results_{jax.default_backend()}.png",
                "peer_versions": ", ".join(sorted({p.version() for p in peers if p.NAME != "numpy"}))}
     results["goals"] = goals(bench.rows, inter)
     results["elapsed_s"] = time.perf_counter() - started
     for goal, measured, verdict in results["goals"]:
         print(f"[{verdict}] {goal}: {measured}")
     if not args.no_readme:
-        suffix = "_quick" if args.quick else ""
-        (HERE / f"results{suffix}.json").write_text(json.dumps(results, indent=1, default=str))
-        plot(results, HERE / "results.png")
-        write_readme(results, HERE / "README.md")
-        print(f"wrote {HERE / 'README.md'}, results.png, results{suffix}.json")
+        # CPU results keep the plain names; a run on an accelerator gets its own files and README section.
+        backend = "" if jax.default_backend() == "cpu" else f"_{jax.default_backend()}"
+        json_name = f"results{backend}{'_quick' if args.quick else ''}.json"
+        (HERE / json_name).write_text(json.dumps(results, indent=1, default=str))
+        plot(results, HERE / results["plot"])
+        write_readme(results, HERE / "README.md", section="results" + backend.replace("_", "-"))
+        print(f"wrote {HERE / 'README.md'}, {results['plot']}, {json_name}")
 
 
 if __name__ == "__main__":

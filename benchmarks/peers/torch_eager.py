@@ -1,21 +1,27 @@
-"""Peer: PyTorch eager on the CPU, two ways.
+"""Peer: PyTorch eager, two ways, on the device JAX computes on (the CPU, or CUDA when JAX runs on a GPU).
 
 - ``torch`` (hand-written backprop): the same loop as ``array_backprop`` in torch ops under ``no_grad``;
 - ``torch_autograd``: what most PyTorch users write: the forward pass with ``retain_grad()`` on every
   hidden state, ``loss.backward()``, then the norms of ``h_l.grad`` and ``W_l.grad`` (autograd forms the
   full n×n weight gradients, the hand-written version only their rank-one norms).
 
-Both run on the CPU with torch's default threads; arrays are float32, shared with NumPy where possible.
+Both run with torch's default threads on the CPU; on a GPU, float32 products stay full float32 (TF32 off, as
+vglab's ``exact_jit``).  Arrays are float32.
 """
 
 from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 import torch
 
 from vglab.logspace import graded_log_singular_values
+
+DEVICE = torch.device("cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu")
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
 
 NAME = "torch"
 LABEL = "PyTorch eager (hand-written backprop)"
@@ -23,11 +29,12 @@ LN10 = math.log(10.0)
 
 
 def version() -> str:
-    return f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else f"{torch.get_num_threads()} threads"
+    return f"torch {torch.__version__} ({where})"
 
 
 def _t(array):
-    return torch.from_numpy(np.array(array, np.float32, order="C"))  # a writable copy
+    return torch.from_numpy(np.array(array, np.float32, order="C")).to(DEVICE)  # a writable copy
 
 
 def _activation(name):
@@ -86,11 +93,11 @@ def mlp_gradient_norms(p):
         log_grad_h.append(r)
     abs_dphi = torch.stack(dphis, dim=1).abs()
     return {
-        "log10_activation_grad": torch.stack(log_grad_h[::-1], dim=1).numpy() / LN10,
-        "log10_weight_grad": torch.stack(log_grad_w[::-1], dim=1).numpy() / LN10,
-        "log10_activation_rms": np.log10(torch.stack(rms, dim=1).numpy()),
-        "saturated_fraction": (abs_dphi <= 0.1 * p["sup_dphi"]).to(torch.float32).mean(dim=-1).numpy(),
-        "dead_fraction": (abs_dphi == 0.0).to(torch.float32).mean(dim=-1).numpy(),
+        "log10_activation_grad": torch.stack(log_grad_h[::-1], dim=1).cpu().numpy() / LN10,
+        "log10_weight_grad": torch.stack(log_grad_w[::-1], dim=1).cpu().numpy() / LN10,
+        "log10_activation_rms": np.log10(torch.stack(rms, dim=1).cpu().numpy()),
+        "saturated_fraction": (abs_dphi <= 0.1 * p["sup_dphi"]).to(torch.float32).mean(dim=-1).cpu().numpy(),
+        "dead_fraction": (abs_dphi == 0.0).to(torch.float32).mean(dim=-1).cpu().numpy(),
     }
 
 
@@ -115,8 +122,8 @@ def mlp_spectrum(p):
         z = W[l] @ h + b[l] if p["bias"] else W[l] @ h
         h = phi(z)
         dphis.append(dphi_of(h, z))
-    eye = torch.eye(n, dtype=torch.float32)
-    Q, log_d, U = eye, torch.zeros(n, dtype=torch.float32), eye
+    eye = torch.eye(n, dtype=torch.float32, device=DEVICE)
+    Q, log_d, U = eye, torch.zeros(n, dtype=torch.float32, device=DEVICE), eye
     partial = []
     for l in reversed(range(depth)):
         d = dphis[l]
@@ -127,9 +134,9 @@ def mlp_spectrum(p):
         Q, R2 = torch.linalg.qr(W[l].T @ Q1)
         log_d, U = _graded_left_multiply(R2, log_d, U)
         partial.append(0.5 * torch.logsumexp(2.0 * log_d, dim=0))
-    log_sv = graded_log_singular_values(log_d.numpy().astype(np.float64), U.numpy().astype(np.float64))
+    log_sv = graded_log_singular_values(log_d.cpu().numpy().astype(np.float64), U.cpu().numpy().astype(np.float64))
     return {"log10_singular_values": log_sv / LN10,
-            "log10_partial_norms": torch.stack(partial[::-1]).numpy().astype(np.float64) / LN10}
+            "log10_partial_norms": torch.stack(partial[::-1]).cpu().numpy().astype(np.float64) / LN10}
 
 
 def prepare_rnn(problem):
@@ -154,7 +161,7 @@ def rnn_gradient_norms(p):
     a, r = g / norm[:, None], torch.log(norm)
     log_h = [r]
     if p["cell"] == "vanilla":
-        h, dphis = torch.zeros(S, n), []
+        h, dphis = torch.zeros(S, n, device=DEVICE), []
         for t in range(T):
             h = torch.tanh(torch.matmul(W, h.unsqueeze(-1)).squeeze(-1) + drive[:, t])
             dphis.append(1.0 - h * h)
@@ -163,9 +170,9 @@ def rnn_gradient_norms(p):
             norm = _norm(v)
             a, r = v / norm[:, None], r + torch.log(norm)
             log_h.append(r)
-        return {"log10_activation_grad": torch.stack(log_h[::-1], dim=1).numpy() / LN10}
+        return {"log10_activation_grad": torch.stack(log_h[::-1], dim=1).cpu().numpy() / LN10}
 
-    h = c = torch.zeros(S, n)
+    h = c = torch.zeros(S, n, device=DEVICE)
     gates, cells, tanh_cells = [], [c], []
     for t in range(T):
         z = torch.matmul(W, h.unsqueeze(-1)).squeeze(-1) + drive[:, t]
@@ -177,7 +184,7 @@ def rnn_gradient_norms(p):
         gates.append((i, f, o, gg))
         cells.append(c)
         tanh_cells.append(tc)
-    b_c = torch.zeros(S, n)
+    b_c = torch.zeros(S, n, device=DEVICE)
     log_c = []
     for t in reversed(range(T)):
         i, f, o, gg = gates[t]
@@ -192,8 +199,8 @@ def rnn_gradient_norms(p):
         a, b_c, r = a_prev / norm[:, None], b_prev / norm[:, None], r + torch.log(norm)
         log_h.append(r + torch.log(_norm(a)))
     log_c.append(r + torch.log(_norm(b_c)))
-    return {"log10_activation_grad": torch.stack(log_h[::-1], dim=1).numpy() / LN10,
-            "log10_cell_grad": torch.stack(log_c[::-1], dim=1).numpy() / LN10}
+    return {"log10_activation_grad": torch.stack(log_h[::-1], dim=1).cpu().numpy() / LN10,
+            "log10_cell_grad": torch.stack(log_c[::-1], dim=1).cpu().numpy() / LN10}
 
 
 class Autograd:
@@ -234,9 +241,9 @@ class Autograd:
             rms = torch.sqrt(torch.mean(acts * acts, dim=-1))
             abs_dphi = torch.stack(dphis, dim=1).abs()
             return {
-                "log10_activation_grad": torch.log10(grad_h).numpy(),
-                "log10_weight_grad": torch.log10(grad_w).numpy(),
-                "log10_activation_rms": torch.log10(rms).numpy(),
-                "saturated_fraction": (abs_dphi <= 0.1 * p["sup_dphi"]).to(torch.float32).mean(-1).numpy(),
-                "dead_fraction": (abs_dphi == 0.0).to(torch.float32).mean(-1).numpy(),
+                "log10_activation_grad": torch.log10(grad_h).cpu().numpy(),
+                "log10_weight_grad": torch.log10(grad_w).cpu().numpy(),
+                "log10_activation_rms": torch.log10(rms).cpu().numpy(),
+                "saturated_fraction": (abs_dphi <= 0.1 * p["sup_dphi"]).to(torch.float32).mean(-1).cpu().numpy(),
+                "dead_fraction": (abs_dphi == 0.0).to(torch.float32).mean(-1).cpu().numpy(),
             }

@@ -85,3 +85,31 @@ def test_work_counts():
     assert flops == pytest.approx(200 * 4 * 256**2, rel=0.05)  # matvecs dominate
     flops, moved = problems.spectrum_work(50, 512)
     assert flops == pytest.approx(50 * 34 / 3 * 512**3) and moved == 50 * 512 * 512 * 4
+
+
+def test_an_accelerator_run_writes_its_own_readme_section(tmp_path, monkeypatch):
+    from benchmarks import run
+
+    monkeypatch.setattr(run, "markdown", lambda results: results["text"])
+    readme = tmp_path / "README.md"
+    readme.write_text("# b\n<!-- results:start -->\nCPU table\n<!-- results:end -->\n## after\n")
+    run.write_readme({"text": "GPU table 1"}, readme, section="results-gpu")
+    run.write_readme({"text": "GPU table 2"}, readme, section="results-gpu")
+    text = readme.read_text()
+    assert "CPU table" in text and "## after" in text
+    assert "GPU table 2" in text and "GPU table 1" not in text
+    assert text.count("<!-- results-gpu:start -->") == 1
+
+
+def test_goals_say_n_a_when_no_workload_is_memory_bound():
+    from benchmarks import run
+
+    row = {"workload": "gradient norms", "config": "depth 200, width 256, 1 seed", "ms": {"vglab": 10.0, "torch": 30.0},
+           "bound": "compute", "floor_ms": 0.05, "fraction_of_floor": 0.005, "gflops": 5.0}
+    inter = {"depth_change_compiles": 0, "depths": [3, 7], "depth_change_ms": 9.0, "dashboard_compiles": 0}
+    verdicts = {goal: verdict for goal, _, verdict in run.goals([row], inter)}
+    assert verdicts["≥ 2× PyTorch eager, gradient norms depth 200 width 256"] == "met"
+    assert verdicts["memory-bound workloads within 1.5× of the bandwidth floor (floor > 0.5 ms)"] == "n/a"
+    memory_row = dict(row, bound="memory", floor_ms=1.0)
+    verdicts = {goal: verdict for goal, _, verdict in run.goals([memory_row], inter)}
+    assert verdicts["memory-bound workloads within 1.5× of the bandwidth floor (floor > 0.5 ms)"] == "not met"

@@ -277,6 +277,7 @@ def torch_training_step(net: vglab.MLP, data, params):
     from benchmarks.peers.torch_eager import DEVICE
 
     t = {k: torch.tensor(np.asarray(v), requires_grad=True, device=DEVICE) for k, v in params._asdict().items()}
+    start = {k: v.detach().clone() for k, v in t.items()}  # on DEVICE: restoring costs no host transfer
     x = torch.from_numpy(np.asarray(data.x_train, np.float32)).to(DEVICE)
     y = torch.from_numpy(np.asarray(data.y_train, np.int64)).to(DEVICE)
 
@@ -293,8 +294,8 @@ def torch_training_step(net: vglab.MLP, data, params):
             for v in t.values():
                 v -= 0.1 * v.grad
                 v.grad = None
-            for k, v in params._asdict().items():  # restart from the same point each call
-                t[k].copy_(torch.from_numpy(np.array(v)))
+            for k, v in start.items():  # restart from the same point each call
+                t[k].copy_(v)
         return {"loss": np.asarray([loss.item()]), "log10_grad_norms": np.log10(norms.cpu().numpy())[None]}
 
     return step
@@ -418,11 +419,17 @@ def bench_interactivity(counter: CompileCounter) -> dict:
 PEER_ORDER = ("numpy", "torch", "torch_autograd", "jax_eager")
 
 
+def percent(fraction: float) -> str:
+    """100·fraction with two significant digits below 10 % (0.033 %, 8.3 %), whole numbers above (67 %)."""
+    value = 100 * fraction
+    return f"{value:.2g}" if value < 10 else f"{value:.0f}"
+
+
 def format_row(row) -> str:
     peers = ", ".join(f"{k} {v:.3g} ms ({v / row['ms']['vglab']:.2g}x)" for k, v in row["ms"].items()
                       if k != "vglab")
     return (f"{row['workload']:22s} {row['config']:44s} vglab {row['ms']['vglab']:9.3g} ms  "
-            f"floor {row['floor_ms']:8.3g} ms ({row['bound']}, {100 * row['fraction_of_floor']:.2g}%)  {peers}")
+            f"floor {row['floor_ms']:8.3g} ms ({row['bound']}, {percent(row['fraction_of_floor'])}%)  {peers}")
 
 
 def machine() -> dict:
@@ -529,7 +536,7 @@ def markdown(results) -> str:
             else:
                 cells.append("–")
         lines.append(f"| {r['workload']} | {r['config']} | {r['flops'] / 1e6:.4g} | {r['bytes'] / 1e6:.4g} "
-                     f"| {r['floor_ms']:.3g} ({r['bound']}) | **{v:.3g}** | {100 * r['fraction_of_floor']:.2g} % "
+                     f"| {r['floor_ms']:.3g} ({r['bound']}) | **{v:.3g}** | {percent(r['fraction_of_floor'])} % "
                      f"| {' | '.join(cells)} |")
     lines += ["", "Peer cells: median ms (peer time / vglab time; above 1× vglab is faster). \"disagrees\": the "
               "peer's output failed the agreement check and was not timed (the reason is in the notes). "
@@ -592,6 +599,14 @@ def plot(results, path: Path):
     plt.close(fig)
 
 
+def output_names(backend: str, quick: bool) -> dict:
+    """Where a run's results go: the CPU keeps the plain names; an accelerator run gets its own JSON, plot and
+    README section, so neither overwrites the other."""
+    tag = "" if backend == "cpu" else f"_{backend}"
+    return {"json": f"results{tag}{'_quick' if quick else ''}.json", "plot": f"results{tag}.png",
+            "section": "results" + tag.replace("_", "-")}
+
+
 def write_readme(results, path: Path, section: str = "results"):
     """Replace the text between ``<!-- {section}:start -->`` and ``<!-- {section}:end -->`` (appended if absent)."""
     start, end = f"<!-- {section}:start -->", f"<!-- {section}:end -->"
@@ -632,20 +647,18 @@ def main(argv=None):
     results = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "command": command,
                "machine": machine(), "load_start": load_start, "floor": floor, "rows": bench.rows,
                "interactivity": inter, "missing": missing,
-               "plot": "results.png" if jax.default_backend() == "cpu" else f"results_{jax.default_backend()}.png",
+               "plot": output_names(jax.default_backend(), args.quick)["plot"],
                "peer_versions": ", ".join(sorted({p.version() for p in peers if p.NAME != "numpy"}))}
     results["goals"] = goals(bench.rows, inter)
     results["elapsed_s"] = time.perf_counter() - started
     for goal, measured, verdict in results["goals"]:
         print(f"[{verdict}] {goal}: {measured}")
     if not args.no_readme:
-        # CPU results keep the plain names; a run on an accelerator gets its own files and README section.
-        backend = "" if jax.default_backend() == "cpu" else f"_{jax.default_backend()}"
-        json_name = f"results{backend}{'_quick' if args.quick else ''}.json"
-        (HERE / json_name).write_text(json.dumps(results, indent=1, default=str))
-        plot(results, HERE / results["plot"])
-        write_readme(results, HERE / "README.md", section="results" + backend.replace("_", "-"))
-        print(f"wrote {HERE / 'README.md'}, {results['plot']}, {json_name}")
+        names = output_names(jax.default_backend(), args.quick)
+        (HERE / names["json"]).write_text(json.dumps(results, indent=1, default=str))
+        plot(results, HERE / names["plot"])
+        write_readme(results, HERE / "README.md", section=names["section"])
+        print(f"wrote {HERE / 'README.md'}, {names['plot']}, {names['json']}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,15 @@ def test_an_accelerator_run_writes_its_own_readme_section(tmp_path, monkeypatch)
     assert text.count("<!-- results-gpu:start -->") == 1
 
 
+def test_cpu_and_accelerator_results_go_to_different_files():
+    from benchmarks import run
+
+    cpu, gpu = run.output_names("cpu", quick=False), run.output_names("gpu", quick=True)
+    assert cpu == {"json": "results.json", "plot": "results.png", "section": "results"}
+    assert gpu == {"json": "results_gpu_quick.json", "plot": "results_gpu.png", "section": "results-gpu"}
+    assert [run.percent(f) for f in (0.00033, 0.083, 0.67, 1.0)] == ["0.033", "8.3", "67", "100"]
+
+
 def test_goals_say_n_a_when_no_workload_is_memory_bound():
     from benchmarks import run
 

@@ -57,19 +57,20 @@ def test_the_counter_sees_a_compilation():
     assert COUNTER.count == before + 1
 
 
-def compiled_matrix_products(run, dump_dir) -> list[str]:
-    """The ``stablehlo.dot_general`` lines of every program XLA compiles while ``run()`` runs (caches cleared
-    first, so vglab's kernels are traced and compiled again)."""
+def compiled_programs(run, dump_dir) -> dict[str, list[str]]:
+    """{dumped module file name: its ``stablehlo.dot_general`` lines} for every program XLA compiles while
+    ``run()`` runs (caches cleared first, so vglab's kernels are traced and compiled again)."""
     import jax
 
     jax.clear_caches()
+    previous = jax.config.values["jax_dump_ir_to"]
     jax.config.update("jax_dump_ir_to", str(dump_dir))
     try:
         run()
     finally:
-        jax.config.update("jax_dump_ir_to", "")
-    return [line.strip() for path in sorted(dump_dir.glob("*.mlir")) for line in path.read_text().splitlines()
-            if "stablehlo.dot_general" in line]
+        jax.config.update("jax_dump_ir_to", previous)
+    return {path.name: [line.strip() for line in path.read_text().splitlines() if "stablehlo.dot_general" in line]
+            for path in sorted(dump_dir.glob("*.mlir"))}
 
 
 def test_every_matrix_product_vglab_compiles_is_full_float32(tmp_path):
@@ -83,8 +84,12 @@ def test_every_matrix_product_vglab_compiles_is_full_float32(tmp_path):
         vglab.gradient_norms(vglab.Transformer(depth=2, width=8, heads=2))
         vglab.train(vglab.MLP(depth=2, width=8), "digits", steps=2, batch_size=16, eval_every=2)
 
-    products = compiled_matrix_products(every_kernel, tmp_path)
-    assert len(products) > 20, "the dump caught no kernels: the check below would pass vacuously"
+    programs = compiled_programs(every_kernel, tmp_path)
+    for kernel in ("_gradient_norms_program", "_spectrum_program", "_recurrent_program", "_transformer_program",
+                   "_train_step", "_evaluate"):  # each was compiled, so the check below covers it
+        assert any(f"jit_{kernel}_" in name for name in programs), f"{kernel} was not compiled: {sorted(programs)}"
+    products = [line for lines in programs.values() for line in lines]
+    assert len(products) > 20
     not_exact = [line for line in products if "precision = [HIGHEST, HIGHEST]" not in line]
     assert not not_exact, f"{len(not_exact)} of {len(products)} products at default precision: {not_exact[:2]}"
 
@@ -102,5 +107,7 @@ def test_exact_jit_overrides_a_callers_lower_default_precision(tmp_path):
     with jax.default_matmul_precision("bfloat16"):
         plain = jax.jit(product).lower(x, x).as_text()
         exact = exact_jit(product).lower(x, x).as_text()
+        exact_static = exact_jit(static_argnames=("power",))(lambda a, power: a @ a**power).lower(x, power=2)
     assert plain.count("precision = [DEFAULT, DEFAULT]") == 2  # the caller's bfloat16 lowers to DEFAULT
     assert exact.count("precision = [HIGHEST, HIGHEST]") == 2
+    assert exact_static.as_text().count("precision = [HIGHEST, HIGHEST]") == 1

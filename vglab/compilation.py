@@ -20,18 +20,25 @@ import jax
 EXACT_MATMUL_PRECISION = "highest"  # lax.Precision.HIGHEST: float32 products computed in float32
 
 
+def exact_precision():
+    """A context in which JAX records every float32 product (``dot_general``) at full float32 precision,
+    whether it is traced for ``jit`` or run op by op."""
+    return jax.default_matmul_precision(EXACT_MATMUL_PRECISION)
+
+
 def exact_jit(fun=None, **jit_options):
-    """``jax.jit(fun, **jit_options)``, with ``fun`` traced under ``jax.default_matmul_precision("highest")``.
+    """``jax.jit(fun, **jit_options)``, with ``fun`` traced under ``exact_precision()``.
 
     Every ``dot_general`` the trace records (``@``, ``jnp.einsum``, ``jnp.matmul``, inside ``lax.scan`` too)
     carries ``precision = HIGHEST``; the setting is read at trace time, so it holds whatever the caller's own
-    default is.  Usable as ``@exact_jit`` or ``@partial(exact_jit, static_argnames=...)``."""
+    default is.  Usable as ``@exact_jit``, ``@exact_jit(static_argnames=...)`` or
+    ``@partial(exact_jit, static_argnames=...)``."""
     if fun is None:
         return functools.partial(exact_jit, **jit_options)
 
     @functools.wraps(fun)
     def traced_exactly(*args, **kwargs):
-        with jax.default_matmul_precision(EXACT_MATMUL_PRECISION):
+        with exact_precision():
             return fun(*args, **kwargs)
 
     return jax.jit(traced_exactly, **jit_options)

@@ -2,8 +2,9 @@
 
 Each ``jnp`` call is dispatched on its own (no tracing of the whole loop), which is what a user gets by
 porting NumPy code to JAX and not compiling it; arrays are float32 whatever ``jax_enable_x64`` says.
-Products run at full float32 precision, as vglab's: at JAX's default an H100 computes them in TF32, and this
-peer's spectra then missed vglab's by 0.13 decades (benchmarks/README.md, GPU results), so it was not timed.
+Unlike a plain port, products run at full float32 precision (``vglab.compilation.exact_precision``), as vglab's
+do: at JAX's default an H100 computes them in TF32, and this peer's spectra then missed vglab's by 0.13 decades
+(benchmarks/README.md, GPU results) and could not be timed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.peers import array_backprop as _impl
-from vglab.compilation import EXACT_MATMUL_PRECISION
+from vglab.compilation import exact_precision
 
 NAME = "jax_eager"
 LABEL = "JAX without jit"
@@ -27,12 +28,12 @@ def prepare_mlp(problem):
 
 
 def mlp_gradient_norms(prepared):
-    with jax.default_matmul_precision(EXACT_MATMUL_PRECISION):
+    with exact_precision():
         return _impl.mlp_gradient_norms(prepared, jnp)
 
 
 def mlp_spectrum(prepared):
-    with jax.default_matmul_precision(EXACT_MATMUL_PRECISION):
+    with exact_precision():
         return _impl.mlp_spectrum(prepared, jnp)
 
 
@@ -41,5 +42,5 @@ def prepare_rnn(problem):
 
 
 def rnn_gradient_norms(prepared):
-    with jax.default_matmul_precision(EXACT_MATMUL_PRECISION):
+    with exact_precision():
         return _impl.rnn_gradient_norms(prepared, jnp)

@@ -20,8 +20,7 @@ import torch
 from vglab.logspace import graded_log_singular_values
 
 DEVICE = torch.device("cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu")
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
+torch.set_float32_matmul_precision("highest")  # no TF32 on CUDA (torch's default; stated, not assumed)
 
 NAME = "torch"
 LABEL = "PyTorch eager (hand-written backprop)"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # vglab on a GPU: the device JAX sees, the benchmark, then the numerical tests against their float64 references.
-#   bash benchmarks/gpu_check.sh [LOG_DIR]      (needs a CUDA build of jax: pip install -e ".[cuda]")
+#   bash benchmarks/gpu_check.sh [LOG_DIR]      (needs a CUDA build of jax: pip install -e ".[cuda]"; PYTHON defaults
+#   to .venv/bin/python when it exists, else python3)
 # JAX_PLATFORMS=cuda makes JAX fail instead of falling back to the CPU.  Each step has its own time limit
 # (BENCH_S, TESTS_S seconds; an H100 needed > 330 s for the whole benchmark at the default budget 1.5 and ran
 # 75 of these tests in 200 s) so one slow step cannot take the other's time; the logs go to LOG_DIR.
 set -u
 cd "$(dirname "$0")/.."
 LOG_DIR=${1:-test-artifacts/gpu}
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
 mkdir -p "$LOG_DIR"
 export JAX_PLATFORMS=${JAX_PLATFORMS:-cuda} PYTHONUNBUFFERED=1
 

@@ -86,15 +86,15 @@ def measure_floor(budget_s: float) -> dict:
     """float32 matmul rate (NumPy on the CPU, jit'ed JAX on JAX's device, full float32 as vglab computes) and
     memory read bandwidth, interleaved.  On an accelerator JAX's sizes grow (8192³ product, 2 GiB read) so
     that one call is long against its launch."""
-    n, rows = 1024, 16384  # 256 MiB read
-    jn, jrows = (n, rows) if jax.default_backend() == "cpu" else (8192, 131072)
+    on_cpu = jax.default_backend() == "cpu"
+    n, jn = 1024, 1024 if on_cpu else 8192
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((n, n), np.float32), rng.standard_normal((n, n), np.float32)
-    ja, jb = (jnp.asarray(a), jnp.asarray(b)) if jn == n else jax.random.normal(jax.random.key(0), (2, jn, jn))
+    ja, jb = (jnp.asarray(a), jnp.asarray(b)) if on_cpu else jax.random.normal(jax.random.key(0), (2, jn, jn))
     jmm = exact_jit(jnp.matmul)
-    big = rng.standard_normal((rows, 4096), np.float32)
+    big = rng.standard_normal((16384, 4096), np.float32)  # 256 MiB
     x = rng.standard_normal(4096).astype(np.float32)
-    jbig = jnp.asarray(big) if jrows == rows else jax.random.normal(jax.random.key(1), (jrows, 4096))
+    jbig = jnp.asarray(big) if on_cpu else jax.random.normal(jax.random.key(1), (131072, 4096))  # 2 GiB
     jsum = jax.jit(jnp.sum)
     fns = {
         "numpy_matmul": lambda: a @ b,
@@ -106,13 +106,13 @@ def measure_floor(budget_s: float) -> dict:
         fn()
     times = interleaved(fns, budget_s, min_reps=5, max_reps=30, first={k: 0.05 for k in fns})
     work = {"numpy_matmul": 2.0 * n**3, "jax_matmul": 2.0 * jn**3, "numpy_gemv": float(big.nbytes),
-            "jax_sum": 4.0 * jbig.size}
+            "jax_sum": float(jbig.nbytes)}
     rate = {"numpy_matmul": "numpy_matmul_gflops", "jax_matmul": "jax_matmul_gflops",
             "numpy_gemv": "numpy_gemv_gbs", "jax_sum": "jax_sum_gbs"}
     floor = {rate[k]: work[k] / statistics.median(times[k]) / 1e9 for k in fns}
     floor["best_of_runs"] = {rate[k]: work[k] / min(times[k]) / 1e9 for k in fns}
-    floor["sizes"] = {"numpy_matmul": n, "jax_matmul": jn, "numpy_read_mib": rows * 16 // 1024,
-                      "jax_read_mib": jrows * 16 // 1024}
+    floor["sizes"] = {"numpy_matmul": n, "jax_matmul": jn, "numpy_read_mib": big.nbytes // MiB,
+                      "jax_read_mib": jbig.nbytes // MiB}
     floor["matmul_gflops"] = max(floor["numpy_matmul_gflops"], floor["jax_matmul_gflops"])
     floor["bandwidth_gbs"] = max(floor["numpy_gemv_gbs"], floor["jax_sum_gbs"])
     return floor
@@ -644,17 +644,17 @@ def main(argv=None):
     print(json.dumps({k: v for k, v in floor.items() if k != "best_of_runs"}, indent=None), flush=True)
     refloor(bench.rows, floor)
     print(json.dumps(inter), flush=True)
+    names = output_names(jax.default_backend(), args.quick)
     results = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "command": command,
                "machine": machine(), "load_start": load_start, "floor": floor, "rows": bench.rows,
                "interactivity": inter, "missing": missing,
-               "plot": output_names(jax.default_backend(), args.quick)["plot"],
+               "plot": names["plot"],
                "peer_versions": ", ".join(sorted({p.version() for p in peers if p.NAME != "numpy"}))}
     results["goals"] = goals(bench.rows, inter)
     results["elapsed_s"] = time.perf_counter() - started
     for goal, measured, verdict in results["goals"]:
         print(f"[{verdict}] {goal}: {measured}")
     if not args.no_readme:
-        names = output_names(jax.default_backend(), args.quick)
         (HERE / names["json"]).write_text(json.dumps(results, indent=1, default=str))
         plot(results, HERE / names["plot"])
         write_readme(results, HERE / "README.md", section=names["section"])

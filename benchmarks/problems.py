@@ -126,7 +126,23 @@ LOG10_TOLERANCE = {
     "dead_fraction": 0.02,
     "log10_singular_values": 2e-2,
     "log10_partial_norms": 1e-3,
+    # A training step's records (``first_training_step``).  loss: nats; accuracy: a share of 1348 examples
+    # (one example whose two largest logits tie to float32 roundoff may flip); update_ratio: ‖ΔW‖/‖W‖ ~ 1e-2.
+    "loss": 1e-4,
+    "accuracy": 1e-3,
+    "log10_grad_norms": 1e-3,
+    "log10_global_grad_norm": 1e-3,
+    "update_ratio": 1e-5,
 }
+
+TRAINING_RECORDS = ("loss", "accuracy", "log10_grad_norms", "log10_global_grad_norm", "update_ratio",
+                    "dead_fraction")
+
+
+def first_training_step(history) -> dict[str, np.ndarray]:
+    """What ``vglab.train`` recorded for its first step, as (1, …) arrays: the reference a peer's step from
+    the same initial parameters must reproduce."""
+    return {name: np.asarray(getattr(history, name))[:1] for name in TRAINING_RECORDS}
 
 
 def disagreement(reference, candidate: dict) -> dict[str, float]:

@@ -269,41 +269,10 @@ def bench_transformer(bench: Bench, quick: bool):
         transformer.clear_cache()
 
 
-def torch_training_step(net: vglab.MLP, data, params):
-    """PyTorch eager autograd: one full-batch SGD step of the same classifier from the same parameters,
-    recording the loss and the body's per-layer gradient norms (what ``vglab.train`` records)."""
-    import torch
-
-    from benchmarks.peers.torch_eager import DEVICE
-
-    t = {k: torch.tensor(np.asarray(v), requires_grad=True, device=DEVICE) for k, v in params._asdict().items()}
-    start = {k: v.detach().clone() for k, v in t.items()}  # on DEVICE: restoring costs no host transfer
-    x = torch.from_numpy(np.asarray(data.x_train, np.float32)).to(DEVICE)
-    y = torch.from_numpy(np.asarray(data.y_train, np.int64)).to(DEVICE)
-
-    def step():
-        for v in t.values():
-            v.grad = None
-        h = x @ t["inputs"]
-        for layer in range(net.depth):
-            h = torch.relu(h @ t["weights"][layer].T + t["biases"][layer])
-        loss = torch.nn.functional.cross_entropy(h @ t["readout"] + t["readout_bias"], y)
-        loss.backward()
-        with torch.no_grad():
-            norms = torch.linalg.vector_norm(t["weights"].grad, dim=(1, 2))
-            for v in t.values():
-                v -= 0.1 * v.grad
-                v.grad = None
-            for k, v in start.items():  # restart from the same point each call
-                t[k].copy_(v)
-        return {"loss": np.asarray([loss.item()]), "log10_grad_norms": np.log10(norms.cpu().numpy())[None]}
-
-    return step
-
-
 def bench_training(bench: Bench, peers_available: bool):
     """Per-step time of ``vglab.train`` (full batch of digits, SGD), from the difference of two run lengths
-    so the once-per-run setup cancels; checked against PyTorch's loss and gradient norms at step 0."""
+    so the once-per-run setup cancels; PyTorch autograd's step records the same numbers and is checked against
+    vglab's first step (``problems.first_training_step``) before it is timed."""
     from vglab import training
 
     net = vglab.MLP(depth=20, width=128, activation="relu", init="he")
@@ -321,7 +290,7 @@ def bench_training(bench: Bench, peers_available: bool):
 
     run(short)
     history, _ = vglab_step()
-    reference = {"loss": history.loss[:1], "log10_grad_norms": history.log10_grad_norms[:1]}
+    reference = problems.first_training_step(history)
     features = data.x_train.shape[1]
     flops = 3 * 2.0 * n * (features * net.width + net.depth * net.width**2 + net.width * data.classes)
     nbytes = 4.0 * 3 * net.depth * (net.width**2 + net.width)  # read, gradient written, update read/write
@@ -329,13 +298,12 @@ def bench_training(bench: Bench, peers_available: bool):
     peer_ms, notes = {}, {}
     torch_step = None
     if peers_available:
+        from benchmarks.peers.torch_eager import Autograd
+
         params = training.initial_parameters(net, features, data.classes, seed=0)
-        torch_step = torch_training_step(net, data, params)
-        result = torch_step()
-        problems.LOG10_TOLERANCE.setdefault("loss", 1e-4)
-        problems.LOG10_TOLERANCE.setdefault("log10_grad_norms", 1e-3)
+        torch_step = Autograd.training_step(net, data, params, learning_rate=0.1)
         try:
-            diffs = problems.check_agreement(reference, result, "torch")
+            diffs = problems.check_agreement(reference, torch_step(), "torch")
             notes["torch_autograd"] = f"max |Δ| {max(diffs.values()):.1e}"
         except AssertionError as error:
             notes["torch_autograd"] = f"disagrees: {error}"

@@ -79,6 +79,26 @@ def test_rnn_gradient_norms_agree(peer, cell):
     problems.check_agreement(reference, result, peer.NAME)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed (benchmark-only)")
+def test_the_torch_training_step_records_what_vglab_train_records():
+    from benchmarks.peers.torch_eager import Autograd
+    from vglab import training
+
+    net = vglab.MLP(depth=6, width=32, activation="relu", init="he")
+    data = training.as_data("digits")
+    history = vglab.train(net, "digits", steps=1, batch_size=len(data.y_train), learning_rate=0.1)
+    params = training.initial_parameters(net, data.x_train.shape[1], data.classes, seed=0)
+    step = Autograd.training_step(net, data, params, learning_rate=0.1)
+    reference = problems.first_training_step(history)
+    first, again = step(), step()  # each call restarts from the same parameters
+    assert set(first) == set(problems.TRAINING_RECORDS)
+    problems.check_agreement(reference, first, "torch")
+    problems.check_agreement(reference, again, "torch")
+    wrong = dict(first, update_ratio=first["update_ratio"] * 1.01)  # a 1 % error in one record
+    with pytest.raises(AssertionError, match="update_ratio"):
+        problems.check_agreement(reference, wrong, "wrong")
+
+
 def test_work_counts():
     flops, moved = problems.gradient_norms_work(200, 256, 1)
     assert moved == 2 * 200 * 256 * 256 * 4  # the 52 MB weight bank, read forward and backward

@@ -37,7 +37,8 @@ from vglab.logspace import (
     graded_left_multiply,
     graded_log_singular_values,
     renormalise_rms,
-    renormalise_unit,
+    renormalise_rms_logged,
+    renormalise_unit_logged,
     scaled_add,
 )
 from vglab.networks import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
@@ -219,8 +220,7 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth):
             u, s, post_y, post_rho = _layernorm(u, s)
             trace = trace._replace(post_y=trace.post_y.at[l].set(post_y),
                                    post_rho=trace.post_rho.at[l].set(post_rho))
-        u, s = renormalise_rms(u, s)
-        log_rms = s + jnp.log(jnp.sqrt(jnp.mean(u * u)))
+        u, s, log_rms = renormalise_rms_logged(u, s)
         trace = trace._replace(dphi=trace.dphi.at[l].set(dphi), inputs=trace.inputs.at[l].set(u_in),
                                log_input_scale=trace.log_input_scale.at[l].set(s_in),
                                log_rms=trace.log_rms.at[l].set(log_rms))
@@ -237,8 +237,10 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
     alpha = jnp.exp(scalars.log_alpha)
     log_grad_h = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
     log_grad_w = jnp.full((capacity,), -jnp.inf, jnp.float32)
-    v, r = renormalise_unit(g, jnp.float32(0.0))
-    log_grad_h = log_grad_h.at[depth].set(r + jnp.log(jnp.linalg.norm(v)))
+    v, r, log_norm_g = renormalise_unit_logged(g, jnp.float32(0.0))
+    log_grad_h = log_grad_h.at[depth].set(log_norm_g)
+    # log ‖x_l‖ of every layer's input (e^{s_l} x̃_l), one reduction over the whole trace instead of one per step.
+    log_input_norms = trace.log_input_scale + jnp.log(jnp.linalg.norm(trace.inputs, axis=1))
 
     def layer(i, carry):
         v, r, log_grad_h, log_grad_w = carry
@@ -246,8 +248,7 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
         if structure.norm == "post":
             v, r = _layernorm_transpose(v, trace.post_y[l]), r - trace.post_rho[l]
         branch = alpha * trace.dphi[l] * v  # ∂L/∂z_l up to e^r
-        log_w = r + jnp.log(jnp.linalg.norm(branch)) + trace.log_input_scale[l] \
-            + jnp.log(jnp.linalg.norm(trace.inputs[l]))
+        log_w = r + jnp.log(jnp.linalg.norm(branch)) + log_input_norms[l]
         # Wᵀ·branch written as branch·W: XLA:CPU runs a transposed matvec ~4x slower than a row-vector product.
         t, r_t = scalars.weight_scale * (branch @ weights[l]), r
         if structure.norm == "pre":
@@ -256,8 +257,8 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
             v, r = scaled_add(v, r, t, r_t)
         else:
             v, r = t, r_t
-        v, r = renormalise_unit(v, r)
-        log_grad_h = log_grad_h.at[l].set(r + jnp.log(jnp.linalg.norm(v)))
+        v, r, log_norm_v = renormalise_unit_logged(v, r)
+        log_grad_h = log_grad_h.at[l].set(log_norm_v)
         log_grad_w = log_grad_w.at[l].set(log_w)
         return v, r, log_grad_h, log_grad_w
 

@@ -15,16 +15,31 @@ import numpy as np
 
 def renormalise_rms(u, s):
     """(u, s) → (u/ρ, s + log ρ) with ρ = RMS(u), so the returned u has RMS 1 (or stays 0 if u = 0)."""
+    return renormalise_rms_logged(u, s)[:2]
+
+
+def renormalise_rms_logged(u, s):
+    """``renormalise_rms`` and log RMS(e^s u) from the same reduction: (u/ρ, s + log ρ, s + log ρ), the last
+    −inf for u = 0 (where the scale stays s)."""
     rms = jnp.sqrt(jnp.mean(u * u))
-    safe = jnp.where(rms > 0.0, rms, 1.0)
-    return u / safe, s + jnp.log(safe)
+    return _divide_out(u, s, rms)
 
 
 def renormalise_unit(v, r):
     """(v, r) → (v/‖v‖, r + log ‖v‖), so the returned v has unit Euclidean norm (or stays 0 if v = 0)."""
-    norm = jnp.linalg.norm(v)
-    safe = jnp.where(norm > 0.0, norm, 1.0)
-    return v / safe, r + jnp.log(safe)
+    return renormalise_unit_logged(v, r)[:2]
+
+
+def renormalise_unit_logged(v, r):
+    """``renormalise_unit`` and log ‖e^r v‖₂ from the same reduction: (v/‖v‖, r + log ‖v‖, r + log ‖v‖), the
+    last −inf for v = 0 (where the scale stays r)."""
+    return _divide_out(v, r, jnp.linalg.norm(v))
+
+
+def _divide_out(x, s, size):
+    safe = jnp.where(size > 0.0, size, 1.0)
+    scale = s + jnp.log(safe)
+    return x / safe, scale, jnp.where(size > 0.0, scale, -jnp.inf)
 
 
 def log_norm(v, r):

@@ -217,11 +217,11 @@ def _log10_norms(stack):
 def _train_step(structure, params, state, step, key, x_train, y_train, batch_size, learning_rate, clip_norm,
                 alpha, slope):
     n = x_train.shape[0]
-    if batch_size == n:
-        idx = jnp.arange(n)
+    if batch_size == n:  # the full batch, in order: no gather
+        x, y = x_train, y_train
     else:
         idx = jax.random.choice(jax.random.fold_in(key, step), n, (batch_size,), replace=False)
-    x, y = x_train[idx], y_train[idx]
+        x, y = x_train[idx], y_train[idx]
     (loss, (accuracy, dead)), grads = jax.value_and_grad(
         lambda p: _loss(structure, p, x, y, alpha, slope), has_aux=True)(params)
     grad_norm = _global_norm(grads)

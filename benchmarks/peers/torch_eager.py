@@ -246,3 +246,54 @@ class Autograd:
                 "saturated_fraction": (abs_dphi <= 0.1 * p["sup_dphi"]).to(torch.float32).mean(-1).cpu().numpy(),
                 "dead_fraction": (abs_dphi == 0.0).to(torch.float32).mean(-1).cpu().numpy(),
             }
+
+    @staticmethod
+    def training_step(net, data, params, learning_rate: float):
+        """One full-batch SGD step of ``vglab.train``'s classifier (ReLU body, no residual or norm) from
+        ``params``, recording what ``vglab.train`` records for a step: loss and accuracy before the update,
+        ‖∂loss/∂W_l‖_F per body layer and over all parameters, ‖ΔW_l‖_F/‖W_l‖_F, the share of units with
+        φ′(z) = 0 on the whole batch, and whether loss, gradient and new parameters are finite.  Returns a
+        callable; every call restarts from ``params`` (restored from a copy on the same device)."""
+        if net.activation != "relu" or net.residual or net.norm is not None:
+            raise ValueError("the training-step peer implements the plain ReLU body")
+        t = {k: torch.tensor(np.asarray(v), requires_grad=True, device=DEVICE) for k, v in params._asdict().items()}
+        start = {k: v.detach().clone() for k, v in t.items()}
+        x = torch.from_numpy(np.asarray(data.x_train, np.float32)).to(DEVICE)
+        y = torch.from_numpy(np.asarray(data.y_train, np.int64)).to(DEVICE)
+
+        def step():
+            for v in t.values():
+                v.grad = None
+            h = x @ t["inputs"]
+            dead = []
+            for layer in range(net.depth):
+                z = h @ t["weights"][layer].T + t["biases"][layer]
+                dead.append(~(z.detach() > 0.0).any(dim=0))  # ReLU′(z) = 0 on every example
+                h = torch.relu(z)
+            logits = h @ t["readout"] + t["readout_bias"]
+            loss = torch.nn.functional.cross_entropy(logits, y)
+            loss.backward()
+            with torch.no_grad():
+                grad_norms = torch.linalg.vector_norm(t["weights"].grad, dim=(1, 2))
+                global_norm = torch.sqrt(sum(torch.sum(v.grad * v.grad) for v in t.values()))
+                update_ratio = learning_rate * grad_norms / torch.linalg.vector_norm(t["weights"], dim=(1, 2))
+                for v in t.values():
+                    v -= learning_rate * v.grad
+                finite = torch.isfinite(loss) & torch.isfinite(global_norm) \
+                    & torch.isfinite(torch.sqrt(sum(torch.sum(v * v) for v in t.values())))
+                record = {
+                    "loss": loss.reshape(1),
+                    "accuracy": (logits.argmax(dim=1) == y).to(torch.float32).mean().reshape(1),
+                    "log10_grad_norms": torch.log10(grad_norms)[None],
+                    "log10_global_grad_norm": torch.log10(global_norm).reshape(1),
+                    "update_ratio": update_ratio[None],
+                    "dead_fraction": torch.stack(dead).to(torch.float32).mean(dim=1)[None],
+                }
+                record = {k: v.cpu().numpy() for k, v in record.items()}
+                if not bool(finite):
+                    raise FloatingPointError("the step diverged")
+                for k, v in start.items():  # restart from the same point each call
+                    t[k].copy_(v)
+            return record
+
+        return step

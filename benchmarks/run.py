@@ -18,6 +18,7 @@ machine, the date and the command), with ``benchmarks/results.png`` and ``benchm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gc
 import json
@@ -139,6 +140,50 @@ def floor_ms(floor: dict, flops: float, nbytes: float) -> tuple[float, str]:
     compute = flops / (floor["matmul_gflops"] * 1e9)
     memory = nbytes / (floor["bandwidth_gbs"] * 1e9)
     return 1e3 * max(compute, memory), ("memory" if memory >= compute else "compute")
+
+
+@exact_jit
+def _matvec_chain(weights, u):
+    """tanh(W_l u) forward then tanh(u W_l) back through every layer: the weight traffic of gradient norms,
+    nothing else."""
+    depth = weights.shape[0]
+    u = jax.lax.fori_loop(0, depth, lambda l, u: jnp.tanh(weights[l] @ u), u)
+    return jax.lax.fori_loop(0, depth, lambda i, u: jnp.tanh(u @ weights[depth - 1 - i]), u)
+
+
+QR_REPEATS = 10
+
+
+@exact_jit
+def _qr_chain(a):
+    """``QR_REPEATS`` dependent QR factorisations with Q formed, as ``vglab.jacobian_spectrum`` takes them."""
+    return jax.lax.fori_loop(0, QR_REPEATS, lambda i, m: jnp.linalg.qr(m)[0] + 1e-3 * a, a)
+
+
+def measure_ceilings(floor: dict, budget_s: float) -> dict:
+    """What the building blocks vglab compiles to reach on this machine, bounding what any program built of
+    them can reach: the bandwidth of a jit'ed chain of matrix–vector products (depth 200, width 256, forward
+    and back, as gradient norms do) and the rate of the n×n QR factorisations (Q formed, the faster of
+    single-threaded and threaded LAPACK on the CPU) that take 16/3 of the spectrum's 34/3 n³ per layer."""
+    rng = np.random.default_rng(0)
+    weights = jnp.asarray(rng.standard_normal((200, 256, 256), np.float32) / 16.0)
+    u = jnp.ones(256, jnp.float32)
+    mats = {n: jnp.asarray(rng.standard_normal((n, n), np.float32)) for n in (256, 512)}
+    qr_fns = {f"qr{n}": (lambda m=m: _qr_chain(m).block_until_ready()) for n, m in mats.items()}
+    times = {}
+    for threads, context in (("one", jacobians.single_threaded_lapack), ("default", contextlib.nullcontext)):
+        fns = qr_fns | ({"chain": lambda: _matvec_chain(weights, u).block_until_ready()} if threads == "one" else {})
+        with context():
+            for fn in fns.values():
+                fn()
+            for k, v in interleaved(fns, budget_s / 2, min_reps=3, max_reps=15).items():
+                times[k] = min(times.get(k, math.inf), statistics.median(v))
+    out = {"chain_gbs": 2 * weights.nbytes / times["chain"] / 1e9,
+           "qr_gflops": {n: QR_REPEATS * 8 / 3 * n**3 / times[f"qr{n}"] / 1e9 for n in mats}}
+    out["memory_multiple"] = floor["bandwidth_gbs"] / out["chain_gbs"]
+    mm = floor["matmul_gflops"]
+    out["spectrum_fraction"] = {n: (34 / 3) / ((16 / 3) / q + 6 / mm) / mm for n, q in out["qr_gflops"].items()}
+    return out
 
 
 # --------------------------------------------------------------------------------------------- workloads
@@ -424,7 +469,9 @@ def machine() -> dict:
             "numpy": np.__version__, "load_average_1_5_15": [round(x, 2) for x in load]}
 
 
-def goals(rows, inter) -> list[tuple[str, str, str]]:
+def goals(rows, inter, ceilings: dict | None = None) -> list[tuple[str, str, str]]:
+    """(goal, what was measured, verdict) for each goal of issue 7; ``ceilings`` (``measure_ceilings``) adds
+    the best any program built of vglab's compiled building blocks could reach here."""
     out = []
 
     def find(workload, config):
@@ -450,12 +497,19 @@ def goals(rows, inter) -> list[tuple[str, str, str]]:
     out.append(("memory-bound workloads within 1.5× of the bandwidth floor (floor > 0.5 ms)",
                 f"{len(within)} of {len(memory)}; " + "; ".join(
                     f"{r['workload']} {r['config']}: {r['ms']['vglab'] / r['floor_ms']:.1f}×" for r in memory[:8])
+                + (f"; ceiling: a jit'ed chain of matrix–vector products streams {ceilings['chain_gbs']:.1f} GB/s "
+                   f"here, {ceilings['memory_multiple']:.1f}× the floor's time at best" if ceilings else "")
                 if memory else "no workload here has a memory floor above 0.5 ms",
                 ("met" if len(within) == len(memory) else "not met") if memory else "n/a"))
     spectra = [r for r in rows if r["workload"] == "Jacobian spectrum"]
     if spectra:
         parts = [f"{r['config']}: {r['gflops']:.1f} GFLOP/s" for r in spectra]
         ok = all(r["fraction_of_floor"] >= 0.6 for r in spectra)
+        if ceilings:
+            q, f = ceilings["qr_gflops"], ceilings["spectrum_fraction"]
+            parts.append("ceiling: QR (Q formed) at " + " / ".join(f"{q[n]:.0f}" for n in sorted(q))
+                         + " GFLOP/s (n = " + " / ".join(str(n) for n in sorted(q)) + ") caps the algorithm at "
+                         + " / ".join(f"{100 * f[n]:.0f}" for n in sorted(f)) + " % of the matmul rate")
         out.append(("spectra ≥ 60 % of the measured matmul rate", "; ".join(parts), "met" if ok else "not met"))
     out.append(("depth changes cost no compile",
                 f"{inter['depth_change_compiles']} compiles over {len(inter['depths'])} new depths "
@@ -488,6 +542,19 @@ def markdown(results) -> str:
         f"max(FLOP / {fl['matmul_gflops']:.0f} GFLOP/s, bytes / {fl['bandwidth_gbs']:.1f} GB/s).",
         "",
     ]
+    if results.get("ceilings"):
+        c = results["ceilings"]
+        q, f = c["qr_gflops"], c["spectrum_fraction"]
+        lines += [
+            "**Ceilings** (what vglab's compiled building blocks reach here, bounding any program made of them): "
+            f"a jit'ed chain of matrix–vector products (depth 200, width 256, forward and back) streams "
+            f"{c['chain_gbs']:.1f} GB/s, so a one-seed gradient-norm workload takes at least "
+            f"{c['memory_multiple']:.1f}× its bandwidth floor; an n×n QR with Q formed (LAPACK, the faster of one "
+            "thread and the default threads) runs at " + ", ".join(f"{q[n]:.0f} GFLOP/s (n = {n})" for n in q)
+            + ", which caps the exact spectrum (16/3 n³ of its 34/3 n³ per layer in QR, the rest at the matmul "
+            "rate) at " + ", ".join(f"{100 * f[n]:.0f} % (n = {n})" for n in f) + " of the matmul rate.",
+            "",
+        ]
     if results.get("missing"):
         lines += ["Peers not run: " + "; ".join(f"{k}: {v}" for k, v in results["missing"].items()), ""]
     lines += ["| workload | configuration | MFLOP | MB | floor ms (bound) | **vglab ms** | of floor "
@@ -612,13 +679,15 @@ def main(argv=None):
     print(json.dumps({k: v for k, v in floor.items() if k != "best_of_runs"}, indent=None), flush=True)
     refloor(bench.rows, floor)
     print(json.dumps(inter), flush=True)
+    ceilings = measure_ceilings(floor, budget)
+    print(json.dumps(ceilings), flush=True)
     names = output_names(jax.default_backend(), args.quick)
     results = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "command": command,
                "machine": machine(), "load_start": load_start, "floor": floor, "rows": bench.rows,
-               "interactivity": inter, "missing": missing,
+               "interactivity": inter, "ceilings": ceilings, "missing": missing,
                "plot": names["plot"],
                "peer_versions": ", ".join(sorted({p.version() for p in peers if p.NAME != "numpy"}))}
-    results["goals"] = goals(bench.rows, inter)
+    results["goals"] = goals(bench.rows, inter, ceilings)
     results["elapsed_s"] = time.perf_counter() - started
     for goal, measured, verdict in results["goals"]:
         print(f"[{verdict}] {goal}: {measured}")

@@ -142,3 +142,29 @@ def test_goals_say_n_a_when_no_workload_is_memory_bound():
     memory_row = dict(row, bound="memory", floor_ms=1.0)
     verdicts = {goal: verdict for goal, _, verdict in run.goals([memory_row], inter)}
     assert verdicts["memory-bound workloads within 1.5× of the bandwidth floor (floor > 0.5 ms)"] == "not met"
+
+
+def test_goals_state_the_ceilings_of_the_building_blocks():
+    from benchmarks import run
+
+    floor = {"bandwidth_gbs": 33.0, "matmul_gflops": 200.0}
+    ceilings = run.measure_ceilings(floor, budget_s=0.5)
+    assert ceilings["memory_multiple"] == pytest.approx(33.0 / ceilings["chain_gbs"])
+    for n, rate in ceilings["qr_gflops"].items():
+        # 34/3 n³ per layer: 16/3 n³ at the QR rate, 6 n³ at the matmul rate.
+        seconds_per_n3 = (16 / 3) / rate + 6 / 200.0
+        assert ceilings["spectrum_fraction"][n] == pytest.approx((34 / 3) / seconds_per_n3 / 200.0)
+        assert 0.0 < ceilings["spectrum_fraction"][n] < (34 / 3) / 6  # the cap with an infinitely fast QR
+    fixed = {"chain_gbs": 15.0, "memory_multiple": 2.2, "qr_gflops": {256: 31.0, 512: 40.0},
+             "spectrum_fraction": {256: 0.28, 512: 0.35}}
+    rows = [{"workload": "gradient norms", "config": "depth 200, width 256, 1 seed", "ms": {"vglab": 10.0},
+             "bound": "memory", "floor_ms": 3.0, "fraction_of_floor": 0.3, "gflops": 5.0},
+            {"workload": "Jacobian spectrum", "config": "depth 50, width 256", "ms": {"vglab": 300.0},
+             "bound": "compute", "floor_ms": 50.0, "fraction_of_floor": 0.17, "gflops": 32.0}]
+    inter = {"depth_change_compiles": 0, "depths": [3], "depth_change_ms": 9.0, "dashboard_compiles": 0}
+    measured = {goal: text for goal, text, _ in run.goals(rows, inter, fixed)}
+    assert "streams 15.0 GB/s here, 2.2× the floor's time at best" in measured[
+        "memory-bound workloads within 1.5× of the bandwidth floor (floor > 0.5 ms)"]
+    assert "QR (Q formed) at 31 / 40 GFLOP/s (n = 256 / 512) caps the algorithm at 28 / 35 %" in measured[
+        "spectra ≥ 60 % of the measured matmul rate"]
+    assert "ceiling" not in " ".join(text for _, text, _ in run.goals(rows, inter))

@@ -38,8 +38,7 @@ def renormalise_unit_logged(v, r):
 
 def _divide_out(x, s, size):
     safe = jnp.where(size > 0.0, size, 1.0)
-    scale = s + jnp.log(safe)
-    return x / safe, scale, jnp.where(size > 0.0, scale, -jnp.inf)
+    return x / safe, s + jnp.log(safe), s + jnp.log(size)  # log 0 = −inf; a NaN size stays NaN
 
 
 def log_norm(v, r):

@@ -142,6 +142,9 @@ def floor_ms(floor: dict, flops: float, nbytes: float) -> tuple[float, str]:
     return 1e3 * max(compute, memory), ("memory" if memory >= compute else "compute")
 
 
+BARE_CHAIN = "bare_chain"  # the name a row's ``bounds_ms`` gives the time of ``_matvec_chain``
+
+
 @exact_jit
 def _matvec_chain(weights, u):
     """tanh(W_l u) forward then tanh(u W_l) back through every layer: the matrix–vector products of one-seed
@@ -167,9 +170,6 @@ def spectrum_ceiling(qr_gflops: float, matmul_gflops: float) -> float:
     return (34 / 3) / ((16 / 3) / qr_gflops + 6 / matmul_gflops) / matmul_gflops
 
 
-BARE_CHAIN = "bare_chain"
-
-
 def measure_ceilings(floor: dict, budget_s: float) -> dict:
     """The rate of the n×n QR factorisations (Q formed; n = 256, 512; the faster of single-threaded and threaded
     LAPACK on the CPU) that take 16/3 of the spectrum's 34/3 n³ per layer (``qr_gflops``), and the share of the
@@ -180,7 +180,9 @@ def measure_ceilings(floor: dict, budget_s: float) -> dict:
     times = {}
     for context in (jacobians.single_threaded_lapack, contextlib.nullcontext):
         with context():
-            first = {k: timed(fn)[1] for k, fn in fns.items() for _ in range(2)}
+            for fn in fns.values():
+                fn()  # compiled, and LAPACK's threads set up
+            first = {k: timed(fn)[1] for k, fn in fns.items()}
             for k, v in interleaved(fns, budget_s / 2, min_reps=3, max_reps=15, first=first).items():
                 times[k] = min(times.get(k, math.inf), statistics.median(v))
     qr = {n: QR_REPEATS * 8 / 3 * n**3 / times[f"qr{n}"] / 1e9 for n in mats}
@@ -484,11 +486,15 @@ def machine() -> dict:
             "numpy": np.__version__, "load_average_1_5_15": [round(x, 2) for x in load]}
 
 
+def memory_bound_rows(rows) -> list[dict]:
+    """The rows the memory goal judges: memory-bound, with a floor above 0.5 ms."""
+    return [r for r in rows if r["bound"] == "memory" and r["floor_ms"] > 0.5]
+
+
 def chain_ceiling(rows) -> str:
     """What the bare matrix–vector products (``bounds_ms``, timed in the same rounds as vglab) of each one-seed
     memory-bound row take against its bandwidth floor; "" when none was timed."""
-    timed_rows = [r for r in rows if r["bound"] == "memory" and r["floor_ms"] > 0.5 and BARE_CHAIN in
-                  r.get("bounds_ms", {})]
+    timed_rows = [r for r in memory_bound_rows(rows) if BARE_CHAIN in r.get("bounds_ms", {})]
     if not timed_rows:
         return ""
     multiples = {r["config"].removesuffix(", 1 seed"): r["bounds_ms"][BARE_CHAIN] / r["floor_ms"] for r in timed_rows}
@@ -496,6 +502,14 @@ def chain_ceiling(rows) -> str:
             f"no bookkeeping, timed in the same rounds) already take {min(multiples.values()):.1f}–"
             f"{max(multiples.values()):.1f}× its bandwidth floor ("
             + "; ".join(f"{k}: {v:.1f}×" for k, v in multiples.items()) + ")")
+
+
+def qr_ceiling(ceilings: dict) -> str:
+    """The QR rates ``measure_ceilings`` found and the cap they put on the spectrum, in one phrase."""
+    q, f = ceilings["qr_gflops"], ceilings["spectrum_fraction"]
+    return ("QR (Q formed) at " + " / ".join(f"{q[n]:.0f}" for n in sorted(q)) + " GFLOP/s (n = "
+            + " / ".join(str(n) for n in sorted(q)) + ") caps the algorithm at "
+            + " / ".join(f"{100 * f[n]:.0f}" for n in sorted(f)) + " % of the matmul rate")
 
 
 def goals(rows, inter, ceilings: dict | None = None) -> list[tuple[str, str, str]]:
@@ -521,12 +535,13 @@ def goals(rows, inter, ceilings: dict | None = None) -> list[tuple[str, str, str
                 + ("" if not beaten else "; slower than: " + "; ".join(
                     f"{k} on {w} ({c}) at {x:.2f}×" for w, c, k, x in beaten)),
                 "met" if not beaten else "not met"))
-    memory = [r for r in rows if r["bound"] == "memory" and r["floor_ms"] > 0.5]
+    memory = memory_bound_rows(rows)
+    chain = chain_ceiling(rows)
     within = [r for r in memory if r["ms"]["vglab"] <= 1.5 * r["floor_ms"]]
     out.append(("memory-bound workloads within 1.5× of the bandwidth floor (floor > 0.5 ms)",
                 f"{len(within)} of {len(memory)}; " + "; ".join(
                     f"{r['workload']} {r['config']}: {r['ms']['vglab'] / r['floor_ms']:.1f}×" for r in memory[:8])
-                + (f"; ceiling: {chain_ceiling(rows)}" if chain_ceiling(rows) else "")
+                + (f"; ceiling: {chain}" if chain else "")
                 if memory else "no workload here has a memory floor above 0.5 ms",
                 ("met" if len(within) == len(memory) else "not met") if memory else "n/a"))
     spectra = [r for r in rows if r["workload"] == "Jacobian spectrum"]
@@ -534,10 +549,7 @@ def goals(rows, inter, ceilings: dict | None = None) -> list[tuple[str, str, str
         parts = [f"{r['config']}: {r['gflops']:.1f} GFLOP/s" for r in spectra]
         ok = all(r["fraction_of_floor"] >= 0.6 for r in spectra)
         if ceilings:
-            q, f = ceilings["qr_gflops"], ceilings["spectrum_fraction"]
-            parts.append("ceiling: QR (Q formed) at " + " / ".join(f"{q[n]:.0f}" for n in sorted(q))
-                         + " GFLOP/s (n = " + " / ".join(str(n) for n in sorted(q)) + ") caps the algorithm at "
-                         + " / ".join(f"{100 * f[n]:.0f}" for n in sorted(f)) + " % of the matmul rate")
+            parts.append(f"ceiling: {qr_ceiling(ceilings)}")
         out.append(("spectra ≥ 60 % of the measured matmul rate", "; ".join(parts), "met" if ok else "not met"))
     out.append(("depth changes cost no compile",
                 f"{inter['depth_change_compiles']} compiles over {len(inter['depths'])} new depths "
@@ -571,15 +583,13 @@ def markdown(results) -> str:
         "",
     ]
     if results.get("ceilings"):
-        c = results["ceilings"]
-        q, f = c["qr_gflops"], c["spectrum_fraction"]
+        chain = chain_ceiling(rows)
         lines += [
             "**Ceilings** (what vglab's compiled building blocks take here, bounding any program made of them): "
-            + (f"{chain_ceiling(rows)}; " if chain_ceiling(rows) else "")
-            + "an n×n QR with Q formed (LAPACK, the faster of one thread and the default threads) runs at "
-            + ", ".join(f"{q[n]:.0f} GFLOP/s (n = {n})" for n in q)
-            + ", which caps the exact spectrum (16/3 n³ of its 34/3 n³ per layer in QR, the rest at the matmul "
-            "rate) at " + ", ".join(f"{100 * f[n]:.0f} % (n = {n})" for n in f) + " of the matmul rate.",
+            + (f"{chain}; " if chain else "") + qr_ceiling(results["ceilings"])
+            + " (the exact spectrum spends 16/3 n³ of its 34/3 n³ per layer in two n×n QRs with Q formed, "
+            "timed through LAPACK, the faster of one thread and the default threads; the rest is counted at the "
+            "matmul rate).",
             "",
         ]
     if results.get("missing"):

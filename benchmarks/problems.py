@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import vglab
-from vglab import jacobians, recurrent
+from vglab.models import jacobians, recurrent
 
 FLOAT32 = 4
 
@@ -68,7 +68,7 @@ def gradient_norms_work(depth: int, width: int, n_seeds: int) -> tuple[float, fl
 
 
 def spectrum_work(depth: int, width: int) -> tuple[float, float]:
-    """(flops, bytes) of the exact spectrum by the graded QR chain (``vglab.jacobians._chain_step``), per
+    """(flops, bytes) of the exact spectrum by the graded QR chain (``vglab.models.jacobians._chain_step``), per
     layer: the product Ŵᵀ Q (2n³), two QR factorisations with Q formed (geqrf + orgqr, 8/3 n³ each) and two
     graded triangular products C·U (2n³ each): 34/3 n³ in all.  Bytes: the weights, read once."""
     n3 = float(width) ** 3

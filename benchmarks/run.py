@@ -41,8 +41,8 @@ import numpy as np  # noqa: E402
 import vglab  # noqa: E402
 from benchmarks import problems  # noqa: E402
 from benchmarks.peers import available_peers  # noqa: E402
-from vglab import jacobians, recurrent, transformer  # noqa: E402
-from vglab.compilation import CompileCounter, exact_jit  # noqa: E402
+from vglab.core.compilation import CompileCounter, exact_jit  # noqa: E402
+from vglab.models import jacobians, recurrent, transformer  # noqa: E402
 
 MiB = 2**20
 PEER_BYTES_LIMIT = 320 * MiB  # peers each hold their own copy of the weights: keep the shared machine alive
@@ -414,7 +414,7 @@ def bench_interactivity(counter: CompileCounter) -> dict:
     import matplotlib
 
     matplotlib.use("Agg")
-    from vglab.dashboards import GradientDashboard
+    from vglab.lab.dashboards import GradientDashboard
 
     dash = GradientDashboard(depth=200, width=256, n_seeds=4, max_depth=256, controls=("depth",),
                              panels=("gradient", "weights"))
@@ -429,7 +429,7 @@ def bench_interactivity(counter: CompileCounter) -> dict:
     out["dashboard_draw_share"] = out["dashboard_draw_ms"] / (out["dashboard_compute_ms"] + out["dashboard_draw_ms"])
     out["dashboard_compiles"] = counter.count - before
     out["dashboard"] = "GradientDashboard(depth=200, width=256, n_seeds=4, panels=('gradient', 'weights'))"
-    # The live path renders frames itself (vglab.plots.BlitFrames): depth steps that keep the axis limits
+    # The live path renders frames itself (vglab.lab.plots.BlitFrames): depth steps that keep the axis limits
     # redraw only the curves over the saved background.
     frames, kinds = [], []
     for depth in range(190, 201):

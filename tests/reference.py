@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vglab import jacobians
-from vglab.networks import LAYERNORM_EPS
+from vglab.models import jacobians
+from vglab.models.mlp import LAYERNORM_EPS
 
 jax.config.update("jax_enable_x64", True)  # the references run in float64; the engine keeps float32
 

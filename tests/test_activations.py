@@ -7,7 +7,7 @@ import pytest
 
 import vglab
 from tests import reference  # noqa: F401  (enables float64 for the references below)
-from vglab.activations import ACTIVATIONS, GELU_SUP_DERIVATIVE
+from vglab.core.activations import ACTIVATIONS, GELU_SUP_DERIVATIVE
 
 X = np.concatenate([np.linspace(-60, 60, 2401), [-1e-30, 0.0, 1e-30]])
 

@@ -3,8 +3,8 @@
 import numpy as np
 
 import vglab
-from vglab import jacobians
-from vglab.compilation import CompileCounter
+from vglab.core.compilation import CompileCounter
+from vglab.models import jacobians
 
 COUNTER = CompileCounter()
 
@@ -98,7 +98,7 @@ def test_exact_jit_overrides_a_callers_lower_default_precision(tmp_path):
     import jax
     import jax.numpy as jnp
 
-    from vglab.compilation import exact_jit
+    from vglab.core.compilation import exact_jit
 
     def product(a, b):
         return jnp.einsum("ij,jk->ik", a, b) @ b

@@ -23,8 +23,9 @@ from tests.live_canvas import (  # noqa: E402
     live_ipympl_canvas,
     pixels,
 )
-from vglab import plots, theory  # noqa: E402
-from vglab.dashboards import (  # noqa: E402
+from vglab import theory  # noqa: E402
+from vglab.lab import plots  # noqa: E402
+from vglab.lab.dashboards import (  # noqa: E402
     Dashboard,
     GradientDashboard,
     PhaseDiagramDashboard,
@@ -263,7 +264,7 @@ def test_an_invalid_value_shows_the_error_and_the_next_valid_value_recovers(dash
     updates = dash.updates
     data_before = dash.plotted()["gradient"]["mean"].copy()
     dash.set(seed=-1)  # an IntText: the value reaches the engine, which refuses it
-    assert dash.error_message == f"seed must be an integer in 0..{vglab.jacobians.MAX_SEED}, got -1"
+    assert dash.error_message == f"seed must be an integer in 0..{vglab.models.jacobians.MAX_SEED}, got -1"
     assert "seed must be an integer" in dash.error.value and dash.error.layout.display == "block"
     assert "error" in dash.status.value and dash.updates == updates
     np.testing.assert_array_equal(dash.plotted()["gradient"]["mean"], data_before)  # last good plot stays
@@ -453,7 +454,7 @@ def test_a_burst_of_frontend_slider_messages_in_a_real_kernel_computes_only_a_fe
 
         comm_id = run("""
             %matplotlib widget
-            from vglab.dashboards import GradientDashboard
+            from vglab.lab.dashboards import GradientDashboard
             d = GradientDashboard(depth=5, width=16, n_seeds=2, max_depth=64, controls=("depth",))
             print(d.controls["depth"].comm.comm_id, end="")
         """)

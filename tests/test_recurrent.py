@@ -9,8 +9,8 @@ import pytest
 
 import vglab
 from tests import reference  # noqa: F401  (enables float64 for the references below)
-from vglab import recurrent
-from vglab.compilation import CompileCounter
+from vglab.core.compilation import CompileCounter
+from vglab.models import recurrent
 
 RTOL_LOG = 1e-5  # on log10 values: the norms agree to ~2e-5 relative
 

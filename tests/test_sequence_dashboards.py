@@ -19,13 +19,13 @@ import pytest  # noqa: E402
 import vglab  # noqa: E402
 from tests.live_canvas import assert_frame_is_the_full_redraw, change, live_ipympl_canvas  # noqa: E402
 from tests.test_compilation import COUNTER  # noqa: E402
-from vglab import recurrent, transformer  # noqa: E402
-from vglab.sequence_dashboards import (  # noqa: E402
+from vglab.lab.sequence_dashboards import (  # noqa: E402
     RecurrentDashboard,
     TransformerDashboard,
     linear_closed_form,
     pascanu_bound,
 )
+from vglab.models import recurrent, transformer  # noqa: E402
 
 RNN_SMALL = dict(hidden=16, n_seeds=2, max_steps=300, hiddens=(16, 32))
 TRANSFORMER_SMALL = dict(width=32, n_seeds=2, max_depth=20, widths=(32,))
@@ -160,7 +160,7 @@ def test_a_burst_of_steps_changes_in_the_event_loop_computes_once_with_the_final
     (dict(cell="gru"), "unknown cell 'gru'"),
     (dict(hidden=48), "unknown hidden '48' (valid: 16, 32)"),
     (dict(forget_bias=9.0), "forget_bias must be a number in -3.0..6.0 on this dashboard, got 9.0"),
-    (dict(seed=-1), f"seed must be an integer in 0..{vglab.jacobians.MAX_SEED}, got -1"),
+    (dict(seed=-1), f"seed must be an integer in 0..{vglab.models.jacobians.MAX_SEED}, got -1"),
 ])
 def test_impossible_settings_are_shown_and_the_next_valid_one_recovers(rnn, values, message):
     rnn.set(cell="vanilla", steps=25, seed=0)

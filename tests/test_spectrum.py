@@ -68,7 +68,7 @@ def test_deep_graded_spectrum_matches_high_precision_product():
 
 
 def test_graded_resolver_on_a_known_spectrum_spanning_2000_decades():
-    from vglab.logspace import graded_log_singular_values
+    from vglab.core.logspace import graded_log_singular_values
 
     rng = np.random.default_rng(0)
     log_d = rng.permutation(np.linspace(0.0, -4600.0, 12))  # e^-4600 ≈ 1e-2000

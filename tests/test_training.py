@@ -10,7 +10,8 @@ import pytest
 
 import vglab
 from tests import reference  # noqa: F401  (enables float64 for the references below)
-from vglab import jacobians, training
+from vglab import training
+from vglab.models import jacobians
 
 DEEP = dict(depth=20, width=32)
 STEPS = 300

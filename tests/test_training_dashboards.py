@@ -16,8 +16,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import vglab  # noqa: E402
-from vglab import plots  # noqa: E402
-from vglab.training_dashboards import (  # noqa: E402
+from vglab.lab import plots  # noqa: E402
+from vglab.lab.training_dashboards import (  # noqa: E402
     TrainingDashboard,
     learning_layers_ratio,
     mean_update_ratio,
@@ -251,7 +251,7 @@ def test_stop_ends_a_background_run_and_keeps_its_history(dash):
 
 
 def test_a_background_run_shows_its_partial_history_then_the_whole_run(dash, monkeypatch):
-    from vglab import training_dashboards
+    from vglab.lab import training_dashboards
 
     monkeypatch.setattr(training_dashboards, "LIVE_REDRAW_SECONDS", 0.0)  # redraw after every step
     drawn, draw = [], dash.draw

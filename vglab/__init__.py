@@ -8,13 +8,13 @@ The numerical core (pure JAX, no plotting):
 """
 
 from vglab import datasets, theory
-from vglab.activations import ACTIVATIONS, sup_derivative
-from vglab.init import INITS
-from vglab.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
-from vglab.networks import MLP
-from vglab.recurrent import RNN
+from vglab.core.activations import ACTIVATIONS, sup_derivative
+from vglab.core.init import INITS
+from vglab.models.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
+from vglab.models.mlp import MLP
+from vglab.models.recurrent import RNN
+from vglab.models.transformer import Transformer
 from vglab.training import TrainingHistory, train
-from vglab.transformer import Transformer
 
 __version__ = "0.1.0"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vglab._validation import check_float, check_int
+from vglab.core.validation import check_float, check_int
 
 DATASETS = ("digits", "two_spirals")
 

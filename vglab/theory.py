@@ -31,8 +31,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import optimize, special
 
-from vglab._validation import check_choice, check_float, check_int
-from vglab.activations import ACTIVATIONS, sup_derivative
+from vglab.core.activations import ACTIVATIONS, sup_derivative
+from vglab.core.validation import check_choice, check_float, check_int
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(161)
 _WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)

@@ -1,6 +1,6 @@
 """Real training runs of an MLP, recording how every layer's gradient and weights move.
 
-The classifier wraps the MLP body (``vglab.networks``) between a linear input projection and a softmax
+The classifier wraps the MLP body (``vglab.models.mlp``) between a linear input projection and a softmax
 readout, so the body's layers are exactly those ``vglab.gradient_norms`` analyses (same draws for the same
 seed):
 
@@ -49,11 +49,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab import datasets as _datasets
-from vglab import init as _init
-from vglab._validation import check_choice, check_float, check_int
-from vglab.activations import ACTIVATIONS
-from vglab.compilation import exact_jit
-from vglab.networks import LAYERNORM_EPS, MLP
+from vglab.core import init as _init
+from vglab.core.activations import ACTIVATIONS
+from vglab.core.compilation import exact_jit
+from vglab.core.validation import check_choice, check_float, check_int
+from vglab.models.mlp import LAYERNORM_EPS, MLP
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DEFAULT_LEARNING_RATES = {"sgd": 0.1, "momentum": 0.01, "adam": 1e-3}

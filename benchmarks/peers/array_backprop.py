@@ -9,7 +9,7 @@ He-scaled activations).  Every function returns NumPy arrays with vglab's names,
 
 Exact Jacobian spectra use the same graded QR chain as vglab (Benettin et al. 1980; rows sorted by |φ′|
 before each QR, Cox & Higham 1998) and the same float64 final step
-(``vglab.logspace.graded_log_singular_values``, plain NumPy), so the numbers can be compared.
+(``vglab.core.logspace.graded_log_singular_values``, plain NumPy), so the numbers can be compared.
 
 The layout is the peer's own choice: weights are stored (L, S, n, n) so that layer l is one contiguous
 block for all seeds.
@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from vglab.logspace import graded_log_singular_values
+from vglab.core.logspace import graded_log_singular_values
 
 LN10 = math.log(10.0)
 
@@ -96,7 +96,7 @@ def mlp_gradient_norms(p, xp):
 
 
 def graded_left_multiply(xp, R, log_d, U):
-    """R · diag(e^{log_d}) · U as (log_d′, U′) with unit rows of U′ (``vglab.logspace``'s formula)."""
+    """R · diag(e^{log_d}) · U as (log_d′, U′) with unit rows of U′ (``vglab.core.logspace``'s formula)."""
     log_terms = xp.log(xp.abs(R)) + log_d[None, :]
     m = xp.max(log_terms, axis=1)
     m = xp.where(xp.isfinite(m), m, 0.0)

@@ -2,7 +2,7 @@
 
 Each ``jnp`` call is dispatched on its own (no tracing of the whole loop), which is what a user gets by
 porting NumPy code to JAX and not compiling it; arrays are float32 whatever ``jax_enable_x64`` says.
-Unlike a plain port, products run at full float32 precision (``vglab.compilation.exact_precision``), as vglab's
+Unlike a plain port, products run at full float32 precision (``vglab.core.compilation.exact_precision``), as vglab's
 do: at JAX's default an H100 computes them in TF32, and this peer's spectra then missed vglab's by 0.13 decades
 (benchmarks/README.md, GPU results) and could not be timed.
 """
@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.peers import array_backprop as _impl
-from vglab.compilation import exact_precision
+from vglab.core.compilation import exact_precision
 
 NAME = "jax_eager"
 LABEL = "JAX without jit"

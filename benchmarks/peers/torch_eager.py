@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import torch
 
-from vglab.logspace import graded_log_singular_values
+from vglab.core.logspace import graded_log_singular_values
 
 DEVICE = torch.device("cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu")
 torch.set_float32_matmul_precision("highest")  # no TF32 on CUDA (torch's default; stated, not assumed)

@@ -12,8 +12,8 @@ KERNEL_PROBE = '''
 def _vglab_view(check=False):
     import numpy as np
     import matplotlib.pyplot as plt
-    from vglab.dashboards import Dashboard
-    from vglab.plots import mean_and_band
+    from vglab.lab.dashboards import Dashboard
+    from vglab.lab.plots import mean_and_band
     given = globals().get("dash")
     board = given if isinstance(given, Dashboard) else [
         v for v in globals().values() if isinstance(v, Dashboard)][-1]

@@ -8,7 +8,7 @@
                  take screenshots.
 
 Everything the page is asked about is found by CSS classes that JupyterLab, ipywidgets, ipympl and
-``vglab.dashboards`` put on their elements (``.jp-Cell``, ``.widget-slider``, ``.noUi-handle``,
+``vglab.lab.dashboards`` put on their elements (``.jp-Cell``, ``.widget-slider``, ``.noUi-handle``,
 ``.widget-readout``, ``.jupyter-matplotlib``, ``.vglab-dashboard``, ``.vglab-control-<name>``,
 ``.vglab-status-text`` with its ``data-update`` counter and ``data-<state>`` attributes).
 """

@@ -314,7 +314,7 @@ class TestLayerNormalization(DashboardChecks):
 
 class TestExplodingGradients(DashboardChecks):
     NOTEBOOK = "07_exploding_gradients_and_clipping"
-    TRAINER = 1  # the second dashboard: vglab.training_dashboards.TrainingDashboard (``trainer``)
+    TRAINER = 1  # the second dashboard: vglab.lab.training_dashboards.TrainingDashboard (``trainer``)
 
     def test_train_button_runs_in_the_background_shows_divergence_and_stop_keeps_the_history(self, nb):
         board = nb.dashboard(self.TRAINER)
@@ -409,7 +409,7 @@ class TestTransformers(DashboardChecks):
 
 class TestTrainingDynamics(DashboardChecks):
     NOTEBOOK = "10_training_dynamics"
-    TRAINER = 1  # the second dashboard: vglab.training_dashboards.TrainingDashboard (``trainer``)
+    TRAINER = 1  # the second dashboard: vglab.lab.training_dashboards.TrainingDashboard (``trainer``)
 
     def test_sigmoid_first_layers_stay_put_and_the_modern_recipe_trains_every_layer(self, nb):
         board = nb.dashboard(self.TRAINER)

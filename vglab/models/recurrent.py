@@ -36,7 +36,7 @@ With ‖W‖₂ < 1 and |φ′| ≤ 1 the vanilla gradient shrinks at least like
 Bengio 2013); the LSTM's cell path multiplies by f_t only, so forget gates near 1 carry the gradient over
 hundreds of steps.
 
-The backward adjoints are carried as (ṽ, r) with v = e^r ṽ and renormalised every step (``vglab.logspace``),
+The backward adjoints are carried as (ṽ, r) with v = e^r ṽ and renormalised every step (``vglab.core.logspace``),
 and the vanilla forward state as (h̃, s) with h = e^s h̃, so T = 1000 with ρ = 0.5 (gradients ~1e-301) or a
 linear RNN with ρ = 2 (states ~1e301) is exact in float32.  The loops over time are ``lax.fori_loop`` with the
 number of steps as a dynamic trip count over a bank of inputs bucketed by capacity (64, 256, 1024, 4096,
@@ -56,12 +56,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vglab import init as _init
-from vglab._validation import check_choice, check_float, check_int
-from vglab.activations import ACTIVATIONS
-from vglab.compilation import exact_jit
-from vglab.jacobians import DEPTH_BUCKETS, SeededGradients, _check_seeds
-from vglab.logspace import LN10, renormalise_rms, renormalise_unit
+from vglab.core import init as _init
+from vglab.core.activations import ACTIVATIONS
+from vglab.core.compilation import exact_jit
+from vglab.core.logspace import LN10, renormalise_rms, renormalise_unit
+from vglab.core.validation import check_choice, check_float, check_int
+from vglab.models.jacobians import DEPTH_BUCKETS, SeededGradients, _check_seeds
 
 CELLS = ("vanilla", "lstm")
 MAX_STEPS = 10_000

@@ -1,7 +1,7 @@
 """Immutable, validated descriptions of the networks vglab studies.
 
 An ``MLP`` is a hashable value: it can key caches and be a static argument of ``jax.jit``.  It holds no
-weights; the weights are drawn from a seed by ``vglab.init`` when a computation needs them.
+weights; the weights are drawn from a seed by ``vglab.core.init`` when a computation needs them.
 
 Layer convention (l = 1..depth, every layer width × width, h_0 = x ~ N(0, I)):
 
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from vglab._validation import check_choice, check_float, check_int
-from vglab.activations import ACTIVATIONS
-from vglab.init import INITS, default_weight_std
+from vglab.core.activations import ACTIVATIONS
+from vglab.core.init import INITS, default_weight_std
+from vglab.core.validation import check_choice, check_float, check_int
 
 MAX_DEPTH = 10_000
 MAX_WIDTH = 4096

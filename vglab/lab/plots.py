@@ -1,6 +1,6 @@
 """Matplotlib drawing for the dashboards: artists are created once, then only their data change.
 
-No widgets here (``vglab.dashboards`` adds those); every class takes an ``Axes`` and owns a fixed set of
+No widgets here (``vglab.lab.dashboards`` adds those); every class takes an ``Axes`` and owns a fixed set of
 artists that ``update`` rewrites in place (``set_data``, ``set_verts``, ``set_array``), so a dashboard never
 adds a figure or an artist per slider step.
 

@@ -4,7 +4,7 @@ A ``Dashboard`` is
 
     controls  name → widget (sliders, dropdowns, checkboxes) whose values form ``.state``
     compute   state → result, pure, calls the vglab core (``vglab.gradient_norms`` …)
-    draw      result → None, rewrites the data of artists made once by ``vglab.plots``
+    draw      result → None, rewrites the data of artists made once by ``vglab.lab.plots``
     status    an HTML line (CSS class ``vglab-status``) rewritten after every redraw
     code      ``.code``: the vglab calls that reproduce the plot, shown by a "Show code" button
     errors    any exception in compute or draw is shown in the dashboard (CSS class ``vglab-error``); the last
@@ -61,10 +61,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import vglab
-from vglab import plots, theory
-from vglab._validation import check_choice
-from vglab.activations import ACTIVATIONS, sup_derivative
-from vglab.init import INITS, default_weight_std
+from vglab import theory
+from vglab.core.activations import ACTIVATIONS, sup_derivative
+from vglab.core.init import INITS, default_weight_std
+from vglab.core.validation import check_choice
+from vglab.lab import plots
 
 NORM_CHOICES = (("none", "none"), ("pre-LN", "pre"), ("post-LN", "post"))
 WIDTH_CHOICES = (16, 32, 64, 128, 256, 512)
@@ -950,7 +951,7 @@ def PhaseDiagramDashboard(**kwargs) -> GradientDashboard:  # noqa: N802 - reads 
 
 
 # Dashboards for recurrent nets, transformers and training runs live in their own modules (they import this
-# one); ``vglab.dashboards.RecurrentDashboard`` etc. reach them lazily.
+# one); ``vglab.lab.dashboards.RecurrentDashboard`` etc. reach them lazily.
 _ELSEWHERE = {"RecurrentDashboard": "sequence_dashboards", "TransformerDashboard": "sequence_dashboards",
               "TrainingDashboard": "training_dashboards"}
 
@@ -960,4 +961,4 @@ def __getattr__(name: str):
         import importlib
 
         return getattr(importlib.import_module(f"vglab.{_ELSEWHERE[name]}"), name)
-    raise AttributeError(f"module 'vglab.dashboards' has no attribute {name!r}")
+    raise AttributeError(f"module 'vglab.lab.dashboards' has no attribute {name!r}")

@@ -1,12 +1,12 @@
 """Exact per-layer gradients and input–output Jacobian spectra of an MLP, accumulated in log space.
 
-Conventions (see ``vglab.networks``): layers l = 1..L map h_{l-1} ↦ h_l, the loss is L = ⟨g, h_L⟩ so
+Conventions (see ``vglab.models.mlp``): layers l = 1..L map h_{l-1} ↦ h_l, the loss is L = ⟨g, h_L⟩ so
 ∂L/∂h_L = g, and the layer Jacobian is J_l = ∂h_l/∂h_{l-1}.  Backpropagation is the chain
 ∂L/∂h_{l-1} = J_lᵀ ∂L/∂h_l, and for the weights ∂L/∂W_l = (α φ′(z_l) ⊙ δ_l) ⊗ (input of W_l), a rank-one
 matrix whose Frobenius norm is the product of the two vectors' norms.
 
 Every activation, gradient and partial Jacobian product is carried as (x̃, s) with x = e^s x̃
-(``vglab.logspace``) and renormalised after each layer, so sigmoid at depth 1000 (‖∂L/∂h_0‖ ~ 1e-600) and
+(``vglab.core.logspace``) and renormalised after each layer, so sigmoid at depth 1000 (‖∂L/∂h_0‖ ~ 1e-600) and
 ReLU with σ_w = 4 at depth 500 (activations ~ 1e225) are computed in float32 without underflow or overflow.
 
 Speed: the loops over layers are ``lax.fori_loop`` with the depth as a *dynamic* trip count over a bank of
@@ -28,11 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vglab import init as _init
-from vglab._validation import check_int
-from vglab.activations import ACTIVATIONS
-from vglab.compilation import exact_jit
-from vglab.logspace import (
+from vglab.core import init as _init
+from vglab.core.activations import ACTIVATIONS
+from vglab.core.compilation import exact_jit
+from vglab.core.logspace import (
     LN10,
     graded_left_multiply,
     graded_log_singular_values,
@@ -41,7 +40,8 @@ from vglab.logspace import (
     renormalise_unit_logged,
     scaled_add,
 )
-from vglab.networks import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
+from vglab.core.validation import check_int
+from vglab.models.mlp import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
 
 # Largest float32 weight bank one call may hold (all seeds together).
 BANK_BUDGET_BYTES = 4 * 2**30
@@ -53,7 +53,7 @@ SATURATION_LEVEL = 0.1  # a unit counts as saturated where |φ′(z)| ≤ 0.1 ·
 
 # --------------------------------------------------------------------------------------------- weights
 class WeightBank(NamedTuple):
-    """Unit-variance draws for ``capacity`` layers of ``len(seeds)`` networks (see ``vglab.init``)."""
+    """Unit-variance draws for ``capacity`` layers of ``len(seeds)`` networks (see ``vglab.core.init``)."""
 
     weights: jax.Array  # (S, C, n, n)  Ŵ_l
     biases: jax.Array  # (S, C, n)     b̂_l
@@ -486,7 +486,7 @@ def jacobian_spectrum(net: MLP, seed: int = 0) -> JacobianSpectrum:
 
     The chain is accumulated from the output with a QR step per layer (Benettin et al. 1980):
     (J_L⋯J_l)ᵀ = Q_l T_l with T_l upper triangular held as diag(e^d) U, so no scale is ever formed; the
-    final T is resolved in float64 (``vglab.logspace.graded_log_singular_values``).
+    final T is resolved in float64 (``vglab.core.logspace.graded_log_singular_values``).
     """
     if not isinstance(net, MLP):
         raise ValueError(f"jacobian_spectrum expects a vglab.MLP, got {type(net).__name__}")

@@ -1,6 +1,6 @@
 """Live dashboards for sequence models: gradients through time (RNN, LSTM) and through transformer blocks.
 
-Both are ``vglab.dashboards.Dashboard`` subclasses (latest-value-only updates, in-place redraw, status line,
+Both are ``vglab.lab.dashboards.Dashboard`` subclasses (latest-value-only updates, in-place redraw, status line,
 code, save, errors: see that module) over the engines ``vglab.RNN`` and ``vglab.Transformer``:
 
     RecurrentDashboard    log10 ‖∂L/∂h_t‖ for t = 0..T (and, for the LSTM, the cell-state gradient
@@ -34,10 +34,11 @@ import ipywidgets as widgets
 import numpy as np
 
 import vglab
-from vglab import plots, recurrent, transformer
-from vglab._validation import check_choice, check_int
-from vglab.dashboards import NORM_CHOICES, Dashboard, _tidy, make_control, pin_buttons
-from vglab.jacobians import _check_seeds
+from vglab.core.validation import check_choice, check_int
+from vglab.lab import plots
+from vglab.lab.dashboards import NORM_CHOICES, Dashboard, _tidy, make_control, pin_buttons
+from vglab.models import recurrent, transformer
+from vglab.models.jacobians import _check_seeds
 from vglab.theory import linear_rnn_log10_grad as linear_closed_form
 from vglab.theory import pascanu_log10_bound as pascanu_bound
 

@@ -26,7 +26,7 @@ al. 2020, Fig. 3), while with pre-LN no block receives less than the output bloc
 flat, rising slowly toward the input where the stream is smallest and LN's Jacobian ∝ 1/‖h_l‖ largest).
 Residuals without LayerNorm let the stream grow block after block, and the gradient explodes toward the input.
 
-Exactness and range: the stream is carried as (h̃, s) with h = e^s h̃ (``vglab.logspace``) and renormalised
+Exactness and range: the stream is carried as (h̃, s) with h = e^s h̃ (``vglab.core.logspace``) and renormalised
 after every sublayer, and the backward adjoint as (ṽ, r) renormalised after every block.  The adjoint of one
 block is its exact vector–Jacobian product (``jax.vjp`` of the block in scaled form, with the renormalising
 scale held constant), so depth 1000 without residuals (gradients ~1e-350) stays finite in float32.
@@ -56,12 +56,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vglab._validation import check_choice, check_float, check_int
-from vglab.activations import ACTIVATIONS
-from vglab.compilation import exact_jit
-from vglab.jacobians import SeededGradients, _check_seeds
-from vglab.logspace import LN10, renormalise_unit, scaled_add
-from vglab.networks import LAYERNORM_EPS, _canonical_norm
+from vglab.core.activations import ACTIVATIONS
+from vglab.core.compilation import exact_jit
+from vglab.core.logspace import LN10, renormalise_unit, scaled_add
+from vglab.core.validation import check_choice, check_float, check_int
+from vglab.models.jacobians import SeededGradients, _check_seeds
+from vglab.models.mlp import LAYERNORM_EPS, _canonical_norm
 
 MAX_DEPTH = 1000
 MAX_WIDTH = 1024

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from vglab._validation import check_choice
+from vglab.core.validation import check_choice
 
 # exp() of more than this overflows float32 (e^88.7 ≈ 3.4e38); saturating activations are clamped below it.
 _MAX_EXP = 80.0

@@ -1,6 +1,6 @@
 """A live dashboard over ``vglab.train``: how every layer's gradient and weights move during a training run.
 
-``TrainingDashboard`` is a ``vglab.dashboards.Dashboard`` (same status line, error display, ``.state``,
+``TrainingDashboard`` is a ``vglab.lab.dashboards.Dashboard`` (same status line, error display, ``.state``,
 ``.set``, ``.result``, ``.plotted()``, ``.code``, ``.save``, pins) whose compute is a training run.  Its
 panels, left to right:
 
@@ -44,10 +44,13 @@ import ipywidgets as widgets
 import numpy as np
 
 import vglab
-from vglab import plots, training
-from vglab._validation import check_choice, check_float
-from vglab.activations import ACTIVATIONS
-from vglab.dashboards import (
+from vglab import training
+from vglab.core.activations import ACTIVATIONS
+from vglab.core.init import INITS, default_weight_std
+from vglab.core.validation import check_choice, check_float
+from vglab.datasets import DATASETS
+from vglab.lab import plots
+from vglab.lab.dashboards import (
     NORM_CHOICES,
     WIDTH_CHOICES,
     Dashboard,
@@ -57,8 +60,6 @@ from vglab.dashboards import (
     make_control,
     pin_buttons,
 )
-from vglab.datasets import DATASETS
-from vglab.init import INITS, default_weight_std
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
 CLIP_NORMS = (0.1, 0.3, 1.0, 3.0, 10.0)

@@ -1,0 +1,16 @@
+"""The lab layer: widgets and plots over the numerical core (ipywidgets, matplotlib, ipympl).
+
+    dashboards            Dashboard (the shell), GradientDashboard, PhaseDiagramDashboard, SpectrumDashboard
+    sequence_dashboards   RecurrentDashboard, TransformerDashboard
+    training_dashboards   TrainingDashboard
+    plots                 in-place matplotlib artists (log-profile plots, blitting)
+
+Notebooks import dashboards from here: ``from vglab.lab import GradientDashboard``.
+"""
+
+from vglab.lab.dashboards import Dashboard, GradientDashboard, PhaseDiagramDashboard, SpectrumDashboard
+from vglab.lab.sequence_dashboards import RecurrentDashboard, TransformerDashboard
+from vglab.lab.training_dashboards import TrainingDashboard
+
+__all__ = ["Dashboard", "GradientDashboard", "PhaseDiagramDashboard", "SpectrumDashboard", "RecurrentDashboard",
+           "TransformerDashboard", "TrainingDashboard"]

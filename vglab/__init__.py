@@ -2,6 +2,7 @@
 
 The numerical core (pure JAX, no plotting):
     MLP                 an immutable network description
+    Stack               your own network: a sequence of JAX blocks (functions, Equinox or Flax NNX modules)
     gradient_norms      exact per-layer ‖∂L/∂h_l‖ and ‖∂L/∂W_l‖, in log10
     jacobian_spectrum   exact singular values of ∂h_L/∂h_0, in log10
     theory              mean-field predictions and closed-form bounds
@@ -13,11 +14,12 @@ from vglab.core.init import INITS
 from vglab.models.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
 from vglab.models.mlp import MLP
 from vglab.models.recurrent import RNN
+from vglab.models.stack import Stack, StackGradientNorms, mlp_blocks
 from vglab.models.transformer import Transformer
 from vglab.training import TrainingHistory, train
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "Transformer", "GradientNorms", "JacobianSpectrum",
+__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "Transformer", "Stack", "StackGradientNorms", "mlp_blocks", "GradientNorms", "JacobianSpectrum",
            "gradient_norms", "jacobian_spectrum", "sup_derivative", "theory", "TrainingHistory", "train",
            "datasets"]

@@ -325,16 +325,21 @@ def _check_seeds(seed, n_seeds):
     return tuple(range(seed, seed + n_seeds))
 
 
-def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1) -> GradientNorms:
+def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1, loss=None) -> GradientNorms:
     """Exact per-layer gradient norms of L = ⟨g, h_L⟩ for networks drawn with seeds seed..seed+n_seeds−1.
 
     Seed i fixes the weights, biases, the input x ~ N(0, I) and g ~ N(0, I).  See ``GradientNorms``.
     """
     if not isinstance(net, MLP):
-        # Other architectures (vglab.RNN, vglab.Transformer) bring their own exact engine.
+        # Other architectures (vglab.RNN, vglab.Transformer, vglab.Stack) bring their own exact engine.
         own_engine = getattr(net, "_gradient_norms", None)
         if own_engine is None:
-            raise ValueError(f"gradient_norms expects a vglab.MLP, RNN or Transformer, got {type(net).__name__}")
+            raise ValueError(f"gradient_norms expects a vglab.MLP, RNN, Transformer or Stack, "
+                             f"got {type(net).__name__}")
+        if loss is not None:
+            if not hasattr(net, "blocks"):
+                raise ValueError("loss= is for a vglab.Stack; other models use L = <g, h_L>")
+            return own_engine(seed=seed, n_seeds=n_seeds, loss=loss)
         return own_engine(seed=seed, n_seeds=n_seeds)
     seeds = _check_seeds(seed, n_seeds)
     bank = weight_bank(seeds, net.width, net.orthogonal, net.depth)
@@ -367,6 +372,8 @@ def _layernorm_chain_step(Q, y, rho, log_d, U):
     J_LN = (1/σ)(I − 11ᵀ/n − yyᵀ/n) = (1/σ) V diag(1, …, 1, ε/σ², 0) Vᵀ, with V orthogonal whose last two
     columns are ŷ = y/‖y‖ and 1/√n (‖y‖² = n(1 − ε/σ²)).  V = H₁H₂ from two Householder reflectors.  The QR of
     the row-graded diag(s)·VᵀQ gives an exactly zero last row (LN removes the mean exactly) and resolves the
+    if loss is not None:
+        raise ValueError("loss= is for a vglab.Stack; a vglab.MLP uses L = <g, h_L>")
     ε/σ²-sized direction instead of leaving both to roundoff.  σ = e^ρ.
     """
     n = y.shape[0]
@@ -489,7 +496,10 @@ def jacobian_spectrum(net: MLP, seed: int = 0) -> JacobianSpectrum:
     final T is resolved in float64 (``vglab.core.logspace.graded_log_singular_values``).
     """
     if not isinstance(net, MLP):
-        raise ValueError(f"jacobian_spectrum expects a vglab.MLP, got {type(net).__name__}")
+        own_engine = getattr(net, "_jacobian_spectrum", None)  # vglab.Stack
+        if own_engine is None:
+            raise ValueError(f"jacobian_spectrum expects a vglab.MLP or Stack, got {type(net).__name__}")
+        return own_engine(seed=seed)
     (seed,) = _check_seeds(seed, 1)
     bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)
     with single_threaded_lapack():

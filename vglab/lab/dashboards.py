@@ -45,9 +45,11 @@ any other change (new axis limits, a pin, a resize) renders the whole figure.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import html
+import io
 import math
 import threading
 import time
@@ -66,6 +68,7 @@ from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.init import INITS, default_weight_std
 from vglab.core.validation import check_choice
 from vglab.lab import plots
+from vglab.lab.sliders import GridFloatSlider
 
 NORM_CHOICES = (("none", "none"), ("pre-LN", "pre"), ("post-LN", "post"))
 WIDTH_CHOICES = (16, 32, 64, 128, 256, 512)
@@ -76,6 +79,18 @@ CONTROL_LABELS = {
     "sigma_b": "σ_b", "residual": "residual", "norm": "norm", "leaky_slope": "leaky slope", "seed": "seed",
     "n_seeds": "seeds", "theory": "theory", "residual_scale": "α (skip branch)",
 }
+
+
+# Shown only once the browser has lost the kernel behind the dashboard: ipywidgets marks every view of a
+# widget whose kernel is gone with the class jupyter-widgets-disconnected (and a broken-link icon).
+RESTART_NOTE = (
+    "<style>.vglab-restart-note{display:none}"
+    ".jupyter-widgets-disconnected .vglab-restart-note{display:block}</style>"
+    '<div class="vglab-restart-note" style="color:#8a1c00; border:1px solid #8a1c00; padding:0.3em 0.5em">'
+    "<b>This dashboard is disconnected:</b> the kernel behind it was restarted or shut down (or the notebook "
+    "was reopened), so Python forgot it; its controls (broken-link icon) no longer change the plot. "
+    "Run the notebook again from the top, <b>Run ▸ Run All Cells</b> (or the cells from the imports down to "
+    "this one), and use the new dashboard this cell then shows.</div>")
 
 
 # --------------------------------------------------------------------------------------------- controls
@@ -103,7 +118,8 @@ def make_control(name: str, value, *, low=None, high=None, step=None, options=No
     elif isinstance(value, int):
         widget = widgets.IntText(value=value, **common)
     elif low is not None and high is not None:
-        widget = widgets.FloatSlider(value=value, min=low, max=high, step=step or 0.01, readout_format=".3g",
+        # on the browser's own step grid: the browser never sends a snapped copy back (vglab.lab.sliders)
+        widget = GridFloatSlider(value=value, min=low, max=high, step=step or 0.01, readout_format=".3g",
                                      continuous_update=True, **common)
     else:
         widget = widgets.FloatText(value=value, **common)
@@ -272,6 +288,8 @@ class Dashboard:
         self.error.add_class("vglab-error")
         self.code_view = widgets.HTML(value="", layout=widgets.Layout(display="none"))
         self.code_view.add_class("vglab-code")
+        self.restart_note = widgets.HTML(value=RESTART_NOTE)
+        self.restart_note.add_class("vglab-restart")
         self.code_button = widgets.Button(description="Show code", icon="code",
                                           tooltip="the vglab calls that reproduce this plot")
         self.code_button.add_class("vglab-show-code")
@@ -288,19 +306,38 @@ class Dashboard:
         if self.title:
             children.append(widgets.HTML(f"<b>{html.escape(self.title)}</b>"))
         children += [widgets.HBox(list(self.controls.values()), layout=widgets.Layout(flex_flow="row wrap")),
-                     self._figure_box, self.status, self.error, widgets.HBox(buttons), self.code_view]
+                     self._figure_box, self.status, self.restart_note, self.error, widgets.HBox(buttons),
+                     self.code_view]
         self.widget = widgets.VBox(children)
         self.widget.add_class("vglab-dashboard")
         self.widget.add_class(f"vglab-{self.kind}")
 
+    static_dpi = 80  # resolution of the PNG copy in the display data
+
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The live widget view (JupyterLab, VS Code, Colab) plus ``image/png``, a picture of the figure as
+        it is now, which front-ends without widgets show instead (the course website, GitHub, nbviewer, a
+        notebook without ipympl).  Works with ipywidgets 8 (``_repr_mimebundle_``) and 7 (Colab's)."""
+        if hasattr(self.widget, "_repr_mimebundle_"):
+            bundle = dict(self.widget._repr_mimebundle_(**kwargs))
+        else:  # ipywidgets 7 displays through _ipython_display_; the same view, built here
+            bundle = {"application/vnd.jupyter.widget-view+json":
+                      {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}}
+            self.widget._handle_displayed(**kwargs)
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", dpi=self.static_dpi)
+        bundle["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        state = ", ".join(f"{name}={value!r}" for name, value in self.state.items())
+        bundle["text/plain"] = f"{type(self).__name__}({state[:200]})"
+        return bundle
 
     # ---- state
     @property
     def state(self) -> dict:
-        """The current values of the controls and the fixed parameters."""
-        return {**self.fixed, **{name: w.value for name, w in self.controls.items()}}
+        """The current values of the controls and the fixed parameters (a float slider's value as it reads,
+        1.5, not the 1.5000000000000002 its step grid holds)."""
+        return {**self.fixed, **{name: _tidy(w.value) if isinstance(w, widgets.FloatSlider) else w.value
+                                 for name, w in self.controls.items()}}
 
     @property
     def code(self) -> str:
@@ -316,23 +353,26 @@ class Dashboard:
         finally:
             self._hold -= 1
 
-    def set(self, **values):
+    def set(self, **values) -> None:
         """Change controls programmatically and update once, synchronously.
 
         An unknown control name raises ValueError (a programming error); a value a control cannot take is
-        shown in the dashboard's error area, like any other error, and leaves the state unchanged.
+        shown in the dashboard's error area, like any other error, and leaves the state unchanged.  The
+        browser receives each control's final value only (not the σ_w an init choice set on the way).
+        Returns None, so ``dash.set(...)`` as a cell's last line displays no second copy of the dashboard.
         """
         for name in values:
             check_choice("control", name, self.controls)
         try:
-            with self.hold_updates():
+            with self.hold_updates(), contextlib.ExitStack() as batched:
+                for widget in self.controls.values():
+                    batched.enter_context(widget.hold_sync())
                 for name, value in values.items():
                     self._assign(name, value)
         except (ValueError, TypeError) as error:
             self._show_error(error)
-            return self
+            return
         self.update_now()
-        return self
 
     def _assign(self, name, value):
         widget = self.controls[name]
@@ -539,7 +579,8 @@ class GradientView:
     """What a GradientDashboard computed for one state.
 
     norms:  the ``vglab.GradientNorms`` of the network.
-    theory: (depth+1,) mean-field log10 √E‖∂L/∂h_l‖² from the measured log10 ‖g‖, or None (LayerNorm nets).
+    theory: (depth+1,) mean-field log10 √E‖∂L/∂h_l‖² from the measured log10 √(mean over seeds of ‖g‖²), or
+            None (LayerNorm nets).  Compare it with ``rms``, not with the typical (mean-log) curve.
     bound:  (depth+1,) log10 of sup|φ′|^(L−l) · ‖g‖, or None where sup|φ′| ≥ 1 (no decay bound).
     theory_pending: the theory is still being computed (only during live drags; see GradientDashboard).
     """
@@ -553,6 +594,17 @@ class GradientView:
     def net(self) -> vglab.MLP:
         return self.norms.net
 
+    @property
+    def rms(self) -> np.ndarray | None:
+        """(depth+1,) log10 √(mean over seeds of ‖∂L/∂h_l‖²), the measured quantity the theory predicts (None
+        for one seed, where it is the typical curve itself)."""
+        return self.norms.log10_rms_activation_grad if self.norms.n_seeds > 1 else None
+
+
+# Legend names of the gradient panel: what each curve is, so that theory is compared with its own quantity.
+TYPICAL_LABEL = "measured: typical (mean of log over seeds)"
+THEORY_LABELS = {"rms": "measured: √mean ‖δ_l‖² over seeds",
+                 "theory": "mean-field √E‖δ_l‖² (width → ∞)"}
 
 _THEORY_PROFILES: OrderedDict = OrderedDict()
 _THEORY_LOCK = threading.Lock()
@@ -628,10 +680,13 @@ class GradientDashboard(Dashboard):
     Parameters are the ``vglab.MLP`` fields plus seed and n_seeds; ``controls`` names those that get a
     widget (the others stay fixed).  ``panels`` picks the plots, left to right:
 
-        "gradient"     log10 ‖∂L/∂h_l‖: seeds' band and mean, mean-field theory, the sup|φ′|^(L−l) bound
+        "gradient"     log10 ‖∂L/∂h_l‖: seeds' band and mean of log10 (the typical gradient), the root mean
+                       square over seeds with the mean-field theory of that same quantity √E‖δ_l‖², and the
+                       sup|φ′|^(L−l) bound
         "weights"      log10 ‖∂L/∂W_l‖_F per layer
         "activations"  log10 RMS(h_l), the forward signal scale
-        "dead"         share of units with φ′(z) = 0 exactly (inactive ReLUs)
+        "dead"         share of units with φ′(z) = 0 exactly for each seed's input (inactive ReLUs; a unit
+                       is *dead* only when inactive for every input: ``vglab.unit_activity``)
         "saturated"    share of units with |φ′(z)| ≤ 0.1 sup|φ′|
         "phase"        order/chaos diagram over (σ_w², σ_b²) with the current setting marked
 
@@ -727,7 +782,8 @@ class GradientDashboard(Dashboard):
         self.plots = {}
         for ax, panel in zip(axes, self.panels, strict=True):
             if panel == "gradient":
-                self.plots[panel] = plots.LogProfilePlot(ax, title="gradient per layer")
+                self.plots[panel] = plots.LogProfilePlot(ax, title="gradient per layer",
+                                                         label=TYPICAL_LABEL, reference_labels=THEORY_LABELS)
             elif panel == "weights":
                 self.plots[panel] = plots.LogProfilePlot(ax, ylabel="‖∂L/∂W_l‖_F  (log scale)",
                                                          title="weight gradient per layer",
@@ -737,8 +793,8 @@ class GradientDashboard(Dashboard):
                                                          title="activation scale per layer",
                                                          colour="tab:green")
             elif panel == "dead":
-                self.plots[panel] = plots.FractionPlot(ax, ylabel="dead units (φ′ = 0)",
-                                                       title="dead units per layer")
+                self.plots[panel] = plots.FractionPlot(ax, ylabel="inactive units (φ′ = 0)",
+                                                       title="inactive units per layer (each seed's input)")
             elif panel == "saturated":
                 self.plots[panel] = plots.FractionPlot(ax, ylabel="saturated units (|φ′| ≤ 0.1 sup|φ′|)",
                                                        title="saturated units per layer", colour="tab:brown")
@@ -752,7 +808,7 @@ class GradientDashboard(Dashboard):
     def compute(self, state: dict) -> GradientView:
         net = self.network(state)
         norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
-        log10_g = float(np.mean(norms.log10_activation_grad[:, -1]))
+        log10_g = float(norms.log10_rms_activation_grad[-1])  # theory predicts √E‖δ‖²: start at √mean ‖g‖²
         predicted, pending = None, False
         if state["theory"] and theory_applies(net):
             deepest = net.replace(depth=max(self.max_depth, net.depth))
@@ -785,7 +841,7 @@ class GradientDashboard(Dashboard):
             return
         if view.net.replace(depth=max(self.max_depth, view.net.depth)) != deepest:
             return  # the plot moved on; its own curve is on its way
-        log10_g = float(np.mean(view.norms.log10_activation_grad[:, -1]))
+        log10_g = float(view.norms.log10_rms_activation_grad[-1])
         self.result = GradientView(view.norms, theory_curve(view.net, log10_g, self.max_depth), view.bound)
         try:
             self.draw(self.result)
@@ -819,7 +875,7 @@ class GradientDashboard(Dashboard):
         for panel, plot in self.plots.items():
             if panel == "gradient":
                 plot.update(layers, norms.log10_activation_grad,
-                            references={"theory": view.theory, "bound": view.bound})
+                            references={"theory": view.theory, "bound": view.bound, "rms": view.rms})
             elif panel == "weights":
                 plot.update(layers[1:], norms.log10_weight_grad)
             elif panel == "activations":
@@ -874,8 +930,8 @@ class GradientDashboard(Dashboard):
         lines = ["import vglab", f"net = {net.to_code()}",
                  f"result = vglab.gradient_norms(net, seed={state['seed']}, n_seeds={state['n_seeds']})"]
         if state["theory"] and theory_applies(net):
-            lines.append("theory = vglab.theory.predicted_log10_grad(\n"
-                         "    net, log10_output_grad=result.log10_activation_grad[:, -1].mean())")
+            lines.append("rms = result.log10_rms_activation_grad  # √(mean over seeds of ‖δ_l‖²)\n"
+                         "theory = vglab.theory.predicted_log10_grad(net, log10_output_grad=rms[-1])")
         return "\n".join(lines)
 
     def plotted(self) -> dict:

@@ -33,6 +33,8 @@ from scipy import optimize, special
 
 from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.validation import check_choice, check_float, check_int
+from vglab.models.mlp import MLP
+from vglab.models.recurrent import RNN
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(161)
 _WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)
@@ -115,13 +117,50 @@ def _gaussian_mean_square(activation: str, which: str, q: float, leaky_slope: fl
     return total
 
 
+# ------------------------------------------------------------------------------------------- argument checks
+_MAX_SIGMA = 100.0  # the range the network constructors accept for σ_w and σ_b
+_SLOPE_RANGE = (-10.0, 10.0)  # leaky-ReLU slopes the constructors accept
+
+
+def _check_q(q) -> float:
+    """A pre-activation variance: a real number ≥ 0, finite or +inf (the saturated limit)."""
+    if isinstance(q, (int, float, np.integer, np.floating)) and not isinstance(q, bool) and q == math.inf:
+        return math.inf
+    return check_float("q", q, 0.0, math.inf)
+
+
+def _check_activation(activation, leaky_slope) -> tuple[str, float]:
+    return (check_choice("activation", activation, ACTIVATIONS),
+            check_float("leaky_slope", leaky_slope, *_SLOPE_RANGE))
+
+
+def _check_mlp(net, function: str) -> MLP:
+    if not isinstance(net, MLP):
+        raise ValueError(f"{function} expects a vglab.MLP, got {type(net).__name__}")
+    return net
+
+
+def _check_rnn(net, function: str) -> RNN:
+    if not isinstance(net, RNN):
+        raise ValueError(f"{function} expects a vglab.RNN, got {type(net).__name__}")
+    return net
+
+
+def _check_log10_output_grad(value) -> float:
+    return check_float("log10_output_grad", value)
+
+
 def mean_activation(activation: str, q: float, leaky_slope: float = 0.01) -> float:
     """μ(q) = E_{u~N(0,1)}[φ(√q u)], in closed form for every activation.
 
     Odd φ (tanh, linear): 0.  Sigmoid: 1/2 (σ(x) − 1/2 is odd).  ReLU: √(q/2π); leaky ReLU: (1 − a)√(q/2π).
     GELU x Φ(x): E[X Φ(X)] = q E[Φ′(X)] = q/√(2π(1 + q)) for X ~ N(0, q) (Stein's lemma).
     """
-    check_choice("activation", activation, ACTIVATIONS)
+    activation, leaky_slope = _check_activation(activation, leaky_slope)
+    return _mean_activation(activation, _check_q(q), leaky_slope)
+
+
+def _mean_activation(activation, q, leaky_slope):
     root = math.sqrt(q / (2.0 * math.pi))
     return {"sigmoid": 0.5, "relu": root, "leaky_relu": (1.0 - leaky_slope) * root,
             "gelu": q / math.sqrt(2.0 * math.pi * (1.0 + q))}.get(activation, 0.0)
@@ -129,6 +168,11 @@ def mean_activation(activation: str, q: float, leaky_slope: float = 0.01) -> flo
 
 def mean_square_activation(activation: str, q: float, leaky_slope: float = 0.01) -> float:
     """E_{u~N(0,1)}[φ(√q u)²]."""
+    activation, leaky_slope = _check_activation(activation, leaky_slope)
+    return _mean_square_activation(activation, _check_q(q), leaky_slope)
+
+
+def _mean_square_activation(activation, q, leaky_slope):
     gain = _piecewise_linear_gain(activation, leaky_slope)
     if gain is not None:
         return gain * q
@@ -137,21 +181,32 @@ def mean_square_activation(activation: str, q: float, leaky_slope: float = 0.01)
 
 def mean_square_derivative(activation: str, q: float, leaky_slope: float = 0.01) -> float:
     """E_{u~N(0,1)}[φ′(√q u)²]."""
+    activation, leaky_slope = _check_activation(activation, leaky_slope)
+    return _mean_square_derivative(activation, _check_q(q), leaky_slope)
+
+
+def _mean_square_derivative(activation, q, leaky_slope):
     gain = _piecewise_linear_gain(activation, leaky_slope)
     if gain is not None:
         return gain
     return _gaussian_mean_square(activation, "dphi", q, leaky_slope)
 
 
-def _check(activation, sigma_w, sigma_b):
-    check_choice("activation", activation, ACTIVATIONS)
-    check_float("sigma_w", sigma_w, 0.0, 100.0)
-    check_float("sigma_b", sigma_b, 0.0, 100.0)
+def _check(activation, sigma_w, sigma_b, leaky_slope=0.01):
+    """(activation, σ_w, σ_b, slope) checked as the constructors check them."""
+    activation, leaky_slope = _check_activation(activation, leaky_slope)
+    return (activation, check_float("sigma_w", sigma_w, 0.0, _MAX_SIGMA),
+            check_float("sigma_b", sigma_b, 0.0, _MAX_SIGMA), leaky_slope)
 
 
 def length_map(q: float, activation: str, sigma_w: float, sigma_b: float, leaky_slope: float = 0.01) -> float:
     """q ↦ σ_w² E[φ(√q u)²] + σ_b², the pre-activation variance of the next layer."""
-    return sigma_w**2 * mean_square_activation(activation, q, leaky_slope) + sigma_b**2
+    activation, sigma_w, sigma_b, leaky_slope = _check(activation, sigma_w, sigma_b, leaky_slope)
+    return _length_map(_check_q(q), activation, sigma_w, sigma_b, leaky_slope)
+
+
+def _length_map(q, activation, sigma_w, sigma_b, leaky_slope):
+    return sigma_w**2 * _mean_square_activation(activation, q, leaky_slope) + sigma_b**2
 
 
 def q_star(activation: str, sigma_w: float, sigma_b: float = 0.0, leaky_slope: float = 0.01,
@@ -165,8 +220,11 @@ def q_star(activation: str, sigma_w: float, sigma_b: float = 0.0, leaky_slope: f
     chaos, where it contracts by χ ≈ 1 per step).  Piecewise-linear φ (ReLU, leaky ReLU, linear) have the
     closed form q* = σ_b²/(1 − σ_w² g), g = E[φ(u)²], when σ_w² g < 1.
     """
-    _check(activation, sigma_w, sigma_b)
-    check_float("q0", q0, 0.0, _Q_INFINITE)
+    activation, sigma_w, sigma_b, leaky_slope = _check(activation, sigma_w, sigma_b, leaky_slope)
+    return _q_star(activation, sigma_w, sigma_b, leaky_slope, check_float("q0", q0, 0.0, _Q_INFINITE))
+
+
+def _q_star(activation, sigma_w, sigma_b, leaky_slope, q0):
     gain = _piecewise_linear_gain(activation, leaky_slope)
     if gain is not None:
         slope = sigma_w**2 * gain
@@ -175,7 +233,7 @@ def q_star(activation: str, sigma_w: float, sigma_b: float = 0.0, leaky_slope: f
         return float(q0) if slope == 1.0 and sigma_b == 0.0 else math.inf
 
     def excess(q):
-        return length_map(q, activation, sigma_w, sigma_b, leaky_slope) - q
+        return _length_map(q, activation, sigma_w, sigma_b, leaky_slope) - q
 
     q0 = float(q0)
     start = excess(q0)
@@ -196,18 +254,33 @@ def q_star(activation: str, sigma_w: float, sigma_b: float = 0.0, leaky_slope: f
 
 
 def chi(q: float, activation: str, sigma_w: float, leaky_slope: float = 0.01) -> float:
-    """χ(q) = σ_w² E[φ′(√q u)²], the expected factor of ‖∂L/∂h‖² across one layer with input variance q."""
-    return sigma_w**2 * mean_square_derivative(activation, min(q, _Q_INFINITE), leaky_slope)
+    """χ(q) = σ_w² E[φ′(√q u)²], the expected factor of ‖∂L/∂h‖² across one layer with input variance q.
+
+    q: a variance ≥ 0 (+inf allowed: the saturated limit)."""
+    activation, sigma_w, _, leaky_slope = _check(activation, sigma_w, 0.0, leaky_slope)
+    return _chi(_check_q(q), activation, sigma_w, leaky_slope)
+
+
+def _chi(q, activation, sigma_w, leaky_slope):
+    return sigma_w**2 * _mean_square_derivative(activation, min(q, _Q_INFINITE), leaky_slope)
 
 
 def chi1(activation: str, sigma_w: float, sigma_b: float = 0.0, leaky_slope: float = 0.01) -> float:
     """χ₁ = σ_w² E[φ′(√q* u)²]: below 1 gradients vanish, above 1 they explode (Schoenholz et al. 2017)."""
-    return chi(q_star(activation, sigma_w, sigma_b, leaky_slope), activation, sigma_w, leaky_slope)
+    activation, sigma_w, sigma_b, leaky_slope = _check(activation, sigma_w, sigma_b, leaky_slope)
+    return _chi1(activation, sigma_w, sigma_b, leaky_slope)
+
+
+def _chi1(activation, sigma_w, sigma_b, leaky_slope):
+    return _chi(_q_star(activation, sigma_w, sigma_b, leaky_slope, 1.0), activation, sigma_w, leaky_slope)
 
 
 def depth_scale(activation: str, sigma_w: float, sigma_b: float = 0.0, leaky_slope: float = 0.01) -> float:
     """ξ = 1/|log χ₁|: the number of layers over which E‖∂L/∂h‖² changes by a factor e (∞ at χ₁ = 1)."""
-    log_chi = math.log(chi1(activation, sigma_w, sigma_b, leaky_slope))
+    chi_1 = chi1(activation, sigma_w, sigma_b, leaky_slope)
+    if chi_1 == 0.0:  # σ_w = 0: the gradient is zero after one layer
+        return 0.0
+    log_chi = math.log(chi_1)
     return math.inf if log_chi == 0.0 else 1.0 / abs(log_chi)
 
 
@@ -216,7 +289,7 @@ def log10_derivative_bound(activation: str, depth: int, leaky_slope: float = 0.0
 
     ‖∂L/∂h_0‖ ≤ Π_l sup|φ′| ‖W_l‖₂ · ‖g‖, so with ‖W_l‖₂ ≤ 1 the gradient is at most sup|φ′|^L ‖g‖.
     """
-    check_int("depth", depth, 0, 10**9)
+    depth = check_int("depth", depth, 0, 10**9)
     return depth * math.log10(sup_derivative(activation, leaky_slope))
 
 
@@ -240,6 +313,7 @@ class MeanFieldProfile(NamedTuple):
     def log10_grad(self, depth: int, log10_output_grad: float = 0.0) -> np.ndarray:
         """log10 √E‖∂L/∂h_l‖², l = 0..depth, for the first ``depth`` layers, from log10 ‖g‖ at l = depth."""
         check_int("depth", depth, 1, len(self.log_factors))
+        log10_output_grad = _check_log10_output_grad(log10_output_grad)
         log_factors = self.log_factors[:depth]
         # ln Π_{k>l} factor_k (natural logs, so depth 10⁴ neither underflows nor overflows).
         log_mean_square = np.concatenate([np.cumsum(log_factors[::-1])[::-1], [0.0]])
@@ -251,10 +325,11 @@ class MeanFieldProfile(NamedTuple):
 
 def mean_field_profile(net) -> MeanFieldProfile | None:
     """The quantities behind ``predicted_log10_grad`` for ``net`` (None for LayerNorm nets)."""
+    net = _check_mlp(net, "mean_field_profile")
     if net.norm is not None:
         return None
     q, log_second_moment = _stream_variances(net)
-    chis = np.array([chi(q_l, net.activation, net.sigma_w, net.leaky_slope) for q_l in q])
+    chis = np.array([_chi(q_l, net.activation, net.sigma_w, net.leaky_slope) for q_l in q])
     with np.errstate(divide="ignore"):
         log_factors = np.log1p(net.residual_scale**2 * chis) if net.residual else np.log(chis)
     return MeanFieldProfile(log_factors, log_second_moment, net.residual and net.activation in _HOMOGENEOUS,
@@ -284,6 +359,8 @@ def predicted_log10_grad(net, log10_output_grad: float = 0.0) -> np.ndarray | No
     Starts from log10 ‖g‖ = ``log10_output_grad`` at l = depth.  Returns None for LayerNorm nets, which this
     theory omits.
     """
+    net = _check_mlp(net, "predicted_log10_grad")
+    log10_output_grad = _check_log10_output_grad(log10_output_grad)
     profile = mean_field_profile(net)
     return None if profile is None else profile.log10_grad(net.depth, log10_output_grad)
 
@@ -298,7 +375,7 @@ def _stream_variances(net) -> tuple[np.ndarray, np.ndarray]:
     sw, sb, a, act, slope = net.sigma_w, net.bias_std, net.residual_scale, net.activation, net.leaky_slope
     # lim E[φ(√q u)²]/q and lim E[φ(√q u)]/√q as q → ∞ for the φ that grow linearly (GELU → ReLU's), else None.
     gain = 0.5 if act == "gelu" else _piecewise_linear_gain(act, slope)
-    mean_gain = mean_activation("relu" if act == "gelu" else act, 1.0, slope)
+    mean_gain = _mean_activation("relu" if act == "gelu" else act, 1.0, slope)
     q = np.empty(net.depth)
     log_second_moment = np.zeros(net.depth + 1)
     scale, second, mean = 0.0, 1.0, 0.0  # S, Q̂, m̂
@@ -306,15 +383,15 @@ def _stream_variances(net) -> tuple[np.ndarray, np.ndarray]:
         q_hat = sw**2 * second + sb**2 * math.exp(-scale)  # q e^{−S}
         if scale + math.log(max(q_hat, 1e-300)) < math.log(_Q_INFINITE):
             q[l] = q_hat * math.exp(scale)
-            square = mean_square_activation(act, q[l], slope) * math.exp(-scale)
-            mu = mean_activation(act, q[l], slope) * math.exp(-0.5 * scale)
+            square = _mean_square_activation(act, q[l], slope) * math.exp(-scale)
+            mu = _mean_activation(act, q[l], slope) * math.exp(-0.5 * scale)
         else:
             q[l] = _Q_INFINITE
             if gain is not None:
                 square, mu = gain * q_hat, mean_gain * math.sqrt(q_hat)
             else:  # bounded φ: saturated values, negligible beside the scale
-                square = mean_square_activation(act, _Q_INFINITE, slope) * math.exp(-scale)
-                mu = mean_activation(act, _Q_INFINITE, slope) * math.exp(-0.5 * scale)
+                square = _mean_square_activation(act, _Q_INFINITE, slope) * math.exp(-scale)
+                mu = _mean_activation(act, _Q_INFINITE, slope) * math.exp(-0.5 * scale)
         if net.residual:
             second, mean = second + 2.0 * a * mean * mu + a * a * square, mean + a * mu
         else:
@@ -327,9 +404,25 @@ def _stream_variances(net) -> tuple[np.ndarray, np.ndarray]:
 
 
 def chi1_grid(activation: str, sigma_w2: np.ndarray, sigma_b2: np.ndarray, leaky_slope: float = 0.01):
-    """χ₁ on a grid of (σ_w², σ_b²) (shape (len(sigma_b2), len(sigma_w2))), for the order/chaos diagram."""
-    return np.array([[chi1(activation, math.sqrt(w2), math.sqrt(b2), leaky_slope) for w2 in sigma_w2]
-                     for b2 in sigma_b2])
+    """χ₁ on a grid of (σ_w², σ_b²) (shape (len(sigma_b2), len(sigma_w2))), for the order/chaos diagram.
+
+    sigma_w2, sigma_b2: 1-D arrays of variances in [0, 100²]."""
+    activation, leaky_slope = _check_activation(activation, leaky_slope)
+    grids = []
+    for name, values in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
+        try:
+            values = np.asarray(values, np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a 1-D array of variances in [0, {_MAX_SIGMA**2:g}], "
+                             f"got {type(values).__name__}") from None
+        if values.ndim != 1 or not np.all(np.isfinite(values)) or np.any(values < 0) \
+                or np.any(values > _MAX_SIGMA**2):
+            raise ValueError(f"{name} must be a 1-D array of finite variances in [0, {_MAX_SIGMA**2:g}], "
+                             f"got shape {values.shape} with range [{np.min(values, initial=0):g}, "
+                             f"{np.max(values, initial=0):g}]")
+        grids.append(values)
+    return np.array([[_chi1(activation, math.sqrt(w2), math.sqrt(b2), leaky_slope) for w2 in grids[0]]
+                     for b2 in grids[1]])
 
 
 def critical_sigma_w(activation: str, sigma_b: float = 0.0, leaky_slope: float = 0.01) -> float:
@@ -338,12 +431,13 @@ def critical_sigma_w(activation: str, sigma_b: float = 0.0, leaky_slope: float =
     tanh at σ_b = 0 gives σ_w = 1 (Poole et al. 2016); math.nan where χ₁ − 1 keeps one sign on (0, 10]
     (sigmoid: its φ′ ≤ 1/4 needs σ_w > 4 and its mean keeps q* large).
     """
+    activation, _, sigma_b, leaky_slope = _check(activation, 1.0, sigma_b, leaky_slope)
     lo, hi = 1e-3, 10.0
-    if (chi1(activation, hi, sigma_b, leaky_slope) - 1.0) * (chi1(activation, lo, sigma_b, leaky_slope) - 1.0) > 0:
+    if (_chi1(activation, hi, sigma_b, leaky_slope) - 1.0) * (_chi1(activation, lo, sigma_b, leaky_slope) - 1.0) > 0:
         return math.nan
     for _ in range(60):
         mid = 0.5 * (lo + hi)
-        if chi1(activation, mid, sigma_b, leaky_slope) < 1.0:
+        if _chi1(activation, mid, sigma_b, leaky_slope) < 1.0:
             lo = mid
         else:
             hi = mid
@@ -359,6 +453,8 @@ def pascanu_log10_bound(net, log10_output_grad: float) -> np.ndarray | None:
     decay, γρ < 1, for a vanilla cell with W = ρQ (``spectral_radius``; then ‖W‖₂ = ρ exactly); else None.
     log10_output_grad: log10 ‖g‖ (e.g. the mean over seeds of ``log10_activation_grad[:, -1]``).  (T+1,).
     """
+    net = _check_rnn(net, "pascanu_log10_bound")
+    log10_output_grad = _check_log10_output_grad(log10_output_grad)
     if net.cell != "vanilla" or not net.orthogonal or net.activation == "linear":
         return None
     factor = sup_derivative(net.activation, net.leaky_slope) * net.spectral_radius
@@ -372,6 +468,8 @@ def linear_rnn_log10_grad(net, log10_output_grad: float) -> np.ndarray | None:
 
     With φ(z) = z, ∂L/∂h_{t−1} = Wᵀ ∂L/∂h_t = ρ Qᵀ ∂L/∂h_t, and Qᵀ preserves norms.  (T+1,).
     """
+    net = _check_rnn(net, "linear_rnn_log10_grad")
+    log10_output_grad = _check_log10_output_grad(log10_output_grad)
     if net.cell != "vanilla" or not net.orthogonal or net.activation != "linear" or net.spectral_radius <= 0:
         return None
     return log10_output_grad + (net.steps - np.arange(net.steps + 1)) * math.log10(net.spectral_radius)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from vglab.core.validation import check_choice
+from vglab.core.validation import check_choice, check_float
 
 # exp() of more than this overflows float32 (e^88.7 ≈ 3.4e38); saturating activations are clamped below it.
 _MAX_EXP = 80.0
@@ -157,5 +157,8 @@ def get_activation(name: str) -> Activation:
 
 
 def sup_derivative(name: str, leaky_slope: float = 0.01) -> float:
-    """sup_x |φ′(x)|: 0.25 for sigmoid, 1 for tanh/ReLU, max(1, |a|) for leaky ReLU, ≈1.1289 for GELU."""
-    return float(get_activation(name).sup_dphi(leaky_slope))
+    """sup_x |φ′(x)|: 0.25 for sigmoid, 1 for tanh/ReLU, max(1, |a|) for leaky ReLU, ≈1.1289 for GELU.
+
+    leaky_slope: the leaky-ReLU slope a, a finite number in [−10, 10] (as ``vglab.MLP`` accepts)."""
+    activation = get_activation(name)
+    return float(activation.sup_dphi(check_float("leaky_slope", leaky_slope, -10.0, 10.0)))

@@ -57,3 +57,24 @@ def test_valid_arguments_still_work_including_the_saturated_limit():
     assert theory.depth_scale("relu", 0.0) == 0.0  # σ_w = 0: χ₁ = 0, the gradient is gone after one layer
     assert vglab.sup_derivative("leaky_relu", -3.0) == 3.0
     assert theory.chi1_grid("tanh", np.array([1.0, 4.0]), [0.0]).shape == (1, 2)
+
+
+@pytest.mark.parametrize("label,message", [
+    (10**9, r"data y_train must hold class labels in 0\.\.9999 \(at most 10000 classes.*got a label of 1000000000"),
+    (10**10, r"got a label of 10000000000"),
+    (-1, r"data y_train must be a 1-D array of integer class labels"),
+])
+def test_train_rejects_labels_out_of_range_before_allocating(label, message):
+    x = np.zeros((4, 3), np.float32)
+    y = np.array([0, 1, 1, label], np.int64)
+    with pytest.raises(ValueError, match=message):
+        vglab.train(vglab.MLP(depth=2, width=4), data=(x, y), steps=1, batch_size=2)
+
+
+def test_train_rejects_float_labels_and_test_labels_out_of_range():
+    x = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match=r"integer class labels 0\.\.C−1, got dtype float64"):
+        vglab.train(MLP, data=(x, np.array([0.0, 1.0, 1.0, 0.0])), steps=1, batch_size=2)
+    y = np.array([0, 1, 1, 0])
+    with pytest.raises(ValueError, match=r"data y_test must hold class labels in 0\.\.9999"):
+        vglab.train(MLP, data=(x, y, x, np.array([0, 1, 2, 10**6])), steps=1, batch_size=2)

@@ -62,6 +62,7 @@ ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 MAX_STEPS = 1_000_000
 MAX_PARAMETERS = 50_000_000
+MAX_CLASSES = 10_000  # the readout R is width × classes: a stray label of 10**9 must not allocate it
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -88,6 +89,9 @@ def _check_split(kind, x, y):
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
         raise ValueError(f"data y_{kind} must be a 1-D array of integer class labels 0..C−1, "
                          f"got dtype {y.dtype} and shape {y.shape}")
+    if y.size and y.max() >= MAX_CLASSES:
+        raise ValueError(f"data y_{kind} must hold class labels in 0..{MAX_CLASSES - 1} (at most {MAX_CLASSES} "
+                         f"classes: the softmax readout has one column per class), got a label of {int(y.max())}")
     if len(y) != len(x):
         raise ValueError(f"data x_{kind} and y_{kind} must have the same number of examples, "
                          f"got {len(x)} and {len(y)}")

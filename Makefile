@@ -7,8 +7,19 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: lab test test-fast bench browser lint clean
 
+# make lab [PORT=8890] [LAB_ARGS="--ip=0.0.0.0"].  As root (Docker images, cloud VMs, CI) JupyterLab needs
+# --allow-root; with no display (and no $$BROWSER) no browser can start, so it is not asked to, and the URL to
+# open is the one JupyterLab prints (http://localhost:<port>/lab?token=...).
+PORT     ?=
+LAB_ARGS ?=
+LAB_FLAGS = $(if $(PORT),--port=$(PORT)) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
 lab: $(VENV)/.lab-installed
-	$(BIN)/jupyter lab notebooks/
+	@if [ -z "$$DISPLAY$$WAYLAND_DISPLAY$$BROWSER" ] && [ "$$(uname)" != Darwin ]; then \
+	  echo "make lab: no display here, so no browser opens: open the URL JupyterLab prints below" \
+	    "(http://localhost:<port>/lab?token=...; over ssh, forward the port first)."; \
+	  no_browser=--no-browser; fi; \
+	exec $(BIN)/python -m jupyterlab $$no_browser $(LAB_FLAGS) notebooks/
 
 test: $(VENV)/.dev-installed browser
 	$(BIN)/python -m pytest
@@ -30,7 +41,7 @@ $(VENV)/bin/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.lab-installed: pyproject.toml | $(VENV)/bin/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[lab]"
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python

@@ -216,7 +216,8 @@ def test_programmatic_set_updates_once_for_several_controls(dash):
     dash.set(depth=25, activation="relu", init="he", residual=True)
     assert dash.computations == before + 1
     assert dash.result.net == vglab.MLP(depth=25, width=16, activation="relu", init="he", residual=True)
-    assert dash.state["sigma_w"] == pytest.approx(math.sqrt(2))  # choosing He moved the σ_w slider
+    # Choosing He moved the σ_w slider to the grid point next to √2 (it reads 1.4); the net keeps He's √2.
+    assert dash.state["sigma_w"] == 1.4 and dash.result.net.sigma_w == pytest.approx(math.sqrt(2))
 
 
 def test_choosing_an_init_sets_sigma_w_and_the_slider_overrides_it(dash):

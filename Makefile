@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: lab test test-fast bench browser lint clean
+.PHONY: lab test test-fast bench bench-hub browser hub-deps lint clean
 
 # make lab [PORT=8890] [LAB_ARGS="--ip=0.0.0.0"].  As root (Docker images, cloud VMs, CI) JupyterLab needs
 # --allow-root; with no display (and no $$BROWSER) no browser can start, so it is not asked to, and the URL to
@@ -21,8 +21,8 @@ lab: $(VENV)/.lab-installed
 	  no_browser=--no-browser; fi; \
 	exec $(BIN)/python -m jupyterlab $$no_browser $(LAB_FLAGS) notebooks/
 
-test: $(VENV)/.dev-installed browser
-	$(BIN)/python -m pytest
+test: $(VENV)/.dev-installed browser hub-deps
+	VGLAB_HUB_PREFIX=$(HUB_PREFIX) $(BIN)/python -m pytest
 
 # Everything except the browser suite, for a quick check while working.
 test-fast: $(VENV)/.dev-installed
@@ -32,6 +32,10 @@ test-fast: $(VENV)/.dev-installed
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python benchmarks/run.py
+
+# How many students one machine serves: real kernels running a dashboard's updates (results → benchmarks/README.md).
+bench-hub: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/hub_sizing.py
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check vglab tests benchmarks
@@ -51,6 +55,25 @@ $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 # The browser tests drive Debian's Chromium (Playwright's own browser download does not work offline).
 browser:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+# tests/test_hub.py runs a real JupyterHub with real Unix users.  Their servers run as those users, so the hub gets
+# its own venv outside the repository (a clone may sit where other users cannot read), made from the system Python
+# (a venv made from an interpreter under /root fails for everyone else), with vglab copied in (not editable), and
+# configurable-http-proxy from npm.  Root only (the hub must setuid); elsewhere the hub test skips.
+HUB_PREFIX ?= /opt/vglab-hub
+HUB_PYTHON ?= /usr/bin/python3
+
+hub-deps:
+	@if [ "$$(id -u)" = 0 ] && [ -x $(HUB_PYTHON) ]; then $(MAKE) --no-print-directory $(HUB_PREFIX)/.installed; \
+	else echo "hub-deps: not root or no $(HUB_PYTHON): tests/test_hub.py will skip"; fi
+
+$(HUB_PREFIX)/.installed: pyproject.toml $(shell find vglab -name '*.py')
+	$(HUB_PYTHON) -m venv $(HUB_PREFIX)/venv
+	$(HUB_PREFIX)/venv/bin/python -m pip install --quiet --upgrade pip
+	$(HUB_PREFIX)/venv/bin/python -m pip install --quiet ".[hub]"
+	npm install --silent --no-audit --no-fund --prefix $(HUB_PREFIX)/proxy configurable-http-proxy
+	chmod -R a+rX $(HUB_PREFIX)
+	touch $@
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

@@ -260,7 +260,8 @@ class TransformerDashboard(_SequenceDashboard):
     Left: log10 ‖∂L/∂h_l‖_F for the block outputs h_l, l = 0..depth (h_0 the input tokens), mean over seeds
     and min–max band.  Right: the stream's scale log10 RMS(h_l).  No residual: the gradient vanishes block
     by block; residual + pre-LN keeps it nearly flat; residual + post-LN puts a LayerNorm Jacobian on the
-    main path of every block, and the gradient grows toward the output (Xiong et al. 2020).
+    main path of every block, and the gradient sags below the output's in the middle of the stack (largest
+    at the input block).  Xiong et al. (2020) speak of *parameter* gradients near the output, not this one.
 
     Parameters are the ``vglab.Transformer`` fields plus seed and n_seeds; ``norm`` is "pre", "post" or
     None/"none" (dropdown labels "pre-LN", "post-LN", "none").  ``max_depth`` bounds the depth slider.

@@ -20,9 +20,10 @@ independent N(0, 1) entries, and the loss is L = ⟨G, h_depth⟩ = Σ_ij G_ij (
 
 What it shows at initialisation (σ_w = 1, GELU; tests/test_transformer.py): without residual connections
 or LayerNorm the gradient vanishes within a few blocks (~0.3 orders of magnitude per block); with residual +
-LayerNorm a 96-block stack keeps it within about an order and a half; with post-LN the lower blocks receive
-several times less gradient than the blocks near the output (the gradient grows toward the output, Xiong et
-al. 2020, Fig. 3), while with pre-LN no block receives less than the output block (the gradient is nearly
+LayerNorm a 96-block stack keeps it within about an order and a half; with post-LN the middle blocks receive
+up to ~3× less gradient than the output block while the first blocks receive more (Xiong et al. 2020 speak
+of the *parameter* gradients near the output, in a pre-LN stack that ends with a final LayerNorm, which this
+stack has not), while with pre-LN no block receives less than the output block (the gradient is nearly
 flat, rising slowly toward the input where the stream is smallest and LN's Jacobian ∝ 1/‖h_l‖ largest).
 Residuals without LayerNorm let the stream grow block after block, and the gradient explodes toward the input.
 
@@ -59,7 +60,7 @@ import numpy as np
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import LN10, renormalise_unit, scaled_add
-from vglab.core.validation import check_choice, check_float, check_int
+from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.jacobians import SeededGradients, _check_seeds
 from vglab.models.mlp import LAYERNORM_EPS, _canonical_norm
 
@@ -75,6 +76,7 @@ _MAX_LOG_SCALE = 30.0  # attention logits use at most e^{2·30} as scale (softma
 _FLOAT32_EPS = 2.0**-24  # unit roundoff
 
 
+@keywords_checked(owner="vglab.Transformer")
 @dataclass(frozen=True)
 class Transformer:
     """A stack of ``depth`` transformer blocks of width ``width`` with ``heads`` attention heads.

@@ -5,7 +5,8 @@
 counters, the error shown, the number of open matplotlib figures, a summary of every per-layer (or per-step)
 curve read back from the artists, the measured gradient ratio log10 ‖∂L/∂h_0‖/‖∂L/∂h_L‖, and, with
 ``check=True``, how far the plotted curve is from a recomputation by the code the dashboard hands out
-(``exec(dash.code)``): 0 when the plot is exactly what its state says.
+(``exec(dash.code)``): 0 when the plot is exactly what its state says.  ``_vglab_controls()`` returns each
+control's type, kernel value and shown label (for comparing with what the browser's controls read).
 """
 
 KERNEL_PROBE = '''
@@ -54,4 +55,23 @@ def _vglab_view(check=False):
         same = [s for s in shown if expected is not None and s.shape == expected.shape]
         view["code_vs_plot"] = None if not same else float(np.nanmax(np.abs(same[0] - expected)))
     return view
+
+
+def _vglab_controls():
+    """Each control of the dashboard: its widget type, its value as the kernel holds it (the dashboard's
+    state), and, for a dropdown or selection slider, the label the browser should show for it."""
+    import ipywidgets as widgets
+    from vglab.lab.dashboards import Dashboard
+    given = globals().get("dash")
+    board = given if isinstance(given, Dashboard) else [
+        v for v in globals().values() if isinstance(v, Dashboard)][-1]
+    state, out = board.state, {}
+    for name, widget in board.controls.items():
+        entry = {"type": type(widget).__name__, "value": state[name]}
+        if isinstance(widget, (widgets.FloatSlider, widgets.IntSlider)):
+            entry.update(min=widget.min, max=widget.max, step=widget.step, raw=widget.value)
+        if isinstance(widget, (widgets.Dropdown, widgets.SelectionSlider)):
+            entry["label"] = widget.label
+        out[name] = entry
+    return out
 '''

@@ -93,12 +93,102 @@ class DashboardChecks:
         nb.change(lambda: (nb.press("Home"), nb.press("ArrowRight", value - low)), {name: value})
         assert nb.readout(name) == str(value)
 
+    def browser_controls(self, nb, index: int = 0) -> dict:
+        """What each control of the dashboard shows in the page: slider readout, selected option, checkbox."""
+        return nb.dashboard(index).evaluate(
+            """(root) => {
+                const out = {};
+                for (const el of root.querySelectorAll('[class*="vglab-control-"]')) {
+                    const cls = [...el.classList].find((c) => c.startsWith('vglab-control-'));
+                    const readout = el.querySelector('.widget-readout');
+                    const select = el.querySelector('select');
+                    const box = el.querySelector('input[type=checkbox]');
+                    const text = el.querySelector('input[type=number], input[type=text]');
+                    out[cls.slice('vglab-control-'.length)] = {
+                        readout: readout ? readout.textContent.trim() : null,
+                        select: select && select.selectedIndex >= 0
+                            ? select.options[select.selectedIndex].textContent : null,
+                        checked: box ? box.checked : null, text: text ? text.value : null};
+                }
+                return out;
+            }""")
+
+    def assert_browser_kernel_status_and_plot_agree(self, nb, expected: dict | None = None) -> dict:
+        """Every control's readout in the page is the kernel's value, the status line's data-* attributes
+        are that state, the plot is the state's (the plotted curve equals a recomputation by the code the
+        dashboard hands out), and the kernel holds ``expected``.  Returns the kernel's controls."""
+        from vglab.lab.sliders import browser_snap
+
+        kernel = nb.python("_vglab_controls()")
+        shown = self.browser_controls(nb)
+        status = nb.dashboard().locator(".vglab-status-text").first.evaluate(
+            "(el) => Object.fromEntries(el.getAttributeNames().filter((a) => a.startsWith('data-'))"
+            ".map((a) => [a.slice(5), el.getAttribute(a)]))")  # data-sigma-w as sigma-w (dataset: sigmaW)
+        view = self.view(nb, check=True)
+        for name, entry in kernel.items():
+            slug, value, kind = name.replace("_", "-"), entry["value"], entry["type"]
+            page = shown[slug]
+            if kind in ("FloatSlider", "GridFloatSlider"):
+                digits = 10 ** (math.floor(math.log10(abs(value))) - 2) if value else 1e-3
+                assert abs(float(page["readout"]) - value) <= 0.5 * digits + 1e-12, (name, page, entry)
+                raw = entry["raw"]  # a value the browser's slider keeps as it is (sends nothing back)
+                assert browser_snap(raw, entry["min"], entry["max"], entry["step"]) == raw, entry
+            elif kind == "IntSlider":
+                assert int(page["readout"]) == value, (name, page, entry)
+            elif kind == "SelectionSlider":
+                assert page["readout"] == entry["label"], (name, page, entry)
+            elif kind == "Dropdown":
+                assert page["select"] == entry["label"], (name, page, entry)
+            elif kind == "Checkbox":
+                assert page["checked"] is value, (name, page, entry)
+            elif kind in ("IntText", "FloatText"):
+                assert float(page["text"]) == value, (name, page, entry)
+            assert status.get(slug) == str(value), f"status shows {slug}={status.get(slug)}, kernel {value!r}"
+            assert view["computed"][name] == view["state"][name] == value, (name, view)
+        for name, value in (expected or {}).items():
+            same = value if isinstance(value, (str, bool)) else pytest.approx(value)
+            assert kernel[name]["value"] == same, (name, kernel[name], value)
+        assert view["error"] == "", view["error"]
+        if view.get("code_vs_plot") is not None:
+            assert view["code_vs_plot"] < 1e-4, view  # the plot is what the state's code computes
+        for profile in view["curves"].values():
+            depth = view["computed"].get("depth", view["computed"].get("steps"))
+            if depth is not None:
+                assert profile["x"][1] == pytest.approx(depth, abs=1), (depth, view["curves"])
+        return kernel
+
+    @staticmethod
+    def new_slider_values(kernel: dict) -> dict:
+        """A value a third of the way along every slider (another than its current one)."""
+        values = {}
+        for name, entry in kernel.items():
+            if entry["type"] == "IntSlider":
+                value = entry["min"] + (entry["max"] - entry["min"]) // 3
+                values[name] = value if value != entry["value"] else value + 1
+            elif entry["type"] in ("FloatSlider", "GridFloatSlider"):
+                steps = round(0.37 * (entry["max"] - entry["min"]) / entry["step"])
+                value = round(entry["min"] + steps * entry["step"], 10)
+                values[name] = value if value != entry["value"] else round(value + entry["step"], 10)
+        return values
+
     def output_of(self, nb):
         """The output area of the cell that displays the dashboard."""
         return nb.page.locator(".jp-CodeCell").filter(has=nb.page.locator(".vglab-dashboard")).first.locator(
             ".jp-OutputArea").first
 
     # ---- the checks every dashboard gets
+    AFTER_RUN_ALL: dict = {}  # what the notebook's last dash.set(...) left, checked right after Run All
+
+    def test_after_run_all_the_browser_shows_the_state_the_kernel_holds(self, nb):
+        """Right after Run All, and after a pause (a late message from the browser would arrive by then):
+        readouts, kernel state, status line and plot agree, and hold what the notebook's cells set."""
+        time.sleep(1.0)
+        self.assert_browser_kernel_status_and_plot_agree(nb, self.AFTER_RUN_ALL)
+        self.check_after_run_all(nb)
+
+    def check_after_run_all(self, nb) -> None:
+        """Notebook-specific checks of the state after Run All (override)."""
+
     def test_runs_clean_and_shows_the_plot_its_state_describes(self, nb):
         assert nb.error_outputs() == [], f"{self.NOTEBOOK} raised:\n" + "\n".join(nb.error_outputs())
         status = nb.status()
@@ -146,6 +236,31 @@ class DashboardChecks:
               f"computations, {after['updates'] - before['updates']} redraws; last redraw "
               f"{result['ms']:.0f} ms after the last key; 1+1 answered in {time.monotonic() - started:.2f} s")
         nb.screenshot("after-rapid-drag")
+
+    def test_state_set_from_code_and_from_the_controls_agrees_in_browser_kernel_status_and_plot(self, nb):
+        """dash.set(...) from a cell, then keys on a slider: the controls' readouts, the kernel's state, the
+        status line and the plotted data agree each time, also after a pause (a late message from the browser
+        would show then), and a cell ending in dash.set(...) displays no second dashboard."""
+        kernel = self.assert_browser_kernel_status_and_plot_agree(nb)
+        values = self.new_slider_values(kernel)
+        assert values, f"{self.NOTEBOOK}'s dashboard has no slider"
+        dashboards = nb.page.locator(".vglab-dashboard").count()
+        call = "dash.set(" + ", ".join(f"{name}={value!r}" for name, value in values.items()) + ")"
+        nb.change(lambda: nb.execute(call), values)
+        assert nb.page.locator(".vglab-dashboard").count() == dashboards, "dash.set(...) displayed a copy"
+        time.sleep(0.5)
+        kernel = self.assert_browser_kernel_status_and_plot_agree(nb, values)
+
+        floats = [n for n, e in kernel.items() if e["type"] in ("FloatSlider", "GridFloatSlider")]
+        name = (floats or [self.SLIDER.replace("-", "_")])[0]
+        entry = kernel[name]
+        key, sign = ("ArrowRight", 1) if entry["value"] + 2 * entry["step"] <= entry["max"] else ("ArrowLeft", -1)
+        nb.focus_slider(name)
+        nb.change(lambda: nb.press(key, 2))
+        time.sleep(0.5)
+        moved = entry["value"] + sign * 2 * entry["step"]
+        self.assert_browser_kernel_status_and_plot_agree(nb, {name: moved})
+        nb.screenshot("state-agrees")
 
     def test_slider_to_plot_latency_is_measured(self, nb, latency_report):
         """Median time from a key press on the slider to the canvas painted with the new plot (reported)."""
@@ -240,6 +355,15 @@ class TestSaturatingActivations(DashboardChecks):
 
 class TestInitialization(DashboardChecks):
     NOTEBOOK = "03_initialization"
+
+    # Cell 8's dash.set(...): the browser's snapped copy of the first render's σ_w = 1.0 used to arrive
+    # after this cell and set σ_w back to 1.0 in the kernel and on the slider.
+    AFTER_RUN_ALL = {"activation": "tanh", "init": "xavier", "sigma_w": 1.5, "sigma_b": 0.3}
+
+    def check_after_run_all(self, nb):
+        assert nb.readout("sigma-w") == "1.50" and nb.readout("sigma-b") == "0.300"
+        assert nb.python('dash.plotted()["phase"]["point"]') == pytest.approx([2.25, 0.09])
+        assert nb.python("dash.result.net.sigma_w") == 1.5
 
 
 class TestReluFamily(DashboardChecks):
@@ -437,6 +561,27 @@ class TestTrainingDynamics(DashboardChecks):
 
 class TestJacobianSpectra(DashboardChecks):
     NOTEBOOK = "11_jacobian_spectra"
+
+
+def test_after_a_kernel_restart_the_dashboard_and_the_lesson_say_what_to_rerun(open_notebook):
+    """A restarted kernel forgets the dashboard; its controls show a broken-link icon.  The dashboard then
+    shows a note saying so and what to run; lesson 00 says it too."""
+    page = open_notebook("00_start_here")
+    try:
+        page.run_all()
+        page.wait_for_figure()
+        note = page.dashboard().locator(".vglab-restart-note")
+        assert note.count() == 1 and not note.is_visible()
+        lesson = page.page.locator(".jp-MarkdownCell").all_inner_texts()
+        assert any("restart" in text.lower() and "Run All Cells" in text for text in lesson), \
+            "lesson 00 does not say what to do after a kernel restart"
+        page.server.api("POST", f"/api/kernels/{page.kernel_id}/restart", {})
+        note.wait_for(state="visible", timeout=60_000)
+        assert "Run All Cells" in note.inner_text() and "restarted" in note.inner_text()
+        assert page.dashboard().evaluate("(r) => r.classList.contains('jupyter-widgets-disconnected')")
+        page.screenshot("after-kernel-restart")
+    finally:
+        page.close()
 
 
 COVERED = {cls.NOTEBOOK for cls in DashboardChecks.__subclasses__()}

@@ -87,8 +87,8 @@ RESTART_NOTE = (
     "<style>.vglab-restart-note{display:none}"
     ".jupyter-widgets-disconnected .vglab-restart-note{display:block}</style>"
     '<div class="vglab-restart-note" style="color:#8a1c00; border:1px solid #8a1c00; padding:0.3em 0.5em">'
-    "<b>This dashboard is disconnected:</b> the kernel behind it was restarted or shut down (or the notebook "
-    "was reopened), so Python forgot it; its controls (broken-link icon) no longer change the plot. "
+    "<b>This dashboard is disconnected:</b> the kernel behind it was restarted or shut down, so Python "
+    "forgot it; its controls (broken-link icon) no longer change the plot. "
     "Run the notebook again from the top, <b>Run ▸ Run All Cells</b> (or the cells from the imports down to "
     "this one), and use the new dashboard this cell then shows.</div>")
 

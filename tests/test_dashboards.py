@@ -70,7 +70,7 @@ def test_depth_change_redraws_the_same_artists_with_the_engines_numbers(dash):
 def test_theory_curve_is_the_mean_field_prediction_from_the_measured_output_gradient(dash):
     dash.set(depth=33, sigma_w=1.3, sigma_b=0.2)
     net = vglab.MLP(depth=33, width=16, activation="tanh", weight_std=1.3, bias_std=0.2)
-    log10_g = dash.result.norms.log10_activation_grad[:, -1].mean()
+    log10_g = dash.result.norms.log10_rms_activation_grad[-1]
     np.testing.assert_allclose(dash.plotted()["gradient"]["theory"],
                                theory.predicted_log10_grad(net, log10_g), rtol=0, atol=1e-9)
     dash.set(norm="pre")  # LayerNorm: no mean-field curve, and none is drawn
@@ -83,7 +83,7 @@ def test_residual_relu_gets_the_mean_field_curve_with_its_rank_one_part():
     d = GradientDashboard(depth=40, activation="relu", residual=True, controls=("depth", "activation"),
                           **SMALL)
     net = d.network(d.state)
-    log10_g = d.result.norms.log10_activation_grad[:, -1].mean()
+    log10_g = d.result.norms.log10_rms_activation_grad[-1]
     np.testing.assert_allclose(d.plotted()["gradient"]["theory"], theory.predicted_log10_grad(net, log10_g),
                                rtol=0, atol=1e-9)
     assert "theory = " in d.code
@@ -205,7 +205,7 @@ def test_during_a_drag_a_slow_theory_curve_arrives_later_without_holding_back_th
     assert [view.theory_pending for view in drawn] == [True, False]  # measurement first, then theory
     assert drawn[0].theory is None and drawn[0].net.bias_std == 0.37
     net = vglab.MLP(depth=10, width=16, activation="tanh", weight_std=1.35, bias_std=0.37, residual=True)
-    log10_g = dash.result.norms.log10_activation_grad[:, -1].mean()
+    log10_g = dash.result.norms.log10_rms_activation_grad[-1]
     expected = theory.predicted_log10_grad(net, log10_g)
     np.testing.assert_allclose(dash.plotted()["gradient"]["theory"], expected, atol=1e-9)
     assert "computing" not in dash.status.value and dash.computations == 3  # no recompute for the theory

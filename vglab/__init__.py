@@ -2,16 +2,20 @@
 
 The numerical core (pure JAX, no plotting):
     MLP                 an immutable network description
+    ConvNet             a 1-D convolutional network (plain or residual); train_convnet on MNIST-1D
     Stack               your own network: a sequence of JAX blocks (functions, Equinox or Flax NNX modules)
     gradient_norms      exact per-layer ‖∂L/∂h_l‖ and ‖∂L/∂W_l‖, in log10
     jacobian_spectrum   exact singular values of ∂h_L/∂h_0, in log10
+    unit_activity       inactive (per input) and dead (for a whole batch) units per layer
     theory              mean-field predictions and closed-form bounds
 """
 
 from vglab import datasets, theory
 from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.init import INITS
+from vglab.models.convolutional import ConvNet, ConvTrainingHistory, train_convnet
 from vglab.models.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
+from vglab.models.activity import UnitActivity, unit_activity
 from vglab.models.mlp import MLP
 from vglab.models.recurrent import RNN
 from vglab.models.stack import Stack, StackGradientNorms, mlp_blocks
@@ -20,6 +24,7 @@ from vglab.training import TrainingHistory, train
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "Transformer", "Stack", "StackGradientNorms", "mlp_blocks", "GradientNorms", "JacobianSpectrum",
-           "gradient_norms", "jacobian_spectrum", "sup_derivative", "theory", "TrainingHistory", "train",
+__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "Transformer", "Stack", "StackGradientNorms", "mlp_blocks",
+           "ConvNet", "ConvTrainingHistory", "train_convnet", "GradientNorms", "JacobianSpectrum",
+           "gradient_norms", "jacobian_spectrum", "unit_activity", "UnitActivity", "sup_derivative", "theory", "TrainingHistory", "train",
            "datasets"]

@@ -66,8 +66,8 @@ import vglab
 from vglab import theory
 from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.init import INITS, default_weight_std
-from vglab.core.validation import check_choice
-from vglab.lab import plots
+from vglab.core.validation import check_choice, keywords_checked
+from vglab.lab import cells, plots, warmup
 from vglab.lab.sliders import GridFloatSlider
 
 NORM_CHOICES = (("none", "none"), ("pre-LN", "pre"), ("post-LN", "post"))
@@ -185,6 +185,13 @@ class Dashboard:
     kind = "dashboard"
     coalesce_seconds = 0.003  # quiet time that ends a burst of slider messages
     max_wait_seconds = 0.1  # a continuous drag still redraws at least this often
+    warm_controls: tuple = ()  # choice controls whose options the background warm-up compiles (vglab.lab.warmup)
+    background_warmup = None  # the running vglab.lab.warmup.Warmup, if any
+
+    def __init_subclass__(cls, **kwargs):
+        """Every dashboard's constructor names a mistyped keyword's closest parameter (did-you-mean)."""
+        super().__init_subclass__(**kwargs)
+        keywords_checked(cls)
 
     def __init__(self, controls: Mapping[str, widgets.ValueWidget], *, fixed: Mapping | None = None,
                  compute: Callable | None = None, draw: Callable | None = None, code: Callable | None = None,
@@ -211,6 +218,7 @@ class Dashboard:
         self._first_change_at = 0.0
         self._hold = 0
         self.interactive = False  # True while an update runs for a control change in a live kernel
+        cells.adopt(self)  # a cell run again replaces the dashboards its previous run made
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize)
         self.setup_figure(self.figure)
@@ -221,6 +229,7 @@ class Dashboard:
         if warm_up:
             self.warm_up()
         self.update_now()
+        self.background_warmup = warmup.start(self)  # in a live kernel: what the controls reach, compiled
 
     # ---- hooks for subclasses
     def setup_figure(self, figure) -> None:
@@ -240,6 +249,32 @@ class Dashboard:
 
     def warm_up(self) -> None:
         """Compile what the first drags will need (default: nothing beyond the first update)."""
+
+    def warm_variants(self, state: dict) -> list[dict]:
+        """The states one change of a ``warm_controls`` control away from ``state`` (background warm-up)."""
+        variants = []
+        for name in self.warm_controls:
+            widget = self.controls.get(name)
+            if isinstance(widget, widgets.Checkbox):
+                values = [False, True]
+            elif isinstance(widget, widgets.Dropdown):
+                values = [option[1] if isinstance(option, tuple) else option for option in widget.options]
+            else:
+                continue
+            variants += [self.warm_state(state, name, value) for value in values if value != state[name]]
+        return variants
+
+    def warm_state(self, state: dict, name: str, value) -> dict:
+        """``state`` with control ``name`` set to ``value``, as the control's own observers would leave it."""
+        return {**state, name: value}
+
+    def warm_key(self, state: dict):
+        """What a warmed variant is known by (two states with one key need one warm-up)."""
+        return tuple(sorted(state.items()))
+
+    def warm_variant(self, state: dict) -> None:
+        """Compile (and cache) what showing ``state`` needs, without touching the figure or the widgets; runs
+        in the warm-up thread."""
 
     def equivalent(self, state: dict, other: dict) -> bool:
         """Whether two states give the same result (then an update redraws nothing)."""
@@ -429,8 +464,19 @@ class Dashboard:
     def update_now(self, force: bool = False):
         """Compute the current state and redraw, synchronously.  Returns the result (None after an error).
 
-        A state ``equivalent`` to the one on screen is not recomputed unless ``force``.
+        A state ``equivalent`` to the one on screen is not recomputed unless ``force``.  The background
+        warm-up waits while it runs, and plans from the new state afterwards.
         """
+        background = self.background_warmup
+        if background is None:
+            return self._update(force)
+        background.update_started()
+        try:
+            return self._update(force)
+        finally:
+            background.update_finished(self.computed_state)
+
+    def _update(self, force: bool):
         self._pending = False
         state = self.state
         unchanged = self.computed_state is not None and self.equivalent(state, self.computed_state)
@@ -568,7 +614,9 @@ class Dashboard:
         self.status.value = self.status.value.replace("</span>", f" · saved {html.escape(path)}</span>")
 
     def close(self) -> None:
-        """Close the figure and the widgets (the dashboard stops updating)."""
+        """Close the figure and the widgets (the dashboard stops updating) and stop its warm-up."""
+        if self.background_warmup is not None:
+            self.background_warmup.stop()
         plt.close(self.figure)
         self.widget.close()
 
@@ -868,6 +916,38 @@ class GradientDashboard(Dashboard):
             with contextlib.suppress(ValueError):
                 self.compute({**state, "depth": self.max_depth})
 
+    # ---- background warm-up (vglab.lab.warmup): every activation, init family, skip and norm option
+    warm_controls = ("activation", "init", "residual", "norm")
+
+    def warm_state(self, state, name, value):
+        variant = {**state, name: value}
+        if name == "init" and "sigma_w" in self.controls:
+            variant["sigma_w"] = default_weight_std(value)  # what _init_sets_sigma_w does to the slider
+        return variant
+
+    def _warm_net(self, state) -> vglab.MLP:
+        """The network a state shows, at the depth whose weights and program the depth slider reuses."""
+        net = self.network(state)
+        return net.replace(depth=self.max_depth) if "depth" in self.controls else net
+
+    def warm_key(self, state):
+        return (self._compile_key(state), self._warm_net(state), state["seed"], state["theory"])
+
+    def warm_variant(self, state):
+        net = self._warm_net(state)
+        vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
+        self._compiled_keys.add(self._compile_key(state))
+        if state["theory"] and theory_applies(net):
+            theory_profile(net.replace(depth=max(self.max_depth, net.depth)))
+        phase = self.plots.get("phase")
+        if phase is not None and net.activation in PHASE_ACTIVATIONS:
+            _phase_grid(net.activation, net.leaky_slope, tuple(phase.sigma_w2), tuple(phase.sigma_b2))
+
+    def warm_variants(self, state):
+        """Each option's variant; those needing a program not compiled yet come first."""
+        variants = super().warm_variants(state)
+        return sorted(variants, key=lambda v: self._compile_key(v) in self._compiled_keys)
+
     # ---- draw
     def draw(self, view: GradientView) -> None:
         norms, net = view.norms, view.net
@@ -970,6 +1050,13 @@ class SpectrumDashboard(GradientDashboard):
         spectrum = vglab.jacobian_spectrum(self.network(state), seed=state["seed"])
         self._compiled_keys.add(self._compile_key(state))
         return spectrum
+
+    def warm_key(self, state):
+        return (self._compile_key(state), self._warm_net(state), state["seed"])
+
+    def warm_variant(self, state):
+        vglab.jacobian_spectrum(self._warm_net(state), seed=state["seed"])
+        self._compiled_keys.add(self._compile_key(state))
 
     def draw(self, spectrum) -> None:
         self.plots["spectrum"].update(spectrum.log10_singular_values)

@@ -196,6 +196,7 @@ class LogProfilePlot:
     """
 
     REFERENCE_STYLES = {
+        "rms": dict(color="#CC79A7", linestyle="-.", linewidth=1.5, label="root mean square over seeds"),
         "theory": dict(color="black", linestyle="--", linewidth=1.3, label="mean-field theory"),
         "bound": dict(color="tab:red", linestyle=":", linewidth=1.6, label="bound sup|φ′|^(L−l)"),
     }

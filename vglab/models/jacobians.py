@@ -29,16 +29,24 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core import init as _init
-from vglab.core.activations import ACTIVATIONS
+from vglab.core.activations import ACTIVATIONS, scaled_factored
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
-    graded_left_multiply,
+    LogScale,
+    follow,
+    graded_left_multiply_scaled,
     graded_log_singular_values,
-    renormalise_rms,
-    renormalise_rms_logged,
-    renormalise_unit_logged,
-    scaled_add,
+    log_scale,
+    normalise_rms,
+    normalise_unit,
+    scale_add,
+    scale_diff,
+    scale_max,
+    scale_neg,
+    scale_to_float64,
+    scale_where,
+    scaled_add_pair,
 )
 from vglab.core.validation import check_int
 from vglab.models.mlp import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
@@ -161,12 +169,53 @@ def _scalars(net: MLP) -> Scalars:
     )
 
 
-def _layernorm(u, s):
-    """LN(e^s u) = e^{s−ρ}(u − ū) with e^ρ = √(e^{2s} var(u) + ε).  Returns (ỹ, s_y, y, ρ), y the true output."""
+def _layernorm(u, S: LogScale):
+    """LN(e^S u) = e^{S−ρ}(u − ū) with e^ρ = √(e^{2S} var(u) + ε).  Returns (ỹ, S_y, y, ρ), y the true output,
+    S_y = S − ρ and ρ as ``LogScale`` pairs.
+
+    e^{2S} var + ε = e^{2 max(S,0)} (var e^{2 min(S,0)} + ε e^{−2 max(S,0)}), so ρ = max(S, 0) + t and
+    S − ρ = min(S, 0) − t with t of order one: a stream of size e^{700} never rounds its scale to float32."""
     centred = u - jnp.mean(u)
-    rho = 0.5 * jnp.logaddexp(2.0 * s + jnp.log(jnp.mean(centred * centred)), math.log(LAYERNORM_EPS))
-    s_y = s - rho
-    return centred, s_y, jnp.exp(s_y) * centred, rho
+    s = S.hi
+    t = 0.5 * jnp.logaddexp(jnp.log(jnp.mean(centred * centred)) + 2.0 * jnp.minimum(s, 0.0),
+                            math.log(LAYERNORM_EPS) - 2.0 * jnp.maximum(s, 0.0))
+    zero = log_scale(0.0)
+    rho = scale_add(scale_where(s > 0.0, S, zero), t)
+    S_y = scale_add(scale_where(s > 0.0, zero, S), -t)
+    return centred, S_y, jnp.exp(S_y.hi) * centred, rho
+
+
+def _reflect_vector(w, v):
+    return v - 2.0 * w * jnp.dot(w, v)
+
+
+def _layernorm_transpose_exact(v, y, rho: LogScale):
+    """σ J_LNᵀ v for J_LN = (1/σ)(I − 11ᵀ/n − yyᵀ/n), without the cancellation of 1 − ‖y‖²/n = ε/σ².
+
+    σJ_LN = V diag(1, …, 1, ε/σ², 0) Vᵀ with V = H₁H₂ orthogonal, its last columns ŷ and 1/√n (as in
+    ``_layernorm_chain_step``): the ŷ component is scaled by ε/σ² exactly instead of being left to roundoff
+    (at width 2 it is the whole answer, and 1 − ‖y‖²/2 in float32 was 2.7 % off)."""
+    n = y.shape[0]
+    if n == 1:  # LN of one unit is the constant 0
+        return jnp.zeros_like(v)
+    w1, w2 = _layernorm_reflectors(y)
+    rotated = _reflect_vector(w2, _reflect_vector(w1, v))  # Vᵀv = H₂H₁v
+    small = LAYERNORM_EPS * jnp.exp(-2.0 * rho.hi)  # ε/σ² ≤ 1
+    rotated = rotated.at[n - 2].multiply(small).at[n - 1].set(0.0)
+    return _reflect_vector(w1, _reflect_vector(w2, rotated))
+
+
+def _layernorm_reflectors(y):
+    """Unit vectors w₁, w₂ with H₁ e_n = 1/√n and H₂H₁... so that V = H₁H₂ has V e_{n−1} = ŷ, V e_n = 1/√n."""
+    n = y.shape[0]
+    e_last, e_prev = jnp.eye(n, dtype=y.dtype)[n - 1], jnp.eye(n, dtype=y.dtype)[n - 2]
+    ones = jnp.full((n,), 1.0 / jnp.sqrt(jnp.float32(n)), y.dtype)
+    y_norm = jnp.linalg.norm(y)
+    fallback = (e_prev - e_prev.mean()) / jnp.linalg.norm(e_prev - e_prev.mean())  # any unit vector ⟂ 1
+    y_hat = jnp.where(y_norm > 0.0, y / jnp.where(y_norm > 0.0, y_norm, 1.0), fallback)
+    w1 = _unit_reflector(e_last, ones)
+    w2 = _unit_reflector(e_prev, _reflect_vector(w1, y_hat))
+    return w1, w2
 
 
 def _layernorm_transpose(v, y):
@@ -182,14 +231,23 @@ def _layernorm_transpose(v, y):
 class Trace(NamedTuple):
     """What the forward pass keeps of each layer for the backward pass and for the statistics."""
 
-    dphi: jax.Array  # (C, n) φ′(z_l)
+    dphi: jax.Array  # (C, n) d̃_l with φ′(z_l) = e^{c_l} d̃_l, max|d̃_l| = 1 (``scaled_factored``)
+    log_dphi_scale: jax.Array  # (C,) c_l
     inputs: jax.Array  # (C, n) input of W_l, scaled form
-    log_input_scale: jax.Array  # (C,)
+    log_input_scale: LogScale  # (C,)
     pre_y: jax.Array  # (C, n) output of the pre-LN (true values)
-    pre_rho: jax.Array  # (C,) log σ of the pre-LN
+    pre_rho: LogScale  # (C,) log σ of the pre-LN
     post_y: jax.Array  # (C, n)
-    post_rho: jax.Array  # (C,)
-    log_rms: jax.Array  # (C,) log RMS(h_l)
+    post_rho: LogScale  # (C,)
+    log_rms: LogScale  # (C,) log RMS(h_l)
+
+
+def _put(array: LogScale, l, value: LogScale) -> LogScale:
+    return LogScale(array.hi.at[l].set(value.hi), array.lo.at[l].set(value.lo))
+
+
+def _at(array: LogScale, l) -> LogScale:
+    return LogScale(array.hi[l], array.lo[l])
 
 
 def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth):
@@ -198,71 +256,81 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth):
     capacity, n = biases.shape
     zeros_cn = jnp.zeros((capacity, n), jnp.float32)
     zeros_c = jnp.zeros((capacity,), jnp.float32)
-    trace = Trace(zeros_cn, zeros_cn, zeros_c, zeros_cn, zeros_c, zeros_cn, zeros_c, zeros_c)
+    pairs = LogScale(zeros_c, zeros_c)
+    trace = Trace(zeros_cn, zeros_c, zeros_cn, pairs, zeros_cn, pairs, zeros_cn, pairs, pairs)
+    log_bias_std = log_scale(scalars.log_bias_std)
 
     def layer(l, carry):
-        u, s, trace = carry
+        u, S, trace = carry
         if structure.norm == "pre":
-            u_in, s_in, pre_y, pre_rho = _layernorm(u, s)
-            trace = trace._replace(pre_y=trace.pre_y.at[l].set(pre_y), pre_rho=trace.pre_rho.at[l].set(pre_rho))
+            u_in, S_in, pre_y, pre_rho = _layernorm(u, S)
+            trace = trace._replace(pre_y=trace.pre_y.at[l].set(pre_y), pre_rho=_put(trace.pre_rho, l, pre_rho))
         else:
-            u_in, s_in = u, s
+            u_in, S_in = u, S
         # z = e^{s_in} (σ_w/√n) Ŵ u_in + σ_b b̂, held as e^{s_z} z̃ with s_z = max(s_in, log σ_b).
-        s_z = jnp.maximum(s_in, scalars.log_bias_std)
-        zt = (jnp.exp(s_in - s_z) * scalars.weight_scale) * (weights[l] @ u_in) \
-            + jnp.exp(scalars.log_bias_std - s_z) * biases[l]
-        at, s_a, dphi = activation.scaled(zt, s_z, scalars.leaky_slope)
+        S_z = scale_max(S_in, log_bias_std)
+        zt = (jnp.exp(scale_diff(S_in, S_z)) * scalars.weight_scale) * (weights[l] @ u_in) \
+            + jnp.exp(scale_diff(log_bias_std, S_z)) * biases[l]
+        at, s_a, dphi, log_dphi_scale = scaled_factored(activation, zt, S_z.hi, scalars.leaky_slope)
+        S_a = follow(S_z, s_a)
         if structure.residual:
-            u, s = scaled_add(u, s, at, s_a + scalars.log_alpha)
+            u, S = scaled_add_pair(u, S, at, scale_add(S_a, scalars.log_alpha))
         else:
-            u, s = at, s_a
+            u, S = at, S_a
         if structure.norm == "post":
-            u, s, post_y, post_rho = _layernorm(u, s)
-            trace = trace._replace(post_y=trace.post_y.at[l].set(post_y),
-                                   post_rho=trace.post_rho.at[l].set(post_rho))
-        u, s, log_rms = renormalise_rms_logged(u, s)
-        trace = trace._replace(dphi=trace.dphi.at[l].set(dphi), inputs=trace.inputs.at[l].set(u_in),
-                               log_input_scale=trace.log_input_scale.at[l].set(s_in),
-                               log_rms=trace.log_rms.at[l].set(log_rms))
-        return u, s, trace
+            u, S, post_y, post_rho = _layernorm(u, S)
+            trace = trace._replace(post_y=trace.post_y.at[l].set(post_y), post_rho=_put(trace.post_rho, l, post_rho))
+        u, S, log_rms = normalise_rms(u, S)
+        trace = trace._replace(dphi=trace.dphi.at[l].set(dphi),
+                               log_dphi_scale=trace.log_dphi_scale.at[l].set(log_dphi_scale),
+                               inputs=trace.inputs.at[l].set(u_in),
+                               log_input_scale=_put(trace.log_input_scale, l, S_in),
+                               log_rms=_put(trace.log_rms, l, log_rms))
+        return u, S, trace
 
-    u0, s0 = renormalise_rms(x, jnp.float32(0.0))
-    _, _, trace = jax.lax.fori_loop(0, depth, layer, (u0, s0, trace))
+    u0, S0, _ = normalise_rms(x, log_scale(0.0))
+    _, _, trace = jax.lax.fori_loop(0, depth, layer, (u0, S0, trace))
     return trace
 
 
 def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, depth):
-    """δ_L = g back to δ_0.  Returns natural-log norms: (C+1,) ‖∂L/∂h_l‖₂ and (C,) ‖∂L/∂W_l‖_F."""
+    """δ_L = g back to δ_0.  Returns natural-log norms as ``LogScale`` pairs: (C+1,) ‖∂L/∂h_l‖₂ and (C,)
+    ‖∂L/∂W_l‖_F.  Every norm is taken of a renormalised vector (a tiny branch ∂L/∂z_l is divided by its own
+    norm before it is multiplied by W_l), so nothing squares below float32's range."""
     capacity = weights.shape[0]
-    alpha = jnp.exp(scalars.log_alpha)
-    log_grad_h = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
-    log_grad_w = jnp.full((capacity,), -jnp.inf, jnp.float32)
-    v, r, log_norm_g = renormalise_unit_logged(g, jnp.float32(0.0))
-    log_grad_h = log_grad_h.at[depth].set(log_norm_g)
+    log_grad_h = LogScale(jnp.full((capacity + 1,), -jnp.inf, jnp.float32), jnp.zeros((capacity + 1,)))
+    log_grad_w = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,)))
+    v, R, log_norm_g = normalise_unit(g, log_scale(0.0))
+    log_grad_h = _put(log_grad_h, depth, log_norm_g)
     # log ‖x_l‖ of every layer's input (e^{s_l} x̃_l), one reduction over the whole trace instead of one per step.
-    log_input_norms = trace.log_input_scale + jnp.log(jnp.linalg.norm(trace.inputs, axis=1))
+    log_input_norms = scale_add(trace.log_input_scale, jnp.log(jnp.linalg.norm(trace.inputs, axis=1)))
+    # log α + c_l: the branch's factor α φ′(z_l) = e^{log α + c_l} d̃_l.
+    log_branch_factor = scalars.log_alpha + trace.log_dphi_scale
 
     def layer(i, carry):
-        v, r, log_grad_h, log_grad_w = carry
+        v, R, log_grad_h, log_grad_w = carry
         l = depth - 1 - i
         if structure.norm == "post":
-            v, r = _layernorm_transpose(v, trace.post_y[l]), r - trace.post_rho[l]
-        branch = alpha * trace.dphi[l] * v  # ∂L/∂z_l up to e^r
-        log_w = r + jnp.log(jnp.linalg.norm(branch)) + log_input_norms[l]
+            v, R = _layernorm_transpose_exact(v, trace.post_y[l], _at(trace.post_rho, l)), \
+                scale_add(R, scale_neg(_at(trace.post_rho, l)))
+        # ∂L/∂z_l = e^{R + log α + c_l} (d̃_l ⊙ v), renormalised: its norm is log ‖∂L/∂z_l‖.
+        branch, R_b, log_branch = normalise_unit(trace.dphi[l] * v, scale_add(R, log_branch_factor[l]))
+        log_w = scale_add(log_branch, _at(log_input_norms, l))
         # Wᵀ·branch written as branch·W: XLA:CPU runs a transposed matvec ~4x slower than a row-vector product.
-        t, r_t = scalars.weight_scale * (branch @ weights[l]), r
+        t, R_t = scalars.weight_scale * (branch @ weights[l]), R_b
         if structure.norm == "pre":
-            t, r_t = _layernorm_transpose(t, trace.pre_y[l]), r_t - trace.pre_rho[l]
+            t, R_t = _layernorm_transpose_exact(t, trace.pre_y[l], _at(trace.pre_rho, l)), \
+                scale_add(R_t, scale_neg(_at(trace.pre_rho, l)))
         if structure.residual:
-            v, r = scaled_add(v, r, t, r_t)
+            v, R = scaled_add_pair(v, R, t, R_t)
         else:
-            v, r = t, r_t
-        v, r, log_norm_v = renormalise_unit_logged(v, r)
-        log_grad_h = log_grad_h.at[l].set(log_norm_v)
-        log_grad_w = log_grad_w.at[l].set(log_w)
-        return v, r, log_grad_h, log_grad_w
+            v, R = t, R_t
+        v, R, log_norm_v = normalise_unit(v, R)
+        log_grad_h = _put(log_grad_h, l, log_norm_v)
+        log_grad_w = _put(log_grad_w, l, log_w)
+        return v, R, log_grad_h, log_grad_w
 
-    _, _, log_grad_h, log_grad_w = jax.lax.fori_loop(0, depth, layer, (v, r, log_grad_h, log_grad_w))
+    _, _, log_grad_h, log_grad_w = jax.lax.fori_loop(0, depth, layer, (v, R, log_grad_h, log_grad_w))
     return log_grad_h, log_grad_w
 
 
@@ -271,15 +339,35 @@ def _gradient_norms_program(structure, scalars, sup_dphi, weights, biases, input
     def one_seed(w, b, x, g):
         trace = _forward(structure, scalars, w, b, x, depth)
         log_grad_h, log_grad_w = _backward(structure, scalars, w, trace, g, depth)
-        abs_dphi = jnp.abs(trace.dphi)
-        saturated = jnp.mean(abs_dphi <= SATURATION_LEVEL * sup_dphi, axis=1)
-        dead = jnp.mean(abs_dphi == 0.0, axis=1)
-        return log_grad_h / LN10, log_grad_w / LN10, trace.log_rms / LN10, saturated, dead
+        abs_dphi = jnp.abs(trace.dphi)  # |φ′| = e^c |d̃|
+        threshold = SATURATION_LEVEL * sup_dphi * jnp.exp(-trace.log_dphi_scale)[:, None]
+        saturated = jnp.mean(abs_dphi <= threshold, axis=1)
+        # Dead: φ′ = 0 exactly, which only a flat side (ReLU) has; a saturated sigmoid/tanh/GELU unit is not dead.
+        dead = jnp.mean(abs_dphi == 0.0, axis=1) if ACTIVATIONS[structure.activation].flat \
+            else jnp.zeros_like(saturated)
+        return (*log_grad_h, *log_grad_w, *trace.log_rms, saturated, dead)
 
     return jax.vmap(one_seed)(weights, biases, inputs, directions)
 
 
 # --------------------------------------------------------------------------------------------- results
+def log10_root_mean_square(log10_values, axis: int = 0) -> np.ndarray:
+    """½ log10 mean(10^(2 v)) over ``axis``, for log10 magnitudes v, without leaving log space.
+
+    With y = 2 ln10 · v (natural logs of the squares), ln mean e^y = m + ln Σ e^(y − m) − ln k, m = max y (a
+    log-sum-exp), so v = −600 (a 1e-600 gradient) neither underflows nor is lost beside the others; −inf
+    (an exactly zero norm) adds nothing, and the result is −inf only where every value is.  NaN propagates.
+    """
+    y = 2.0 * LN10 * np.asarray(log10_values, dtype=np.float64)
+    top = np.max(y, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_sum = np.log(np.sum(np.exp(y - shift), axis=axis)) + np.squeeze(shift, axis=axis)
+    top = np.squeeze(top, axis=axis)
+    log_sum = np.where(np.isinf(top) & ~np.isnan(log_sum), top, log_sum)  # all zero (−inf), or +inf
+    return 0.5 * (log_sum - math.log(y.shape[axis])) / LN10
+
+
 class SeededGradients:
     """What every per-architecture result shares (``GradientNorms``, ``RecurrentGradientNorms``,
     ``TransformerGradientNorms``): fields ``net``, ``seed``, ``n_seeds`` and ``log10_activation_grad``
@@ -290,6 +378,20 @@ class SeededGradients:
         """(n_seeds,) log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_out‖: how many orders of magnitude the gradient lost on its way
         from the output back to the input (layers, time steps or blocks)."""
         return self.log10_activation_grad[:, 0] - self.log10_activation_grad[:, -1]
+
+    @property
+    def log10_typical_activation_grad(self) -> np.ndarray:
+        """(positions+1,) the mean over seeds of log10 ‖∂L/∂h_l‖: the *typical* gradient (a geometric mean),
+        what the dashboards' solid line shows."""
+        return np.mean(self.log10_activation_grad, axis=0)
+
+    @property
+    def log10_rms_activation_grad(self) -> np.ndarray:
+        """(positions+1,) ½ log10 of the mean over seeds of ‖∂L/∂h_l‖²: the sample estimate of √E‖∂L/∂h_l‖²,
+        the quantity mean-field theory predicts (``log10_root_mean_square``).  By Jensen's inequality it is ≥
+        the typical value ``log10_typical_activation_grad``; at finite width the gap grows roughly like
+        depth/width (Hanin 2018; Hanin & Nica 2019)."""
+        return log10_root_mean_square(self.log10_activation_grad, axis=0)
 
     def to_code(self) -> str:
         """The vglab call that reproduces this result."""
@@ -341,12 +443,16 @@ def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1, loss=None) -> Grad
                 raise ValueError("loss= is for a vglab.Stack; other models use L = <g, h_L>")
             return own_engine(seed=seed, n_seeds=n_seeds, loss=loss)
         return own_engine(seed=seed, n_seeds=n_seeds)
+    if loss is not None:
+        raise ValueError("loss= is for a vglab.Stack; a vglab.MLP uses L = <g, h_L>")
     seeds = _check_seeds(seed, n_seeds)
     bank = weight_bank(seeds, net.width, net.orthogonal, net.depth)
     sup = np.float32(ACTIVATIONS[net.activation].sup_dphi(net.leaky_slope))
     out = _gradient_norms_program(_structure(net), _scalars(net), sup, bank.weights, bank.biases,
                                   bank.inputs, bank.directions, np.int32(net.depth))
-    grad_h, grad_w, rms, saturated, dead = (np.asarray(a) for a in out)
+    out = [np.asarray(a) for a in out]
+    grad_h, grad_w, rms = (scale_to_float64(out[k], out[k + 1]) / LN10 for k in (0, 2, 4))
+    saturated, dead = out[6:]
     L = net.depth
     return GradientNorms(net, seed, n_seeds, grad_h[:, : L + 1].astype(np.float64),
                          grad_w[:, :L].astype(np.float64), rms[:, :L].astype(np.float64),
@@ -366,30 +472,22 @@ def _unit_reflector(a, b):
     return jnp.where(norm > 1e-30, w / jnp.where(norm > 1e-30, norm, 1.0), 0.0)
 
 
-def _layernorm_chain_step(Q, y, rho, log_d, U):
+def _layernorm_chain_step(Q, y, rho: LogScale, log_d: LogScale, U):
     """Fold a LayerNorm into the chain: J_LN Q · diag(e^d) U, exactly.
 
     J_LN = (1/σ)(I − 11ᵀ/n − yyᵀ/n) = (1/σ) V diag(1, …, 1, ε/σ², 0) Vᵀ, with V orthogonal whose last two
     columns are ŷ = y/‖y‖ and 1/√n (‖y‖² = n(1 − ε/σ²)).  V = H₁H₂ from two Householder reflectors.  The QR of
     the row-graded diag(s)·VᵀQ gives an exactly zero last row (LN removes the mean exactly) and resolves the
-    if loss is not None:
-        raise ValueError("loss= is for a vglab.Stack; a vglab.MLP uses L = <g, h_L>")
     ε/σ²-sized direction instead of leaving both to roundoff.  σ = e^ρ.
     """
     n = y.shape[0]
-    e_last, e_prev = jnp.eye(n, dtype=Q.dtype)[n - 1], jnp.eye(n, dtype=Q.dtype)[n - 2]
-    ones = jnp.full((n,), 1.0 / jnp.sqrt(jnp.float32(n)), Q.dtype)
-    y_norm = jnp.linalg.norm(y)
-    fallback = (e_prev - e_prev.mean()) / jnp.linalg.norm(e_prev - e_prev.mean())  # any unit vector ⟂ 1
-    y_hat = jnp.where(y_norm > 0.0, y / jnp.where(y_norm > 0.0, y_norm, 1.0), fallback)
-    w1 = _unit_reflector(e_last, ones)  # H₁ e_n = 1/√n
-    w2 = _unit_reflector(e_prev, _reflect(w1, y_hat[:, None])[:, 0])  # H₂ e_{n−1} = H₁ ŷ, H₂ e_n = e_n
-    small = LAYERNORM_EPS * jnp.exp(-2.0 * rho)  # ε/σ² ≤ 1
+    w1, w2 = _layernorm_reflectors(y)  # H₁ e_n = 1/√n;  H₂ e_{n−1} = H₁ ŷ, H₂ e_n = e_n
+    small = LAYERNORM_EPS * jnp.exp(-2.0 * rho.hi)  # ε/σ² ≤ 1
     scales = jnp.ones((n,), Q.dtype).at[n - 2].set(small).at[n - 1].set(0.0)
     rotated = _reflect(w2, _reflect(w1, Q))  # VᵀQ = H₂H₁Q
     Q1, R1 = jnp.linalg.qr(scales[:, None] * rotated)
-    log_d, U = graded_left_multiply(R1, log_d, U)
-    return _reflect(w1, _reflect(w2, Q1)), log_d - rho, U  # V Q₁
+    log_d, U = graded_left_multiply_scaled(R1, log_d, U)
+    return _reflect(w1, _reflect(w2, Q1)), scale_add(log_d, scale_neg(rho)), U  # V Q₁
 
 
 def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
@@ -402,24 +500,25 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
     row: an exactly zero singular value, not noise.  LayerNorms are folded in exactly by
     ``_layernorm_chain_step``.  Residual layers (I + α J_branch) take one QR of the sum.
     """
-    alpha = jnp.exp(scalars.log_alpha)
     if structure.norm == "post":
-        Q, log_d, U = _layernorm_chain_step(Q, trace.post_y[l], trace.post_rho[l], log_d, U)
+        Q, log_d, U = _layernorm_chain_step(Q, trace.post_y[l], _at(trace.post_rho, l), log_d, U)
     if structure.residual:
-        branch = scalars.weight_scale * (weights[l].T @ ((alpha * trace.dphi[l])[:, None] * Q))
+        alpha_dphi = jnp.exp(scalars.log_alpha + trace.log_dphi_scale[l]) * trace.dphi[l]
+        branch = scalars.weight_scale * (weights[l].T @ (alpha_dphi[:, None] * Q))
         if structure.norm == "pre":
-            branch = jnp.exp(-trace.pre_rho[l]) * _layernorm_transpose(branch, trace.pre_y[l])
+            branch = jnp.exp(-trace.pre_rho.hi[l]) * _layernorm_transpose(branch, trace.pre_y[l])
         Q, R = jnp.linalg.qr(Q + branch)
-        return (Q, *graded_left_multiply(R, log_d, U))
-    dphi = alpha * trace.dphi[l]
+        return (Q, *graded_left_multiply_scaled(R, log_d, U))
+    dphi = trace.dphi[l]  # α φ′ = e^{log α + c_l} d̃_l: the scale goes into the row scales exactly
     order = jnp.argsort(-jnp.abs(dphi))
     Q1, R1 = jnp.linalg.qr(dphi[order][:, None] * Q[order])
-    log_d, U = graded_left_multiply(R1, log_d, U)
+    log_d, U = graded_left_multiply_scaled(R1, log_d, U)
+    log_d = scale_add(log_d, scalars.log_alpha + trace.log_dphi_scale[l])
     Q1 = jnp.zeros_like(Q1).at[order].set(Q1)  # undo the row permutation
     Q, R2 = jnp.linalg.qr(scalars.weight_scale * (weights[l].T @ Q1))
-    log_d, U = graded_left_multiply(R2, log_d, U)
+    log_d, U = graded_left_multiply_scaled(R2, log_d, U)
     if structure.norm == "pre":
-        Q, log_d, U = _layernorm_chain_step(Q, trace.pre_y[l], trace.pre_rho[l], log_d, U)
+        Q, log_d, U = _layernorm_chain_step(Q, trace.pre_y[l], _at(trace.pre_rho, l), log_d, U)
     return Q, log_d, U
 
 
@@ -438,10 +537,17 @@ def _spectrum_program(structure, scalars, weights, biases, x, depth):
         Q, log_d, U, partial = carry
         l = depth - 1 - i
         Q, log_d, U = _chain_step(structure, scalars, weights, trace, l, Q, log_d, U)
-        partial = partial.at[l].set(0.5 * jax.nn.logsumexp(2.0 * log_d))  # log ‖∂h_L/∂h_l‖_F
+        # log ‖∂h_L/∂h_l‖_F = D + ½ log Σ e^{2(d_i − D)}, D = max d_i (exact differences of the pairs).
+        top = jnp.argmax(log_d.hi)
+        D = LogScale(log_d.hi[top], log_d.lo[top])
+        relative = scale_diff(log_d, D)
+        norm = scale_where(jnp.isfinite(D.hi), scale_add(D, 0.5 * jax.nn.logsumexp(2.0 * relative)), D)
+        partial = _put(partial, l, norm)
         return Q, log_d, U, partial
 
-    init = (eye, jnp.zeros((n,), jnp.float32), eye, jnp.full((capacity,), -jnp.inf, jnp.float32))
+    zeros = jnp.zeros((n,), jnp.float32)
+    minus_inf = jnp.full((capacity,), -jnp.inf, jnp.float32)
+    init = (eye, LogScale(zeros, zeros), eye, LogScale(minus_inf, jnp.zeros((capacity,), jnp.float32)))
     _, log_d, U, partial = jax.lax.fori_loop(0, depth, layer, init)
     return log_d, U, partial
 
@@ -505,9 +611,8 @@ def jacobian_spectrum(net: MLP, seed: int = 0) -> JacobianSpectrum:
     with single_threaded_lapack():
         log_d, U, partial = _spectrum_program(_structure(net), _scalars(net), bank.weights, bank.biases,
                                               bank.inputs, np.int32(net.depth))
-        log_sv = graded_log_singular_values(np.asarray(log_d), np.asarray(U))
-    return JacobianSpectrum(net, seed, log_sv / LN10,
-                            np.asarray(partial, np.float64)[: net.depth] / LN10)
+        log_sv = graded_log_singular_values(scale_to_float64(*log_d), np.asarray(U))
+    return JacobianSpectrum(net, seed, log_sv / LN10, scale_to_float64(*partial)[: net.depth] / LN10)
 
 
 def compiled_programs() -> int:

@@ -1,0 +1,72 @@
+"""Which units of an MLP are inactive for an input, and which are dead for a whole batch of inputs.
+
+A unit i of layer l is *inactive* for an input x when φ′(z_{l,i}(x)) = 0 exactly (a ReLU with z < 0): it
+passes no gradient for that x.  It is *dead* on a batch when it is inactive for every input of the batch: it
+then passes no gradient at all and its incoming weights receive none, so gradient descent cannot revive it
+(the "dying ReLU", Lu, Shin, Su & Karniadakis 2019).  About half of a ReLU layer is inactive for any one
+input at He initialisation; a dead unit is a different, much rarer thing.
+
+The forward pass is the engine's own (``vglab.models.jacobians``, in log space), on the same weights as
+``vglab.gradient_norms(net, seed)``; the batch's first input is that call's input x, the others are drawn
+from N(0, I) with a stream of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vglab.core.compilation import exact_jit
+from vglab.core.validation import check_int
+from vglab.models.jacobians import _check_seeds, _forward, _scalars, _structure, weight_bank
+from vglab.models.mlp import MLP
+
+MAX_BATCH = 1024
+_BATCH_STREAM = 7  # a PRNG stream of its own (vglab.core.init uses 0..3)
+
+
+@dataclass(frozen=True)
+class UnitActivity:
+    """Per-layer activity of one network (``seed``) over a batch of ``batch`` inputs.
+
+    inactive_fraction: (depth,) mean over the batch of the share of layer l's units with φ′(z_l) = 0 for that
+                       input (for the batch's first input it is ``gradient_norms(net, seed).dead_fraction``).
+    dead_fraction:     (depth,) share of layer l's units with φ′(z_l) = 0 for every input of the batch.
+    """
+
+    net: MLP
+    seed: int
+    batch: int
+    inactive_fraction: np.ndarray
+    dead_fraction: np.ndarray
+
+
+@partial(exact_jit, static_argnames=("structure",))
+def _activity_program(structure, scalars, weights, biases, inputs, depth):
+    weights, biases = weights[0], biases[0]
+    inactive = jax.vmap(lambda x: _forward(structure, scalars, weights, biases, x, depth).dphi == 0.0)(inputs)
+    return jnp.mean(inactive, axis=(0, 2)), jnp.mean(jnp.all(inactive, axis=0), axis=1)
+
+
+def unit_activity(net: MLP, seed: int = 0, batch: int = 256) -> UnitActivity:
+    """Inactive (per input) and dead (for every input of a batch) fractions of ``net``'s units, per layer.
+
+    batch: number of inputs x ~ N(0, I), 1..1024.  See ``UnitActivity``.
+    """
+    if not isinstance(net, MLP):
+        raise ValueError(f"unit_activity expects a vglab.MLP, got {type(net).__name__}")
+    (seed,) = _check_seeds(seed, 1)
+    batch = check_int("batch", batch, 1, MAX_BATCH)
+    bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)
+    key = jax.random.fold_in(jax.random.key(seed), _BATCH_STREAM)
+    others = jax.random.normal(key, (batch - 1, net.width), jnp.float32)
+    inputs = jnp.concatenate([bank.inputs[:1], others], axis=0)
+    inactive, dead = _activity_program(_structure(net), _scalars(net), bank.weights, bank.biases, inputs,
+                                       np.int32(net.depth))
+    L = net.depth
+    return UnitActivity(net, seed, batch, np.asarray(inactive, np.float64)[:L],
+                        np.asarray(dead, np.float64)[:L])

@@ -8,12 +8,26 @@ the two are the same computation.
 
 ``CompileCounter().count`` grows by one for every backend compilation JAX reports through ``jax.monitoring``
 (the event ``/jax/core/compile/backend_compile_duration``), so a test or a benchmark can assert that changing
-the depth, the number of steps or a weight scale compiled nothing new.
+the depth, the number of steps or a weight scale compiled nothing new (a program loaded from the persistent
+cache counts too: the process did not have it; ``.loaded`` counts those).
+
+Compiled programs persist across kernels: importing vglab turns on JAX's persistent compilation cache in the
+user's cache directory (``~/.cache/vglab/jax`` on Linux, honouring ``XDG_CACHE_HOME``; ``~/Library/Caches`` on
+macOS, ``%LOCALAPPDATA%`` on Windows), so a second kernel loads the programs the first one compiled instead of
+compiling them again.  ``VGLAB_COMPILATION_CACHE=<dir>`` chooses the directory (a JupyterHub can point every
+student at one), ``VGLAB_COMPILATION_CACHE=off`` (or 0, false, no) leaves JAX's cache off, and a cache directory
+the user gave JAX itself (``JAX_COMPILATION_CACHE_DIR``, ``jax.config``) is left as it is.  JAX trusts its
+cache: whoever can write to the directory can run code in every kernel that reads it, so share one only among
+people who trust each other (or let only the instructor write it).
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import warnings
+from pathlib import Path
 
 import jax
 
@@ -44,15 +58,89 @@ def exact_jit(fun=None, **jit_options):
     return jax.jit(traced_exactly, **jit_options)
 
 BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 
 
 class CompileCounter:
-    """Counts XLA backend compilations from the moment it is made (listeners cannot be removed: make few)."""
+    """Counts the programs this process had to make from the moment it is made: ``count`` every one (JAX's
+    backend-compile event covers a compile and a load from the persistent compilation cache alike),
+    ``loaded`` those the persistent cache supplied, ``compiled`` the rest.  Listeners cannot be removed: make
+    few."""
 
     def __init__(self):
         self.count = 0
-        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        self.loaded = 0
+        jax.monitoring.register_event_duration_secs_listener(self._listen_duration)
+        jax.monitoring.register_event_listener(self._listen_event)
 
-    def _listen(self, event, duration, **kwargs):
+    @property
+    def compiled(self) -> int:
+        return self.count - self.loaded
+
+    def _listen_duration(self, event, duration, **kwargs):
         if event == BACKEND_COMPILE_EVENT:
             self.count += 1
+
+    def _listen_event(self, event, **kwargs):
+        if event == CACHE_HIT_EVENT:
+            self.loaded += 1
+
+
+# --------------------------------------------------------------------------------------------- persistent cache
+CACHE_ENV = "VGLAB_COMPILATION_CACHE"
+_OFF = {"0", "off", "false", "no", "none"}
+MIN_COMPILE_SECONDS = 0.0  # cache every program: a cold kernel's first plot runs dozens of small ones
+
+
+def user_cache_dir(environ=os.environ, platform: str = sys.platform) -> Path:
+    """Where vglab keeps compiled programs by default: the platform's per-user cache directory + vglab/jax
+    (``$XDG_CACHE_HOME/vglab/jax``, else ``~/.cache/vglab/jax``; ``~/Library/Caches/vglab/jax`` on macOS;
+    ``%LOCALAPPDATA%\\vglab\\Cache\\jax`` on Windows), the layout platformdirs uses."""
+    home = Path(environ.get("HOME") or Path.home())
+    if platform == "darwin":
+        return home / "Library" / "Caches" / "vglab" / "jax"
+    if platform.startswith("win"):
+        local = environ.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
+        return Path(local) / "vglab" / "Cache" / "jax"
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".cache"
+    return base / "vglab" / "jax"
+
+
+def compilation_cache_dir(environ=os.environ) -> Path | None:
+    """The directory ``VGLAB_COMPILATION_CACHE`` names (``~`` expanded), the user's cache directory when it is
+    unset or empty, or None when it says off (0, off, false, no, none)."""
+    value = environ.get(CACHE_ENV, "").strip()
+    if value.lower() in _OFF:
+        return None
+    return Path(os.path.expanduser(value)) if value else user_cache_dir(environ)
+
+
+def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | None:
+    """Turn on JAX's persistent compilation cache in ``path`` (default: ``compilation_cache_dir()``) and
+    return the directory JAX now uses (None: no cache).
+
+    A directory already given to JAX (``JAX_COMPILATION_CACHE_DIR``, ``jax.config.update``) wins and is
+    returned unchanged.  A directory that cannot be created or written leaves the cache off with a warning:
+    the lab works without it, only its first plots are slower.
+    """
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return current
+    target = compilation_cache_dir() if path is None else Path(path)
+    if target is None:
+        return None
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise PermissionError(f"not writable: {target}")
+    except OSError as error:
+        warnings.warn(f"vglab: no persistent compilation cache ({error}); set {CACHE_ENV} to a writable "
+                      f"directory, or to off", RuntimeWarning, stacklevel=2)
+        return None
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    jax.config.update("jax_compilation_cache_dir", str(target))
+    return str(target)
+
+
+enable_compilation_cache()

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: lab test test-fast bench bench-hub browser hub-deps lint clean
+.PHONY: lab test test-fast site bench bench-hub browser hub-deps lint clean
 
 # make lab [PORT=8890] [LAB_ARGS="--ip=0.0.0.0"].  As root (Docker images, cloud VMs, CI) JupyterLab needs
 # --allow-root; with no display (and no $$BROWSER) no browser can start, so it is not asked to, and the URL to
@@ -28,6 +28,10 @@ test: $(VENV)/.dev-installed browser hub-deps
 test-fast: $(VENV)/.dev-installed
 	$(BIN)/python -m pytest -m "not browser"
 
+# The course website: every lesson executed (a failing cell fails the build), static HTML in _site/html/index.html.
+site: $(VENV)/.site-installed
+	$(BIN)/python docs/build.py --out _site
+
 # Peers (PyTorch) are benchmark-only dependencies: installed here, never by lab or test.
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
@@ -48,9 +52,13 @@ $(VENV)/.lab-installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e ".[lab]"
 	touch $@
 
+$(VENV)/.site-installed: pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e ".[site]"
+	touch $@
+
 $(VENV)/.dev-installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $@ $(VENV)/.lab-installed
+	touch $@ $(VENV)/.lab-installed $(VENV)/.site-installed
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download does not work offline).
 browser:
@@ -76,4 +84,4 @@ $(HUB_PREFIX)/.installed: pyproject.toml $(shell find vglab -name '*.py')
 	touch $@
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts _site

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     src, html = args.out / "src", args.out / "html"
     stage(args.notebooks.resolve(), src)
-    command = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-W", "--keep-going", "-j", args.jobs,
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-W", "--keep-going", "-T", "-j", args.jobs,
                "-c", str(ROOT / "docs"), str(src), str(html)]
     # The kernels import this checkout's vglab, whatever the environment has installed.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

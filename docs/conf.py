@@ -34,12 +34,14 @@ nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_output_stderr = "remove"  # progress bars and library warnings: not part of a lesson's page
 # A static page has no kernel: show every figure and dashboard by the PNG in its display data, not by a
-# widget view that would need one (so no widget JavaScript from a CDN either), and the PNG before ipympl's
-# widget view (ipympl's text/html copy is an inline data: URI; a PNG becomes a file of the site).
+# widget view that would need one (so no widget JavaScript from a CDN either); the PNG also before ipympl's
+# text/html copy of a figure (an inline data: URI), so that every figure is a file of the site.
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None), ("html", "image/png", 25)]
 nb_ipywidgets_js = {}
 
 html_theme = "sphinx_book_theme"
+html_static_path = ["_static"]
+html_css_files = ["vglab.css"]
 html_theme_options = {
     "repository_url": REPOSITORY_URL,
     "repository_branch": BRANCH,

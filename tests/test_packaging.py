@@ -72,6 +72,8 @@ def _environment(path="environment.yml"):
 
 def conda_requirements(path="environment.yml"):
     names = {_normalise(d) for d in _environment(path)["dependencies"] if isinstance(d, str)}
+    # PyPI-only packages sit in the pip section (conda installs them with pip); they count too.
+    names |= {_normalise(line) for line in pip_section(path) if not line.startswith("-")}
     return {(name, spec) for name, spec in names if name not in {"python", "pip"}}
 
 

@@ -12,8 +12,8 @@ The notebook's first cell installs the package first where it is missing (Colab)
 
     try:
         import vglab
-    except ImportError:  # Colab: install the course package (with ipympl)
-        %pip install -q "vglab[colab] @ git+https://github.com/vglab/vglab"
+    except ImportError:  # Colab: install the course package (ipympl comes with it)
+        %pip install -q "vglab @ git+https://github.com/vglab/vglab"
     from vglab.lab import setup; setup()
 """
 

@@ -10,16 +10,20 @@ and ``gradient_norms`` reports log10 ‖δ_l‖₂ for l = 0..L.  The backward p
 each step multiplies the *unit* vector δ̂_l by J_lᵀ and records log ‖J_lᵀ δ̂_l‖, and the host adds these
 logs in float64, so a thousand sigmoid blocks (‖δ_0‖ ~ 1e-600) neither underflow nor lose digits with depth.
 
-Consecutive blocks that share one parameter structure (the same Equinox/NNX class and static fields, the
-same array shapes; or the same function object) run as one ``lax.scan`` over their stacked parameters: the
-compiled program does not grow with their number.  g for a given seed is the output direction vglab's own
+Consecutive blocks that share one parameter structure (the same Equinox/NNX class and static fields, or the
+same function in a ``jax.tree_util.Partial`` with its array arguments, with the same array shapes; or the
+same function object) run as one ``lax.scan`` over their stacked parameters: the compiled program does not
+grow with their number, and stacks that differ only in their weights' values share it.
+g for a given seed is the output direction vglab's own
 MLP draws at that size (``vglab.core.init.output_direction``), so a Stack built from an MLP's weights
 reproduces that MLP's numbers (tests/test_stack.py).
 """
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -40,12 +44,14 @@ MAX_STACK_SIZE = 4096  # units of h for jacobian_spectrum (an n×n QR per block)
 class _Run(NamedTuple):
     """Consecutive blocks computed by one ``apply(params, h)``: ``params`` stacked on a leading axis of
     ``length`` (None for a repeated parameter-free function).  ``scanned``: whether the run preserves the
-    shape of h, so it can be a ``lax.scan``; otherwise its blocks are applied one by one."""
+    shape of h, so it can be a ``lax.scan``; otherwise its blocks are applied one by one.  ``key`` names what
+    selects the compiled program (the blocks' static structure), never the parameters' values."""
 
     apply: Callable
     params: Any
     length: int
     scanned: bool
+    key: Any
 
 
 def _leaf_signature(tree) -> tuple:
@@ -64,6 +70,16 @@ def _hashable(values) -> tuple:
     return tuple(out)
 
 
+def _function_key(func):
+    """A function's identity for program sharing: a ``functools.partial`` by its function and arguments, so
+    two equal partials built separately select the same compiled program."""
+    func = getattr(func, "fun", func)  # jax.tree_util.Partial keeps its function in a shim (.fun)
+    if isinstance(func, functools.partial):
+        return ("functools.partial", _function_key(func.func), _hashable(func.args),
+                _hashable(sorted(func.keywords.items())))
+    return func
+
+
 def _split(block):
     """(key, apply, params) of one block: blocks with equal keys can share one compiled step."""
     eqx = sys.modules.get("equinox")
@@ -77,7 +93,11 @@ def _split(block):
         graphdef, state = nnx.split(block)
         key = ("nnx", graphdef, _leaf_signature(state))
         return key, (lambda s, h: nnx.merge(graphdef, s)(h)), state
-    return ("function", id(block)), (lambda _, h: block(h)), None
+    if isinstance(block, jax.tree_util.Partial):  # a function and its array arguments: f(*args, h)
+        args = (block.args, block.keywords)
+        func = block.func
+        return ("partial", _function_key(func), _leaf_signature(args)), (lambda a, h: func(*a[0], h, **a[1])), args
+    return ("function", id(block)), (lambda _, h: block(h)), block
 
 
 def _runs(blocks, x) -> tuple[_Run, ...]:
@@ -90,18 +110,44 @@ def _runs(blocks, x) -> tuple[_Run, ...]:
             keys.append((key, [params]))
             runs.append(apply)
     out, shape = [], jax.ShapeDtypeStruct(x.shape, x.dtype)
-    for apply, (_, params) in zip(runs, keys, strict=True):
-        stacked = None if params[0] is None else jax.tree.map(lambda *xs: jnp.stack(xs), *params)
-        first = None if params[0] is None else params[0]
+    for apply, (key, params) in zip(runs, keys, strict=True):
+        if key[0] == "function":  # a plain callable: no parameters, nothing to stack
+            stacked, first = None, None
+            apply = (lambda f: (lambda _, h: f(h)))(params[0])
+        else:
+            stacked, first = jax.tree.map(lambda *xs: jnp.stack(xs), *params), params[0]
         out_shape = jax.eval_shape(apply, first, shape)
         scanned = len(params) > 1 and out_shape.shape == shape.shape
-        out.append(_Run(apply, stacked, len(params), scanned))
+        out.append(_Run(apply, stacked, len(params), scanned, (key, len(params), scanned, shape.shape)))
         shape = jax.ShapeDtypeStruct(out_shape.shape, jnp.float32)
     return tuple(out)
 
 
 def _block_params(run: _Run, i: int):
     return None if run.params is None else jax.tree.map(lambda a: a[i], run.params)
+
+
+def _with_params(runs, params):
+    """The runs with their parameters replaced by traced ones (inside a compiled program)."""
+    return tuple(run._replace(params=p) for run, p in zip(runs, params, strict=True))
+
+
+_PROGRAMS: OrderedDict = OrderedDict()
+_MAX_PROGRAMS = 64
+
+
+def _compiled(name: str, runs, build: Callable):
+    """One jit-compiled program per (name, structure of the runs), shared by every Stack of that structure: two
+    stacks whose blocks differ only in their weights' values run the same program.  build(runs) → f(params, ...)."""
+    key = (name, tuple(run.key for run in runs))
+    program = _PROGRAMS.get(key)
+    if program is None:
+        program = exact_jit(lambda params, *args: build(_with_params(runs, params))(*args))
+        _PROGRAMS[key] = program
+        while len(_PROGRAMS) > _MAX_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+    _PROGRAMS.move_to_end(key)
+    return program
 
 
 def _log_norm(w):
@@ -172,7 +218,6 @@ class Stack:
     blocks: tuple
     x: jax.Array
     _runs: tuple = field(init=False, repr=False)
-    _programs: dict = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self):
         blocks = self.blocks
@@ -213,14 +258,13 @@ class Stack:
     def to_code(self) -> str:
         return f"vglab.Stack(blocks, x)  # {self.depth} blocks, x of shape {tuple(self.x.shape)}"
 
-    def _program(self, name: str, build: Callable):
-        if name not in self._programs:
-            self._programs[name] = build()
-        return self._programs[name]
+    @property
+    def _params(self) -> tuple:
+        return tuple(run.params for run in self._runs)
 
     def _forward_checked(self):
-        program = self._program("forward", lambda: exact_jit(lambda x: _forward(self._runs, x)))
-        h_L, _, finite = program(self.x)
+        program = _compiled("forward", self._runs, lambda runs: (lambda x: _forward(runs, x)))
+        h_L, _, finite = program(self._params, self.x)
         _raise_if_not_finite(np.asarray(finite))
         return h_L
 
@@ -236,14 +280,14 @@ class Stack:
             g = _loss_gradient(loss, h_L)
             directions = jnp.broadcast_to(g, (len(seeds), *h_L.shape))
 
-        def build():
+        def build(runs):
             def one(x, g):
-                _, inputs, _ = _forward(self._runs, x)
-                return _backward(self._runs, inputs, g)
+                _, inputs, _ = _forward(runs, x)
+                return _backward(runs, inputs, g)
 
-            return exact_jit(jax.vmap(one, in_axes=(None, 0)))
+            return jax.vmap(one, in_axes=(None, 0))
 
-        growth, log_g = self._program("backward", build)(self.x, directions)
+        growth, log_g = _compiled("backward", self._runs, build)(self._params, self.x, directions)
         growth, log_g = np.asarray(growth, np.float64), np.asarray(log_g, np.float64)
         # log ‖δ_{l-1}‖ = log ‖δ_l‖ + log ‖J_lᵀ δ̂_l‖, summed from the output in float64.
         log_grad = log_g[:, None] + np.concatenate([np.cumsum(growth[:, ::-1], axis=1)[:, ::-1],
@@ -262,9 +306,9 @@ class Stack:
                 raise ValueError(f"jacobian_spectrum needs blocks that map h of shape {tuple(self.x.shape)} to the "
                                  f"same shape; a block returns shape {tuple(out.shape)}")
         self._forward_checked()
-        program = self._program("spectrum", lambda: exact_jit(lambda x: _spectrum(self._runs, x)))
+        program = _compiled("spectrum", self._runs, lambda runs: (lambda x: _spectrum(runs, x)))
         with single_threaded_lapack():
-            log_d, U, partial = program(self.x)
+            log_d, U, partial = program(self._params, self.x)
             log_sv = graded_log_singular_values(np.asarray(log_d), np.asarray(U))
         return JacobianSpectrum(self, seed, log_sv / LN10, np.asarray(partial, np.float64) / LN10)
 

@@ -25,3 +25,29 @@ c.Execute.interrupt_on_timeout = True
 # Big outputs (a student printing a whole matrix in a loop) are cut rather than stored in the gradebook.
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 60
+
+# Grades that cannot be faked from the notebook (README, "Threat model"): nbgrader's Execute is replaced by
+# vglab's JudgedExecute, which runs the notebook the same way and then checks the answers each test cell
+# recorded, outside the student's kernel, on inputs drawn from the instructor's secret.  Set the secret in the
+# environment of `nbgrader autograde` (export VGLAB_GRADING_SECRET=...) or here: c.JudgedExecute.secret = "...".
+# The kernel never sees it (only a key derived per assignment and student).
+# A test cell the student deleted or un-tagged is put back (nbgrader would otherwise leave its score empty, not 0),
+# and runs and is judged like the others.
+c.OverwriteCells.add_missing_cells = True
+
+from nbgrader.converters.autograde import Autograde  # noqa: E402
+from nbgrader.preprocessors import Execute  # noqa: E402
+
+c.Autograde.autograde_preprocessors = [
+    "vglab.course.autograde.JudgedExecute" if step is Execute else step
+    for step in Autograde.class_traits()["autograde_preprocessors"].default()
+]
+
+# nbgrader 0.9's gradebook under SQLAlchemy 2 warns "SAWarning: Object of type <SubmittedAssignment> not in
+# session, add operation along 'Student.submissions' will not proceed" when autograde creates a submission:
+# it builds the submission's rows (nbgrader/api.py, add_submission) and reading assignment.notebooks on the way
+# makes SQLAlchemy flush before nbgrader adds them to the session a few lines later.  The rows and scores are
+# stored all the same (tests read them back), so that message, and only it, is silenced.
+import warnings  # noqa: E402
+
+warnings.filterwarnings("ignore", message=r"Object of type <Submitted\w+> not in session", module="nbgrader")

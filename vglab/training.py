@@ -52,7 +52,7 @@ from vglab import datasets as _datasets
 from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
-from vglab.core.validation import check_choice, check_float, check_int
+from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.mlp import LAYERNORM_EPS, MLP
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -312,6 +312,7 @@ class TrainingHistory:
 
 
 # --------------------------------------------------------------------------------------------- train
+@keywords_checked(owner="vglab.train")
 def train(net: MLP, data="digits", steps: int = 500, optimizer: str = "sgd",
           learning_rate: float | None = None, clip_norm: float | None = None, batch_size: int = 64,
           seed: int = 0, eval_every: int | None = None, progress: bool = False,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 import math
 import numbers
 from collections.abc import Iterable
@@ -43,3 +45,60 @@ def check_float(name: str, value, low: float = -math.inf, high: float = math.inf
         bracket = "[" if low_inclusive else "("
         raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value}")
     return value
+
+
+class KeywordError(TypeError, ValueError):
+    """An unknown keyword argument: a TypeError, as Python raises for one, and a ValueError, like every other
+    bad input vglab names (so ``except ValueError`` catches all of them)."""
+
+
+def check_keywords(owner: str, given: Iterable[str], valid: Iterable[str]) -> None:
+    """Raise KeywordError for the first of ``given`` not in ``valid``, with a did-you-mean.
+
+    ``owner`` names the callable: ``vglab.MLP(activaton=...)`` → "vglab.MLP() got an unknown keyword
+    'activaton'; did you mean 'activation'? (valid: depth, width, activation, ...)"."""
+    valid = list(valid)
+    lowered = {v.lower(): v for v in valid}
+    for name in given:
+        if name not in valid:
+            close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+            hint = f"; did you mean {lowered[close[0]]!r}?" if close else ""
+            raise KeywordError(f"{owner}() got an unknown keyword {name!r}{hint} (valid: {', '.join(valid)})")
+
+
+def keywords_checked(target=None, *, owner: str | None = None):
+    """Decorator: a function, or a class's ``__init__``, whose unknown keyword arguments raise
+    ``KeywordError`` with a did-you-mean instead of Python's bare "unexpected keyword argument".
+
+    A callable taking ``**kwargs`` is returned unchanged (whatever it forwards them to checks them).  For a
+    class, ``owner`` defaults to the name of the class actually being made (a subclass's own name)."""
+    if target is None:
+        return functools.partial(keywords_checked, owner=owner)
+    if isinstance(target, type):
+        init = target.__dict__.get("__init__")
+        if init is not None:
+            target.__init__ = _checked(init, owner, method=True)
+        return target
+    return _checked(target, owner or target.__name__, method=False)
+
+
+def _checked(function, owner, method: bool):
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters) or getattr(function, "_keywords_checked",
+                                                                                   False):
+        return function
+    valid = [p.name for p in parameters if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                      inspect.Parameter.KEYWORD_ONLY)]
+    if method:
+        valid = valid[1:]  # self
+    allowed = frozenset(valid)
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        if not allowed.issuperset(kwargs):
+            name = owner or (type(args[0]).__name__ if method and args else function.__qualname__)
+            check_keywords(name, kwargs, valid)
+        return function(*args, **kwargs)
+
+    checked._keywords_checked = True
+    return checked

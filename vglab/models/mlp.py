@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.init import INITS, default_weight_std
-from vglab.core.validation import check_choice, check_float, check_int
+from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 
 MAX_DEPTH = 10_000
 MAX_WIDTH = 4096
@@ -37,6 +37,7 @@ def _canonical_norm(norm):
     return "pre" if name == "layernorm" else name
 
 
+@keywords_checked(owner="vglab.MLP")
 @dataclass(frozen=True)
 class MLP:
     """A deep fully-connected network of ``depth`` square layers of ``width`` units.

@@ -60,7 +60,7 @@ from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import LN10, renormalise_rms, renormalise_unit
-from vglab.core.validation import check_choice, check_float, check_int
+from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.jacobians import DEPTH_BUCKETS, SeededGradients, _check_seeds
 
 CELLS = ("vanilla", "lstm")
@@ -71,6 +71,7 @@ TRACE_BUDGET_BYTES = 2 * 2**30
 _TRACE_FLOATS = {"vanilla": 3, "lstm": 12}  # floats per step and hidden unit (inputs + trace + output)
 
 
+@keywords_checked(owner="vglab.RNN")
 @dataclass(frozen=True)
 class RNN:
     """A recurrent network of ``hidden`` units unrolled for ``steps`` time steps (see the module docstring).

@@ -411,3 +411,80 @@ def test_exchange_round_trip_collects_grades_and_returns_feedback(graded_course)
     feedback = graded_course["alice"] / assignment / "feedback"
     returned = list(feedback.glob("*/chain_rule_and_saturation.html"))
     assert len(returned) == 1 and "Score" in returned[0].read_text(encoding="utf-8")
+
+
+def _formgrader(cwd: Path, env: dict) -> tuple[list, str]:
+    """Start a Jupyter server in ``cwd`` (as `jupyter lab` there would) and read what its formgrader shows:
+    the assignments it lists (its API) and its Manage Assignments page."""
+    import secrets
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+                               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+                               f"--IdentityProvider.token={token}"], cwd=cwd, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def get(path):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"token {token}"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.read().decode()
+
+    try:
+        for _ in range(480):
+            assert server.poll() is None, "the Jupyter server exited"
+            try:
+                return json.loads(get("/formgrader/api/assignments")), get("/formgrader/manage_assignments")
+            except OSError:
+                time.sleep(0.25)
+        raise AssertionError("the formgrader did not answer")
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+
+
+def test_formgrader_lists_the_course_only_when_started_in_its_directory(graded_course):
+    """README.md, "Manual grading": `jupyter lab` from the course directory shows the course; started elsewhere
+    with no course config (as `make lab` does, in the repository root) it shows nothing and an exchange warning."""
+    course, env = graded_course["course"], graded_course["env"]
+    assignments, page = _formgrader(course, env)
+    listed = {a["name"]: a for a in assignments}
+    assert set(listed) == set(NOTEBOOKS) and listed["01_chain_rule_and_saturation"]["num_submissions"] == 5
+    assert 'id="warning-exchange"' not in page
+    bare = dict(env, JUPYTER_CONFIG_DIR=str(course.parent / "no_config"))  # no hub-wide config either
+    (course.parent / "no_config").mkdir(exist_ok=True)
+    assignments, page = _formgrader(course.parent, bare)
+    assert assignments == []
+    assert 'id="warning-exchange"' in page and "/usr/local/share/nbgrader/exchange" in page
+
+
+def test_guide_commands_validate_and_add_students(graded_course):
+    """README.md's `nbgrader validate` on a source notebook and `nbgrader db student add/import`, as written."""
+    course, env = graded_course["course"], graded_course["env"]
+    validated = nbgrader(course, env, "validate",
+                         "source/01_chain_rule_and_saturation/chain_rule_and_saturation.ipynb")
+    assert "Success! Your notebook passes all the tests." in validated.stdout, validated.stdout[-2000:]
+    nbgrader(course, env, "db", "student", "add", "zoe", "--last-name=Liddell", "--first-name=Alice")
+    (course / "students.csv").write_text("id,last_name,first_name,email\nbob,Builder,Bob,bob@example.org\n")
+    nbgrader(course, env, "db", "student", "import", "students.csv")
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        zoe, bob = gradebook.find_student("zoe"), gradebook.find_student("bob")
+        assert (zoe.first_name, zoe.last_name, bob.email) == ("Alice", "Liddell", "bob@example.org")
+
+
+def test_every_nbgrader_command_in_the_guide_is_run_by_a_test():
+    """Each `nbgrader <command>` in README.md's code blocks appears, as the arguments a test passes, in this
+    file or in tests/test_hub.py (which run them for real)."""
+    readme = (COURSE / "README.md").read_text()
+    blocks = "\n".join(re.findall(r"```bash\n(.*?)```", readme, re.S))
+    commands = set()
+    for match in re.finditer(r"\bnbgrader ((?:db \w+ )?\w+)", blocks):
+        commands.add(tuple(match.group(1).split()))
+    assert {("validate",), ("collect",), ("release_feedback",), ("db", "student", "add")} <= commands
+    tests = (Path(__file__).read_text() + (Path(__file__).parent / "test_hub.py").read_text())
+    unrun = [" ".join(c) for c in commands if ", ".join(f'"{word}"' for word in c) not in tests]
+    assert not unrun, f"guide commands no test runs: {unrun}"

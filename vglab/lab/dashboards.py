@@ -358,7 +358,7 @@ class Dashboard:
         else:  # ipywidgets 7 displays through _ipython_display_; the same view, built here
             bundle = {"application/vnd.jupyter.widget-view+json":
                       {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}}
-            self.widget._handle_displayed(**kwargs)
+            self.widget._handle_displayed()  # (its callbacks take no arguments)
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png", dpi=self.static_dpi)
         bundle["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: lab test test-fast site bench bench-hub browser hub-deps lint clean
+.PHONY: lab test test-fast site bench bench-hub bench-cold browser hub-deps lint clean
 
 # make lab [PORT=8890] [LAB_ARGS="--ip=0.0.0.0"].  As root (Docker images, cloud VMs, CI) JupyterLab needs
 # --allow-root; with no display (and no $$BROWSER) no browser can start, so it is not asked to, and the URL to
@@ -40,6 +40,10 @@ bench: $(VENV)/.dev-installed
 # How many students one machine serves: real kernels running a dashboard's updates (results → benchmarks/README.md).
 bench-hub: $(VENV)/.dev-installed
 	$(BIN)/python benchmarks/hub_sizing.py
+
+# A cold kernel's first plot and first activation switch, before/after the compilation cache and warm-up.
+bench-cold: $(VENV)/.dev-installed
+	$(BIN)/python benchmarks/cold_start.py
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check vglab tests benchmarks

@@ -16,6 +16,7 @@ Honest submissions (the solutions, partial, crashing and looping answers) are te
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -372,3 +373,31 @@ def test_the_judge_accepts_right_answers_and_rejects_wrong_missing_and_malformed
         assert "could not be checked" in grading.judge(gid, malformed, key)
     assert grading.decode(grading.encode({"x": visible, "n": 3, "nan": float("nan")}))["x"].tolist() == \
         visible.tolist()
+
+
+def test_the_judges_process_keeps_the_secret_from_kernels_and_reads_no_shared_compilation_cache(tmp_path):
+    """Importing vglab.course.autograde (nbgrader does, before the first kernel starts) removes the secret from
+    the environment that kernels inherit, and the judges compile without the cache the kernels may write."""
+    cache = tmp_path / "jax_cache"
+    cache.mkdir()
+    code = """
+import os
+import vglab
+import vglab.course.autograde as autograde
+assert autograde._SECRET == "s3cret" and "VGLAB_GRADING_SECRET" not in os.environ
+vglab.gradient_norms(vglab.MLP(depth=3, width=8))
+print(len(os.listdir(os.environ["JAX_COMPILATION_CACHE_DIR"])))
+"""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache), VGLAB_GRADING_SECRET="s3cret",
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+
+    def run(program):
+        return subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300)
+
+    judged = run(code)
+    assert judged.returncode == 0, judged.stderr[-2000:]
+    assert judged.stdout.split() == ["0"]
+    # The same computation without the judges' module does fill the cache: the check above can fail.
+    plain = run(code.replace("import vglab.course.autograde as autograde\n", "").replace(
+        'assert autograde._SECRET == "s3cret" and "VGLAB_GRADING_SECRET" not in os.environ\n', ""))
+    assert plain.returncode == 0 and int(plain.stdout.split()[-1]) > 0, plain.stderr[-2000:]

@@ -73,8 +73,13 @@ def _environment(path="environment.yml"):
 def conda_requirements(path="environment.yml"):
     names = {_normalise(d) for d in _environment(path)["dependencies"] if isinstance(d, str)}
     # PyPI-only packages sit in the pip section (conda installs them with pip); they count too.
-    names |= {_normalise(line) for line in pip_section(path) if not line.startswith("-")}
+    names |= {_normalise(line) for line in pip_packages(path)}
     return {(name, spec) for name, spec in names if name not in {"python", "pip"}}
+
+
+def pip_packages(path="environment.yml") -> list[str]:
+    """The pip section's requirement lines other than options and the local install (``-e .``)."""
+    return [line for line in pip_section(path) if not line.startswith("-") and line.strip() != "."]
 
 
 def pip_section(path="environment.yml") -> list[str]:
@@ -138,6 +143,8 @@ def _third_party_imports() -> dict[str, set[str]]:
 # Imported only inside a function, guarded, for an optional feature: equinox and flax (vglab.Stack with the
 # user's own modules), google.colab (only there on Colab).
 OPTIONAL_IMPORTS = {"equinox", "flax", "google"}
+# Subpackages for one use, importing what that extra brings (vglab.course: nbgrader's autograding hooks).
+EXTRA_SUBPACKAGES = {"vglab/course/": "course"}
 # Runtime dependencies vglab does not import by name: jaxlib is jax's compiled half; ipympl is the
 # `%matplotlib widget` backend matplotlib loads for the dashboards.
 NOT_IMPORTED_BY_NAME = {"jaxlib", "ipympl"}
@@ -152,14 +159,35 @@ def test_the_runtime_dependencies_are_what_vglab_imports():
         names = {_normalise_name(d) for d in distributions.get(module, [module])}
         imported[module] = (names, files)
     runtime = {name for name, _ in runtime_requirements()}
-    # Declared directly, or a hard requirement of a declared package (matplotlib requires contourpy).
-    provided = set(runtime)
-    for name in runtime:
-        for requirement in metadata.requires(name) or []:
-            if "extra ==" not in requirement:
-                provided.add(_normalise(re.split(r"[;(]", requirement)[0])[0])
-    undeclared = {module: sorted(files) for module, (names, files) in imported.items() if not names & provided}
+
+    def provided_by(declared):
+        """Declared, or a hard requirement of a declared package, at any depth (installed metadata):
+        matplotlib requires contourpy, nbgrader brings nbformat."""
+        provided, todo = set(), list(declared)
+        while todo:
+            name = todo.pop()
+            if name in provided:
+                continue
+            provided.add(name)
+            try:
+                requirements = metadata.requires(name) or []
+            except metadata.PackageNotFoundError:
+                continue
+            todo += [_normalise(re.split(r"[;(\[]", r)[0])[0] for r in requirements if "extra ==" not in r]
+        return provided
+
+    provided = provided_by(runtime)
+    undeclared = {}
+    for module, (names, files) in imported.items():
+        for file in files:
+            extra = next((e for prefix, e in EXTRA_SUBPACKAGES.items() if file.startswith(prefix)), None)
+            allowed = provided if extra is None else provided | provided_by(
+                {name for name, _ in extra_requirements(extra)})
+            if not names & allowed:
+                undeclared.setdefault(module, []).append(file)
     assert not undeclared, f"imported by vglab but not a dependency: {undeclared}"
+    imported = {module: (names, files) for module, (names, files) in imported.items()
+                if any(not f.startswith(tuple(EXTRA_SUBPACKAGES)) for f in files)}
     unused = runtime - NOT_IMPORTED_BY_NAME - {name for names, _ in imported.values() for name in names}
     assert not unused, f"runtime dependencies vglab never imports (move them to an extra): {sorted(unused)}"
     assert not runtime & LAB_COURSE_AND_TEST_TOOLS
@@ -191,7 +219,8 @@ def test_pip_install_of_the_package_pulls_no_lab_course_or_test_tools(tmp_path):
 
 # ----------------------------------------------------------------------------------------- conda's pip step
 def test_environment_installs_vglab_itself():
-    assert pip_section() == ["-e ."]
+    assert pip_section()[0] == "-e ."
+    assert "-e ." not in pip_packages()
 
 
 def test_the_environment_pip_section_passes_pip_the_way_conda_hands_it_over(tmp_path):
@@ -232,12 +261,13 @@ def test_repo2docker_reads_a_lower_bound_as_no_pin():
 
 
 # ----------------------------------------------------------------------------------------- Binder
-def test_binder_environment_is_environment_yml_without_its_pip_line():
+def test_binder_environment_is_environment_yml_without_its_local_install():
     top, binder = _environment(), _environment("binder/environment.yml")
     assert binder["channels"] == top["channels"]
     top_list = [d for d in top["dependencies"] if isinstance(d, str)]
     assert [d for d in binder["dependencies"] if isinstance(d, str)] == top_list
-    assert pip_section("binder/environment.yml") == []
+    assert pip_section("binder/environment.yml") == pip_packages()  # the PyPI-only ones, not `-e .`
+    assert conda_requirements("binder/environment.yml") == conda_requirements()
 
 
 def test_binder_post_build_is_executable_and_installs_the_package():

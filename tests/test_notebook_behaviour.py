@@ -13,9 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib._pylab_helpers import Gcf  # noqa: E402
 import pytest  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
+from matplotlib._pylab_helpers import Gcf  # noqa: E402
 
 import vglab  # noqa: E402
 from vglab.core.compilation import CompileCounter  # noqa: E402
@@ -68,7 +68,7 @@ def test_running_a_dashboard_cell_30_times_keeps_one_figure_and_no_warning(shell
 
 def test_only_the_cell_run_again_loses_its_dashboard(shell):
     run(shell, f"a = GradientDashboard({SMALL})", cell_id="cell-a")
-    run(shell, f"b = SpectrumDashboard(depth=4, width=8, max_depth=8)", cell_id="cell-b")
+    run(shell, "b = SpectrumDashboard(depth=4, width=8, max_depth=8)", cell_id="cell-b")
     b = shell.user_ns["b"]
     for _ in range(5):
         run(shell, f"a = GradientDashboard({SMALL})", cell_id="cell-a")

@@ -275,3 +275,39 @@ def train_convnet(net: ConvNet, data=None, steps: int = 300, learning_rate: floa
                                                             jnp.asarray(y_test, jnp.int32)))
     return ConvTrainingHistory(net, steps, seed, learning_rate, loss, accuracy, log10_grad, train_loss,
                                train_accuracy, test_loss, test_accuracy)
+
+
+# --------------------------------------------------------------------------------------------- the experiment
+DEGRADATION = dict(channels=16, steps=300, learning_rate=3e-3, batch_size=100, n_train=1000, n_test=500)
+
+
+def degradation_nets(deep: int = 24, shallow: int = 4, channels: int = DEGRADATION["channels"]) -> dict:
+    """He et al. (2016), Fig. 1, in one dimension: a shallow plain net, a deep plain net and the same deep
+    net with residual connections and pre-LayerNorm (label → ConvNet)."""
+    return {f"plain, {shallow} layers": ConvNet(depth=shallow, channels=channels),
+            f"plain, {deep} layers": ConvNet(depth=deep, channels=channels),
+            f"residual + LayerNorm, {deep} layers": ConvNet(depth=deep, channels=channels, residual=True,
+                                                          norm="pre")}
+
+
+_MNIST1D_CACHE: dict = {}
+
+
+def cached_mnist1d(n_train: int, n_test: int, seed: int = 0):
+    """``mnist1d`` generated once per (n_train, n_test, seed) in this process."""
+    key = (n_train, n_test, seed)
+    if key not in _MNIST1D_CACHE:
+        _MNIST1D_CACHE[key] = mnist1d(n_train, n_test, seed)
+    return _MNIST1D_CACHE[key]
+
+
+def degradation_experiment(deep: int = 24, steps: int = DEGRADATION["steps"], seed: int = 0) -> dict:
+    """Train ``degradation_nets(deep)`` on MNIST-1D (``DEGRADATION``'s sizes) from ``seed``: label →
+    (ConvTrainingHistory, log10 ‖∂L/∂h_l‖ at initialisation, l = 0..depth, from ``gradient_norms``)."""
+    from vglab.models.jacobians import gradient_norms
+
+    data = cached_mnist1d(DEGRADATION["n_train"], DEGRADATION["n_test"])
+    return {label: (train_convnet(net, data, steps=steps, learning_rate=DEGRADATION["learning_rate"],
+                                  batch_size=DEGRADATION["batch_size"], seed=seed),
+                    gradient_norms(net, seed=seed).log10_activation_grad[0])
+            for label, net in degradation_nets(deep).items()}

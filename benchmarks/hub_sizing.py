@@ -1,4 +1,4 @@
-"""How big a hub: N simulated students, each a real Jupyter kernel running a vglab dashboard (issue 16, `make bench-hub`).
+"""How big a hub: N simulated students, each a real kernel running a vglab dashboard (issue 16, `make bench-hub`).
 
 Each student is a real IPython kernel started by jupyter_client, as a hub's single-user server starts one, with
 ipympl as the notebooks use (``%matplotlib widget``).  Per student, in order, all N at once:
@@ -207,7 +207,8 @@ def render(results: dict) -> str:
         "| compilation cache | `import vglab` (s) | first plot (s) | total (s) |",
         "|---|---|---|---|",
         *(f"| {label} | {cold[key]['import_s']:.1f} | {cold[key]['first_plot_s']:.1f} | {cold[key]['total_s']:.1f} |"
-          for key, label in (("none", "none (`VGLAB_COMPILATION_CACHE=off`)"), ("shared_empty", "shared, empty (the hub's first kernel)"),
+          for key, label in (("none", "none (`VGLAB_COMPILATION_CACHE=off`)"),
+                             ("shared_empty", "shared, empty (the hub's first kernel)"),
                              ("shared_filled", "shared, filled (every later kernel)"))),
         END,
     ]
@@ -248,8 +249,9 @@ def main(argv: list[str] | None = None) -> None:
         for n in args.students:
             classes.append(class_of(n, cache, args.updates, args.think))
             print(json.dumps(classes[-1]), flush=True)
+    memory_gb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / 2**30:.0f} GB",
+               "machine": f"{os.cpu_count()} cores, {memory_gb:.0f} GB",
                "argv": " ".join(argv if argv is not None else sys.argv[1:]),
                "load_before": load_before, "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
                "wall_s": time.perf_counter() - start, "cold_start": cold, "classes": classes}

@@ -347,7 +347,7 @@ class Dashboard:
         self.widget.add_class("vglab-dashboard")
         self.widget.add_class(f"vglab-{self.kind}")
 
-    static_dpi = 80  # resolution of the PNG copy in the display data
+    static_dpi = 100  # resolution of the PNG copy in the display data (the site shows it ~700 px wide)
 
     def _repr_mimebundle_(self, **kwargs):
         """The live widget view (JupyterLab, VS Code, Colab) plus ``image/png``, a picture of the figure as

@@ -196,6 +196,8 @@ class DashboardChecks:
         assert nb.dashboard().locator(".jupyter-matplotlib").count() == 1
         assert nb.canvas_paints() >= 1
         nb.screenshot("start")
+        for index in range(1, nb.page.locator(".vglab-dashboard").count()):  # 07, 10: the training dashboard
+            nb.screenshot(f"start-{index}", index=index)
         view = self.view(nb, check=True)
         assert view["error"] == ""
         assert view["computed"] is not None
@@ -575,7 +577,10 @@ def test_after_a_kernel_restart_the_dashboard_and_the_lesson_say_what_to_rerun(o
         lesson = page.page.locator(".jp-MarkdownCell").all_inner_texts()
         assert any("restart" in text.lower() and "Run All Cells" in text for text in lesson), \
             "lesson 00 does not say what to do after a kernel restart"
-        page.server.api("POST", f"/api/kernels/{page.kernel_id}/restart", {})
+        # As a student does: Kernel ▸ Restart Kernel…, then Restart in the dialog.
+        page.page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
+        page.page.locator(".lm-Menu-item:visible .lm-Menu-itemLabel", has_text="Restart Kernel…").first.click()
+        page.page.locator(".jp-Dialog .jp-mod-accept").first.click()
         note.wait_for(state="visible", timeout=60_000)
         assert "Run All Cells" in note.inner_text() and "restarted" in note.inner_text()
         assert page.dashboard().evaluate("(r) => r.classList.contains('jupyter-widgets-disconnected')")

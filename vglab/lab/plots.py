@@ -22,27 +22,80 @@ import contourpy
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.layout_engine import PlaceHolderLayoutEngine, TightLayoutEngine
+from matplotlib.ticker import FuncFormatter, Locator
 
-ZERO_COLOUR = "crimson"
-PIN_COLOURS = ("0.55", "tab:olive", "tab:brown", "tab:pink", "tab:cyan")
+# Okabe & Ito (2008), "Color Universal Design": told apart with every common colour-vision deficiency.
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
+# The dashboards name colours as matplotlib's tab10 does; they are drawn in Okabe–Ito's.
+_TAB_TO_OKABE_ITO = {"tab:blue": "#0072B2", "tab:orange": "#E69F00", "tab:green": "#009E73",
+                     "tab:red": "#D55E00", "tab:purple": "#CC79A7", "tab:brown": "#D55E00",
+                     "tab:cyan": "#56B4E9", "tab:olive": "#F0E442", "tab:pink": "#CC79A7"}
+ZERO_COLOUR = OKABE_ITO["vermillion"]  # the ▼ markers of exact zeros
+NOTE_COLOUR = "#A03C00"  # text about exact zeros and stopped runs: a darker vermillion, ≥ 4.5:1 on white
+PIN_COLOURS = ("0.45", "#56B4E9", "#E69F00", "0.7", "#F0E442")
 MAX_PINS = len(PIN_COLOURS)
+LEGEND_FONT = 8
+TITLE_FONT = 10
+
+
+def palette(colour: str) -> str:
+    """A tab10 colour name as its Okabe–Ito colour (any other colour unchanged)."""
+    return _TAB_TO_OKABE_ITO.get(colour, colour)
 
 
 # --------------------------------------------------------------------------------------------- helpers
 def power_of_ten_label(log10_value: float, _position=None) -> str:
-    """The tick label of a log10 value: −630 → '$10^{-630}$', 0.5 → '$10^{0.5}$'."""
+    """The label of a log10 value: −630 → '$10^{-630}$', log10 20 → '$2{\\times}10^{1}$', 0.5 → '$10^{0.5}$'."""
     if not math.isfinite(log10_value):
         return ""
     rounded = round(log10_value)
     if abs(log10_value - rounded) < 1e-9:
         return f"$10^{{{rounded:d}}}$"
+    decade = math.floor(log10_value)
+    mantissa = 10.0 ** (log10_value - decade)
+    if abs(mantissa - round(mantissa)) < 1e-6 and 2 <= round(mantissa) <= 9:
+        return f"${round(mantissa):d}{{\\times}}10^{{{decade:d}}}$"
     return f"$10^{{{log10_value:.3g}}}$"
 
 
+DECADE_STEPS = tuple(m * 10**e for e in range(6) for m in (1, 2, 5))
+
+
+class PowerOfTenLocator(Locator):
+    """Ticks of a linear axis that holds log10 values, where a log axis would put them: at whole decades,
+    every 1, 2, 5, 10, 20, … decades (at most ``nbins`` + 1 ticks); in a view with fewer than two whole
+    decades, also at 2× and 5× each decade (then at every m × 10^k), never at 10^0.25."""
+
+    def __init__(self, nbins: int = 6):
+        self.nbins = nbins
+
+    def __call__(self):
+        return self.tick_values(*self.axis.get_view_interval())
+
+    def tick_values(self, vmin, vmax):
+        low, high = sorted((float(vmin), float(vmax)))
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return np.zeros(0)
+        for step in DECADE_STEPS:
+            ticks = np.arange(math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9) + 1) * step
+            if ticks.size <= self.nbins + 1:
+                break
+        if ticks.size >= 2:
+            return ticks
+        for mantissas in ((1, 2, 5), range(1, 10)):
+            ticks = np.array([k + math.log10(m) for k in range(math.floor(low), math.ceil(high) + 1)
+                              for m in mantissas])
+            ticks = ticks[(ticks >= low - 1e-9) & (ticks <= high + 1e-9)]
+            if ticks.size >= 2:
+                break
+        return ticks
+
+
 def use_power_of_ten_ticks(axis) -> None:
-    """Label a linear axis holding log10 values as powers of ten (ticks at whole decades where possible)."""
-    axis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    """Label a linear axis holding log10 values as powers of ten (``PowerOfTenLocator``)."""
+    axis.set_major_locator(PowerOfTenLocator())
     axis.set_major_formatter(FuncFormatter(power_of_ten_label))
 
 
@@ -198,15 +251,18 @@ class LogProfilePlot:
     REFERENCE_STYLES = {
         "rms": dict(color="#CC79A7", linestyle="-.", linewidth=1.5, label="root mean square over seeds"),
         "theory": dict(color="black", linestyle="--", linewidth=1.3, label="mean-field theory"),
-        "bound": dict(color="tab:red", linestyle=":", linewidth=1.6, label="bound sup|φ′|^(L−l)"),
+        "bound": dict(color=OKABE_ITO["vermillion"], linestyle=":", linewidth=1.8,
+                      label=r"bound $\sup|\varphi'|^{L-l}$"),
     }
 
-    def __init__(self, ax: Axes, *, ylabel: str = "‖∂L/∂h_l‖  (log scale)", xlabel: str = "layer l",
-                 title: str | None = None, colour: str = "tab:blue", label: str = "measured (mean of seeds)",
+    def __init__(self, ax: Axes, *, ylabel: str = r"$\|\partial L/\partial h_l\|$  (log scale)",
+                 xlabel: str = "layer $l$", title: str | None = None, colour: str = "tab:blue",
+                 label: str = "measured (mean of seeds)",
                  reference_labels: dict | None = None):
         """reference_labels: legend labels replacing the default ones ("theory", "bound"), e.g. for a
         bound per time step instead of per layer."""
         self.ax = ax
+        colour = palette(colour)
         (self.mean_line,) = ax.plot([], [], color=colour, linewidth=2.0, label=label, zorder=3)
         self.band = ax.fill_between([0, 1], [0, 0], [0, 0], color=colour, alpha=0.25, linewidth=0,
                                     label="min–max over seeds", zorder=2)
@@ -221,24 +277,22 @@ class LogProfilePlot:
                                        transform=ax.get_xaxis_transform(), clip_on=False, zorder=5,
                                        label="exactly 0")
         self.zero_markers.set_visible(False)  # shown by update() where a value is exactly 0
-        self.zero_note = ax.text(0.02, 0.04, "", transform=ax.transAxes, color=ZERO_COLOUR, fontsize=9,
-                                 va="bottom", ha="left", zorder=6,
-                                 bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR, alpha=0.85, pad=2))
-        self.zero_note.set_visible(False)
+        self.zero_note = ""  # what the legend's title says about exact zeros ('' when there are none)
         self.empty_note = ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center", va="center", fontsize=10,
                                   color="0.35", zorder=6)
         self.empty_note.set_visible(False)  # shown by clear()
         self.pins: list = []
-        self.position_name = xlabel.split()[-1] if xlabel else "l"
+        self.position_name = xlabel.split()[-1].strip("$") if xlabel else "l"
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         if title:
-            ax.set_title(title, fontsize=10)
+            ax.set_title(title, fontsize=TITLE_FONT)
         use_power_of_ten_ticks(ax.yaxis)
         ax.grid(True, alpha=0.3)
         self.legend = None
-        self.corner = "upper right"  # where the legend is (see emptiest_corner)
+        self.corner = "upper right"  # where the legend is (see place_legend)
         self._legend_key = ()
+        self._legend_sizes: dict = {}
         self._xlim = self._ylim = None  # kept while the data fit them (see sticky_limits)
         self._x = np.zeros(0)
         self._zero_what = "every unit of a layer dead"
@@ -266,32 +320,35 @@ class LogProfilePlot:
         for pin in self.pins:
             shown.append(pin.get_ydata())
         self._show_zeros(x, zero_count, values.shape[0])
-        self._xlim = sticky_x_limits(self._xlim, x)
-        self._ylim = sticky_limits(self._ylim, np.concatenate([np.ravel(s) for s in shown]), minimum_span=1.0)
-        set_limits(self.ax, x=self._xlim, y=self._ylim)
         self._refresh_legend()
-        corner = emptiest_corner(self.ax, x, shown, entries=len(self.legend.legend_handles), current=self.corner)
-        if corner != self.corner:  # moving the legend re-lays out its box: a full frame
-            self.legend.set_loc(corner)
-            self.corner = corner
+        curves = [(x, mean)] + [(line.get_xdata(), line.get_ydata()) for line in self.references.values()
+                                if line.get_visible()] + [(pin.get_xdata(), pin.get_ydata()) for pin in self.pins]
+        self._xlim = sticky_x_limits(self._xlim, x)
+        self._ylim = place_with_room(self.ax, self.legend, self._legend_sizes, self, curves, [(x, low, high)],
+                                     np.concatenate([np.ravel(s) for s in shown]), self._xlim, self._ylim,
+                                     minimum_span=1.0)
         self.legend.set_visible(True)
 
     def _show_zeros(self, x, zero_count, n_seeds):
         where = np.flatnonzero(zero_count > 0)
         self.zero_markers.set_data(x[where], np.full(where.shape, 0.0))
         self.zero_markers.set_visible(bool(where.size))  # (an empty unclipped line would widen tight bboxes)
+        text = ""
         if where.size:
             positions = _ranges(np.round(x[where]).astype(int))
-            text = f"▼ exactly 0 ({self._zero_what}) at {self.position_name} = {positions}"
+            text = f"▼ exactly 0 ({self._zero_what})\nat {self.position_name} = {positions}"
             if n_seeds > 1:
                 most = int(zero_count.max())
-                text += f"\nin {most} of {n_seeds} seeds"
-                text += "" if most == n_seeds else "; curve and band: the other seeds"
-            self.zero_note.set_text(text)
-        self.zero_note.set_visible(bool(where.size))
+                text += f" in {most} of {n_seeds} seeds"
+                text += "" if most == n_seeds else ";\ncurve and band: the other seeds"
+        self.zero_note = text
 
-    def clear(self, note: str = "") -> None:
-        """Show no curve (same artists, empty data), with ``note`` in the middle of the axes (e.g. why)."""
+    def clear(self, note: str = "", x=None) -> None:
+        """Show no curve (same artists, empty data), with ``note`` in the middle of the axes (e.g. why); the
+        x axis spans ``x`` when given (the positions a neighbouring panel shows), not the last curve's."""
+        if x is not None:
+            self._xlim = sticky_x_limits(self._xlim, np.asarray(x, dtype=float))
+            set_limits(self.ax, x=self._xlim)
         self._x = np.zeros(0)
         self.mean_line.set_data([], [])
         self.band.set_verts([np.zeros((0, 2))])
@@ -299,7 +356,7 @@ class LogProfilePlot:
             line.set_visible(False)
         self.zero_markers.set_data([], [])
         self.zero_markers.set_visible(False)
-        self.zero_note.set_visible(False)
+        self.zero_note = ""
         self.empty_note.set_text(note)
         self.empty_note.set_visible(bool(note))
         self._refresh_legend()  # made once here too, so a later update adds no artist
@@ -322,35 +379,142 @@ class LogProfilePlot:
 
     def _refresh_legend(self):
         handles = [self.mean_line, self.band] + [ln for ln in self.references.values() if ln.get_visible()]
-        if self.zero_note.get_visible():
+        if self.zero_note:
             handles.append(self.zero_markers)
         handles += self.pins
         key = tuple(id(h) for h in handles)
-        if self.legend is not None and key == self._legend_key:
-            return  # same entries: keep the legend artist
-        if self.legend is not None:
-            self.legend.remove()
-        # in the corner update() chose (see emptiest_corner)
-        self.legend = self.ax.legend(handles=handles, fontsize=8, loc=self.corner, framealpha=0.85)
-        self._legend_key = key
+        if self.legend is None or key != self._legend_key:
+            if self.legend is not None:
+                self.legend.remove()
+            # in the corner update() chose (see place_legend)
+            self.legend = self.ax.legend(handles=handles, fontsize=LEGEND_FONT, loc=self.corner,
+                                         framealpha=0.9, alignment="left", handlelength=1.6)
+            self.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
+            self._legend_key = key
+        set_legend_note(self.legend, self.zero_note)
 
     def animated_artists(self) -> list:
         """The artists an update changes (data, notes, legend): drawn over a saved background (``BlitFrames``)."""
         return ([self.band, self.mean_line, *self.references.values(), *self.pins, self.zero_markers,
-                 self.zero_note, self.empty_note] + ([self.legend] if self.legend is not None else []))
+                 self.empty_note] + ([self.legend] if self.legend is not None else []))
 
     def data(self) -> dict:
         """What is on screen, read back from the artists (for tests and for students)."""
         out = {"x": np.asarray(self.mean_line.get_xdata(), float),
                "mean": np.asarray(self.mean_line.get_ydata(), float),
                "zeros_at": np.asarray(self.zero_markers.get_xdata(), float),
-               "zero_note": self.zero_note.get_text() if self.zero_note.get_visible() else ""}
+               "zero_note": self.zero_note}
         for name, line in self.references.items():
             out[name] = np.asarray(line.get_ydata(), float) if line.get_visible() else None
         return out
 
 
 LEGEND_CORNERS = ("upper right", "upper left", "lower left", "lower right")  # preferred first
+
+
+def set_legend_note(legend, note: str) -> None:
+    """Show ``note`` (exact zeros, a stopped run) as the legend's title, in NOTE_COLOUR: one box with the
+    entries it explains, so the note never covers the legend or the other way round."""
+    title = legend.get_title()
+    if title.get_text() != note:
+        legend.set_title(note or None, prop={"size": LEGEND_FONT})
+        legend.get_title().set_color(NOTE_COLOUR)
+
+
+def legend_size(legend, ax, cache: dict) -> tuple[float, float, float, float]:
+    """(width, height, x pad, y pad) of ``legend``'s box as fractions of ``ax``, measured with the canvas's
+    renderer once per content and axes size (``cache``)."""
+    figure = ax.figure
+    renderer = figure.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    key = (id(legend), legend.get_title().get_text(), round(box.width), round(box.height), figure.dpi)
+    if key not in cache:
+        extent = legend.get_window_extent(renderer)
+        pad = legend.borderaxespad * legend.prop.get_size_in_points() * figure.dpi / 72
+        cache.clear()
+        cache[key] = (extent.width / box.width, extent.height / box.height, pad / box.width,
+                      pad / box.height)
+    return cache[key]
+
+
+def _across(ax, u0, u1, curves, bands, samples: int = 160):
+    """Highest and lowest data (axes fractions) at ``samples`` x positions from u0 to u1 (axes fractions):
+    curves (x, y) interpolated, bands (x, low, high) as their extent; NaN where there are none."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    xs = x0 + (x1 - x0) * np.linspace(u0, u1, samples)
+    top = np.full(samples, -np.inf)
+    bottom = np.full(samples, np.inf)
+
+    def at(x, y):
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() < 2:
+            inside = ok & (x >= min(xs[0], xs[-1])) & (x <= max(xs[0], xs[-1]))
+            out = np.full(samples, np.nan)
+            if inside.any():
+                out[0] = y[inside].max()
+                out[-1] = y[inside].min()
+            return out
+        return np.interp(xs, x[ok], y[ok], left=np.nan, right=np.nan)
+
+    with np.errstate(invalid="ignore"):
+        for x, y in curves:
+            v = (at(x, y) - y0) / (y1 - y0)
+            top, bottom = np.fmax(top, v), np.fmin(bottom, v)
+        for x, low, high in bands:
+            top = np.fmax(top, (at(x, high) - y0) / (y1 - y0))
+            bottom = np.fmin(bottom, (at(x, low) - y0) / (y1 - y0))
+    return top, bottom
+
+
+def place_legend(ax, size, curves, bands, current: str | None = None, margin: float = 0.015):
+    """Where ``ax``'s legend covers no data: (corner, None) for a corner whose box (``size``, from
+    ``legend_size``) no curve or band reaches (the current corner first, then LEGEND_CORNERS' order), else
+    (corner, limit): the corner that needs the least extra room and the y value the axis must reach for the
+    data to clear it ((y1', "top") above an upper corner's box, (y0', "bottom") below a lower one's)."""
+    width, height, pad_u, pad_v = size
+    (y0, y1) = ax.get_ylim()
+    best = None
+    order = ([current] if current in LEGEND_CORNERS else []) + [c for c in LEGEND_CORNERS if c != current]
+    for corner in order:
+        u0, u1 = (1 - pad_u - width, 1 - pad_u) if "right" in corner else (pad_u, pad_u + width)
+        top, bottom = _across(ax, u0, u1, curves, bands)
+        if "upper" in corner:
+            edge = 1 - pad_v - height - margin  # the data must stay below this
+            highest = np.max(top[np.isfinite(top)], initial=-np.inf)
+            if highest <= edge:
+                return corner, None
+            need = (y0 + (y1 - y0) * highest / max(edge, 0.05), "top")
+            cost = highest / max(edge, 0.05)
+        else:
+            edge = pad_v + height + margin  # the data must stay above this
+            lowest = np.min(bottom[np.isfinite(bottom)], initial=np.inf)
+            if lowest >= edge:
+                return corner, None
+            need = (y1 - (y1 - y0) * (1 - lowest) / max(1 - edge, 0.05), "bottom")
+            cost = (1 - lowest) / max(1 - edge, 0.05)
+        if best is None or cost < best[0] - 1e-9:
+            best = (cost, corner, need)
+    return best[1], best[2]
+
+
+def place_with_room(ax, legend, cache, owner, curves, bands, values, xlim, ylim, *, minimum_span: float,
+                    pad: float = 0.06):
+    """Set ``ax``'s limits (x: ``xlim``; y: sticky around ``values``) and put ``legend`` in a corner where it
+    covers no data, widening the y range on that side when no corner is free.  ``owner.corner`` holds the
+    corner (moving the legend is a full frame).  Returns the y limits."""
+    set_limits(ax, x=xlim)
+    ylim = sticky_limits(ylim, values, minimum_span=minimum_span, pad=pad)
+    set_limits(ax, y=ylim)
+    size = legend_size(legend, ax, cache)
+    corner, need = place_legend(ax, size, curves, bands, owner.corner)
+    if need is not None:  # no corner is free: make room above (or below) the data for the legend
+        ylim = sticky_limits(ylim, np.append(values, need[0]), minimum_span=minimum_span, pad=pad)
+        set_limits(ax, y=ylim)
+    if corner != owner.corner:
+        legend.set_loc(corner)
+        owner.corner = corner
+    return ylim
 
 
 def emptiest_corner(ax: Axes, x, curves, entries: int, current: str | None = None, tolerance: int = 2) -> str:
@@ -381,9 +545,10 @@ def emptiest_corner(ax: Axes, x, curves, entries: int, current: str | None = Non
 class FractionPlot:
     """A share in [0, 1] per layer (dead or saturated units): mean over seeds and the min–max band."""
 
-    def __init__(self, ax: Axes, *, ylabel: str, xlabel: str = "layer l", title: str | None = None,
+    def __init__(self, ax: Axes, *, ylabel: str, xlabel: str = "layer $l$", title: str | None = None,
                  colour: str = "tab:purple"):
         self.ax = ax
+        colour = palette(colour)
         (self.mean_line,) = ax.plot([], [], color=colour, linewidth=2.0, label="mean of seeds")
         self.band = ax.fill_between([0, 1], [0, 0], [0, 0], color=colour, alpha=0.25, linewidth=0,
                                     label="min–max over seeds")
@@ -391,10 +556,10 @@ class FractionPlot:
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
-        if title:
-            ax.set_title(title, fontsize=10)
+        self.title = title or ""
+        ax.set_title(self.title, fontsize=TITLE_FONT)
         ax.grid(True, alpha=0.3)
-        self.note = ax.text(0.98, 0.96, "", transform=ax.transAxes, ha="right", va="top", fontsize=9)
+        self.note = ax.title  # "<title> · mean over layers 50.8%": above the axes, never over the curve
         self._xlim = None
 
     def update(self, x, fractions) -> None:
@@ -405,10 +570,12 @@ class FractionPlot:
         self.band.set_verts([_band_vertices(x, values.min(axis=0), values.max(axis=0))])
         self._xlim = sticky_x_limits(self._xlim, x)
         set_limits(self.ax, x=self._xlim)
-        self.note.set_text(f"average over layers: {100 * mean.mean():.1f}%" if mean.size else "")
+        average = f"mean {100 * mean.mean():.1f}%" if mean.size else ""
+        self.note.set_text(" · ".join(part for part in (self.title, average) if part))
 
     def animated_artists(self) -> list:
-        """The artists an update changes (curve, band, note): drawn over a saved background (``BlitFrames``)."""
+        """The artists an update changes (curve, band, the title with the average): drawn over a saved
+        background (``BlitFrames``)."""
         return [self.band, self.mean_line, self.note]
 
     def data(self) -> dict:
@@ -434,27 +601,36 @@ class PhaseDiagram:
         self.mesh = ax.pcolormesh(self.sigma_w2, self.sigma_b2, np.zeros(shape), shading="nearest",
                                   cmap="RdBu_r", norm=TwoSlopeNorm(vcenter=0.0, vmin=-self.COLOUR_LIMIT,
                                                                    vmax=self.COLOUR_LIMIT))
-        (self.edge,) = ax.plot([], [], color="black", linewidth=2.0, label="edge of chaos χ₁ = 1")
-        (self.marker,) = ax.plot([], [], marker="*", markersize=15, color="gold", markeredgecolor="black",
-                                 linestyle="none", label="current setting", zorder=5)
-        self.note = ax.text(0.5, 0.5, "", transform=ax.transAxes, ha="center", va="center", fontsize=10,
-                            bbox=dict(facecolor="white", alpha=0.9))
-        ax.text(0.03, 0.97, "ordered:\ngradients vanish", transform=ax.transAxes, va="top", fontsize=8,
-                color="navy")
-        ax.text(0.97, 0.03, "chaotic:\ngradients explode", transform=ax.transAxes, ha="right", fontsize=8,
-                color="darkred")
-        ax.set_xlabel("σ_w²")
-        ax.set_ylabel("σ_b²")
-        ax.set_xlim(self.sigma_w2[0], self.sigma_w2[-1])
-        ax.set_ylim(self.sigma_b2[0], self.sigma_b2[-1])
-        ax.set_title(title or "order/chaos phase diagram", fontsize=10)
-        ax.legend(handles=[self.edge, self.marker], fontsize=8, loc="upper right", framealpha=0.85)
+        (self.edge,) = ax.plot([], [], color="black", linewidth=2.0, label=r"edge of chaos $\chi_1 = 1$")
+        (self.marker,) = ax.plot([], [], marker="*", markersize=15, color=OKABE_ITO["yellow"],
+                                 markeredgecolor="black", linestyle="none", label="current setting", zorder=5,
+                                 clip_on=False)  # a setting on the grid's edge (σ_b = 0) shows whole
+        # The phases are named by the colour bar (black text on white, not navy on dark blue).
+        colourbar = ax.figure.colorbar(self.mesh, cax=ax.inset_axes([1.04, 0.0, 0.05, 1.0]),
+                                       ticks=[-self.COLOUR_LIMIT, 0.0, self.COLOUR_LIMIT])
+        colourbar.ax.set_yticklabels(["ordered:\nvanish", r"$\chi_1 = 1$", "chaotic:\nexplode"],
+                                     fontsize=LEGEND_FONT)
+        colourbar.set_label(r"$\chi_1$ per layer", fontsize=LEGEND_FONT)
+        self.colourbar = colourbar
+        ax.set_xlabel(r"$\sigma_w^2$")
+        ax.set_ylabel(r"$\sigma_b^2$")
+        half_w = 0.5 * (self.sigma_w2[1] - self.sigma_w2[0]) if self.sigma_w2.size > 1 else 0.0
+        half_b = 0.5 * (self.sigma_b2[1] - self.sigma_b2[0]) if self.sigma_b2.size > 1 else 0.0
+        ax.set_xlim(self.sigma_w2[0] - half_w, self.sigma_w2[-1] + half_w)  # the whole cells (shading nearest)
+        ax.set_ylim(self.sigma_b2[0] - half_b, self.sigma_b2[-1] + half_b)
+        ax.set_title(title or "order/chaos phase diagram", fontsize=TITLE_FONT)
+        # Below the axes (the colours fill them): the legend, its title the note on the current setting.
+        self.legend = ax.legend(handles=[self.edge, self.marker], fontsize=LEGEND_FONT, loc="upper center",
+                                bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, title=" ",
+                                title_fontsize=LEGEND_FONT)
+        self.note = self.legend.get_title()
+        self.note.set_color(NOTE_COLOUR)
         self.chi1 = None
 
     def animated_artists(self) -> list:
         """The artists an update changes (the current point, its note, the χ₁ title); the χ₁ map and the edge
         of chaos change only with the activation (a full frame)."""
-        return [self.marker, self.note, self.ax.title]
+        return [self.marker, self.legend, self.ax.title]  # the legend carries the note in its title
 
     def set_title(self, text: str) -> None:
         """Change the title's text (e.g. the χ₁ of the current setting) without a new layout."""
@@ -483,8 +659,7 @@ class PhaseDiagram:
 
     def set_point(self, sigma_w2: float, sigma_b2: float, note: str = "") -> None:
         self.marker.set_data([sigma_w2], [sigma_b2])
-        self.note.set_text(note)
-        self.note.set_visible(bool(note))
+        self.note.set_text(note or " ")  # a blank line keeps the legend's height (the layout reserved it)
 
     def data(self) -> dict:
         return {"point": (float(self.marker.get_xdata()[0]), float(self.marker.get_ydata()[0]))
@@ -498,76 +673,100 @@ class SpectrumPlot:
     """Singular values σ_i of the input–output Jacobian ∂h_L/∂h_0: sorted (left) and as a histogram (right).
 
     Both in log10; σ_i = 1 for all i is dynamical isometry (Saxe et al. 2014; Pennington et al. 2017).
-    Exactly zero singular values (−inf, a rank-deficient Jacobian, e.g. dead ReLUs) are counted in a note
-    and marked ▼ on the lower edge of the sorted plot.
+    Exactly zero singular values (−inf, a rank-deficient Jacobian, e.g. dead ReLUs) are marked ▼ on the
+    lower edge of the sorted plot and counted in its legend's title; the histogram's title then gives the
+    rank ("rank 23 of 64"), not a ratio σ_max/σ_min over the nonzero values only.
     """
 
     def __init__(self, sorted_ax: Axes, histogram_ax: Axes, *, bins: int = 30, colour: str = "tab:green"):
         self.sorted_ax, self.histogram_ax, self.bins = sorted_ax, histogram_ax, bins
+        colour = palette(colour)
         (self.sorted_line,) = sorted_ax.plot([], [], color=colour, linewidth=2.0, marker=".", markersize=3,
-                                             label="σ_i (descending)")
-        sorted_ax.axhline(0.0, color="black", linewidth=0.8, linestyle="--", label="σ = 1 (isometry)")
+                                             label=r"$\sigma_i$ (descending)")
+        self.isometry = sorted_ax.axhline(0.0, color="black", linewidth=0.8, linestyle="--",
+                                          label=r"$\sigma = 1$ (isometry)")
         (self.zero_markers,) = sorted_ax.plot([], [], linestyle="none", marker="v", markersize=6,
                                               color=ZERO_COLOUR, transform=sorted_ax.get_xaxis_transform(),
-                                              clip_on=False)
+                                              clip_on=False, label="exactly 0")
         self.zero_markers.set_visible(False)
-        self.zero_note = sorted_ax.text(0.02, 0.04, "", transform=sorted_ax.transAxes, color=ZERO_COLOUR,
-                                        fontsize=9, bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR,
-                                                              alpha=0.85, pad=2))
-        self.zero_note.set_visible(False)
-        sorted_ax.set_xlabel("index i (largest first)")
-        sorted_ax.set_ylabel("singular value σ_i  (log scale)")
-        sorted_ax.set_title("sorted spectrum of ∂h_L/∂h_0", fontsize=10)
+        self.zero_note = ""
+        sorted_ax.set_xlabel("index $i$ (largest first)")
+        sorted_ax.set_ylabel(r"singular value $\sigma_i$  (log scale)")
+        sorted_ax.set_title(r"sorted spectrum of $\partial h_L/\partial h_0$", fontsize=TITLE_FONT)
         use_power_of_ten_ticks(sorted_ax.yaxis)
         sorted_ax.grid(True, alpha=0.3)
-        sorted_ax.legend(fontsize=8, loc="upper right")
         self.stairs = histogram_ax.stairs(np.zeros(bins), np.linspace(-1, 1, bins + 1), fill=True,
                                           color=colour, alpha=0.6)
         histogram_ax.axvline(0.0, color="black", linewidth=0.8, linestyle="--")
-        histogram_ax.set_xlabel("singular value σ  (log scale)")
+        histogram_ax.set_xlabel(r"singular value $\sigma$  (log scale)")
         histogram_ax.set_ylabel("count")
-        histogram_ax.set_title("histogram", fontsize=10)
+        histogram_ax.set_title("histogram", fontsize=TITLE_FONT)
         use_power_of_ten_ticks(histogram_ax.xaxis)
-        self.spread_note = histogram_ax.text(0.98, 0.96, "", transform=histogram_ax.transAxes, ha="right",
-                                             va="top", fontsize=9)
+        self.spread_note = histogram_ax.title  # "histogram · σ_max/σ_min = 10^23.3" (or the rank)
         self.pins: list = []
+        self.legend = None
+        self.corner = "upper right"  # where the legend is (see place_legend)
+        self._legend_key = ()
+        self._legend_sizes: dict = {}
+        self._refresh_legend()
         self._sorted_ylim = self._histogram_xlim = None  # kept while the data fit them (see sticky_limits)
         self._histogram_top = 0.0
 
+    def _refresh_legend(self) -> None:
+        handles = [self.sorted_line, self.isometry] + ([self.zero_markers] if self.zero_note else [])
+        handles += self.pins
+        key = tuple(id(h) for h in handles)
+        if self.legend is None or key != self._legend_key:
+            if self.legend is not None:
+                self.legend.remove()
+            self.legend = self.sorted_ax.legend(handles=handles, fontsize=LEGEND_FONT, loc=self.corner,
+                                                framealpha=0.9, alignment="left", handlelength=1.6)
+            self.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
+            self._legend_key = key
+        set_legend_note(self.legend, self.zero_note)
+
     def animated_artists(self) -> list:
-        """The artists an update changes (spectrum, histogram, notes, the legend drawn over them)."""
-        legend = self.sorted_ax.get_legend()
-        return [*self.pins, self.sorted_line, self.zero_markers, self.zero_note, self.stairs, self.spread_note,
-                *([legend] if legend is not None else [])]
+        """The artists an update changes (spectrum, histogram, its title, the legend drawn over them)."""
+        return [*self.pins, self.sorted_line, self.zero_markers, self.stairs, self.spread_note,
+                *([self.legend] if self.legend is not None else [])]
 
     def update(self, log10_singular_values) -> None:
         values = np.asarray(log10_singular_values, dtype=float)
         index = np.arange(1, values.size + 1)
         finite = values[np.isfinite(values)]
         zero = np.flatnonzero(np.isneginf(values))
-        self.sorted_line.set_data(index, np.where(np.isneginf(values), np.nan, values))
+        shown_values = np.where(np.isneginf(values), np.nan, values)
+        self.sorted_line.set_data(index, shown_values)
         self.zero_markers.set_data(index[zero], np.zeros(zero.size))
         self.zero_markers.set_visible(bool(zero.size))
-        self.zero_note.set_text(f"▼ {zero.size} of {values.size} singular values exactly 0 (rank-deficient)")
-        self.zero_note.set_visible(bool(zero.size))
+        self.zero_note = (f"▼ {zero.size} of {values.size} singular values\nexactly 0 (rank-deficient)"
+                          if zero.size else "")
+        self._refresh_legend()
         finite_and_isometry = np.concatenate([finite, [0.0]])  # σ = 1 stays in view
         low, high = padded_limits(finite_and_isometry, minimum_span=0.5)
         shown = [finite, [0.0]] + [p.get_ydata() for p in self.pins]
-        self._sorted_ylim = sticky_limits(self._sorted_ylim, np.concatenate([np.ravel(s) for s in shown]),
-                                          minimum_span=0.5)
-        set_limits(self.sorted_ax, x=(0.5, values.size + 0.5), y=self._sorted_ylim)
-        edges = np.linspace(low, high, self.bins + 1)  # bins over the data, axis limits kept (sticky)
+        curves = [(index, shown_values), ([0.5, values.size + 0.5], [0.0, 0.0])]
+        curves += [(p.get_xdata(), p.get_ydata()) for p in self.pins]
+        self._sorted_ylim = place_with_room(self.sorted_ax, self.legend, self._legend_sizes, self, curves, [],
+                                            np.concatenate([np.ravel(s) for s in shown]),
+                                            (0.5, values.size + 0.5), self._sorted_ylim, minimum_span=0.5)
+        edges = np.linspace(low, high, self.bins + 1)  # bins over the data
         counts, _ = np.histogram(finite, bins=edges)
         self.stairs.set_data(counts, edges)
-        self._histogram_xlim = sticky_limits(self._histogram_xlim, finite_and_isometry, minimum_span=0.5)
+        # The histogram's range follows the data: kept only while they fill 80% of it.
+        self._histogram_xlim = sticky_limits(self._histogram_xlim, finite_and_isometry, minimum_span=0.5,
+                                             fill=0.8)
         top = max(1, counts.max()) * 1.1
         if not 0.5 * self._histogram_top <= top <= self._histogram_top:
             self._histogram_top = float(math.ceil(top * 1.2))
         set_limits(self.histogram_ax, x=self._histogram_xlim, y=(0.0, self._histogram_top))
-        if finite.size:
-            self.spread_note.set_text(f"σ_max/σ_min = {power_of_ten_label(round(finite[0] - finite[-1], 1))}")
+        if zero.size == values.size:
+            spread = "all σ exactly 0"
+        elif zero.size:
+            spread = f"rank {finite.size} of {values.size}"
         else:
-            self.spread_note.set_text("all σ exactly 0")
+            spread = rf"$\sigma_{{max}}/\sigma_{{min}}$ = {power_of_ten_label(round(finite[0] - finite[-1], 1))}"
+        self.spread_note.set_text(f"histogram · {spread}")
 
     def pin(self, label: str) -> None:
         if len(self.pins) == MAX_PINS:
@@ -575,19 +774,20 @@ class SpectrumPlot:
         (line,) = self.sorted_ax.plot(self.sorted_line.get_xdata(), self.sorted_line.get_ydata(),
                                       color=PIN_COLOURS[len(self.pins)], linewidth=1.2, label=label, zorder=1)
         self.pins.append(line)
-        self.sorted_ax.legend(fontsize=8, loc="upper right")
+        self._refresh_legend()
 
     def clear_pins(self) -> None:
         while self.pins:
             self.pins.pop().remove()
-        self.sorted_ax.legend(fontsize=8, loc="upper right")
+        self._refresh_legend()
 
     def data(self) -> dict:
         counts = self.stairs.get_data()
         return {"index": np.asarray(self.sorted_line.get_xdata(), float),
                 "log10_singular_values": np.asarray(self.sorted_line.get_ydata(), float),
                 "histogram": (np.asarray(counts.values), np.asarray(counts.edges)),
-                "zero_note": self.zero_note.get_text() if self.zero_note.get_visible() else ""}
+                "zero_note": self.zero_note.replace("\n", " "),
+                "spread": self.spread_note.get_text()}
 
 
 # --------------------------------------------------------------------------------------------- training
@@ -595,29 +795,37 @@ class TrainingCurvePlot:
     """The training loss per step (log10, left axis) and the held-out accuracy (right axis) of one run.
 
     Artists are made once; ``update`` rewrites their data.  A run that diverged or was stopped ends at a
-    dashed vertical line with a note saying why.
+    dashed vertical line; the legend's title says why.  The legend sits in a band above both curves that
+    the axes' ranges leave free (loss and accuracy can be anywhere below it).
     """
 
     def __init__(self, ax: Axes, *, title: str = "training curves"):
         self.ax = ax
-        (self.loss_line,) = ax.plot([], [], color="tab:blue", linewidth=1.2, label="training loss (batch)")
+        (self.loss_line,) = ax.plot([], [], color=OKABE_ITO["blue"], linewidth=1.2,
+                                    label="training loss (batch)")
         self.accuracy_ax = ax.twinx()
-        (self.accuracy_line,) = self.accuracy_ax.plot([], [], color="tab:green", marker="o", markersize=3,
-                                                      linewidth=1.2, label="test accuracy")
+        (self.accuracy_line,) = self.accuracy_ax.plot([], [], color=OKABE_ITO["bluish green"], marker="o",
+                                                      markersize=3, linewidth=1.2, label="test accuracy")
         self.end_line = ax.axvline(0.0, color=ZERO_COLOUR, linestyle="--", linewidth=1.2)
         self.end_line.set_visible(False)
-        self.note = ax.text(0.98, 0.96, "", transform=ax.transAxes, ha="right", va="top", fontsize=8,
-                            color=ZERO_COLOUR, zorder=6,
-                            bbox=dict(facecolor="white", edgecolor=ZERO_COLOUR, alpha=0.85, pad=2))
-        self.note.set_visible(False)
         ax.set_xlabel("step")
         ax.set_ylabel("loss  (log scale)")
         use_power_of_ten_ticks(ax.yaxis)
         ax.grid(True, alpha=0.3)
-        ax.set_title(title, fontsize=10)
-        self.accuracy_ax.set_ylim(-0.02, 1.02)
+        ax.set_title(title, fontsize=TITLE_FONT)
         self.accuracy_ax.set_ylabel("test accuracy")
-        ax.legend(handles=[self.loss_line, self.accuracy_line], fontsize=8, loc="lower left", framealpha=0.85)
+        self.accuracy_ax.set_yticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        # On the accuracy axes (drawn after the loss axes), so no curve is drawn over it.
+        self.legend = self.accuracy_ax.legend(handles=[self.loss_line, self.accuracy_line],
+                                              fontsize=LEGEND_FONT, loc="upper left", framealpha=0.9,
+                                              alignment="left")
+        self.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
+        self.note = self.legend.get_title()
+        self._legend_sizes: dict = {}
+        self._room = None
+
+    def animated_artists(self) -> list:
+        return [self.legend]
 
     def update(self, steps, log10_loss, test_steps, test_accuracy, *, total_steps: int, end_step=None,
                note: str = "") -> None:
@@ -627,9 +835,13 @@ class TrainingCurvePlot:
         self.end_line.set_visible(end_step is not None)
         if end_step is not None:
             self.end_line.set_xdata([end_step, end_step])
-        self.note.set_text(note)
-        self.note.set_visible(bool(note))
-        set_limits(self.ax, x=(-0.5, max(total_steps, 1) - 0.5), y=padded_limits(log10_loss, minimum_span=0.5))
+        set_legend_note(self.legend, note)
+        set_limits(self.ax, x=(-0.5, max(total_steps, 1) - 0.5))
+        width, height, _, pad_v = legend_size(self.legend, self.accuracy_ax, self._legend_sizes)
+        below = 1 - 2 * pad_v - height - 0.02  # both curves stay under this fraction of the axes' height
+        low, high = padded_limits(log10_loss, minimum_span=0.5)
+        set_limits(self.ax, y=(low, low + (high - low) / below))
+        set_limits(self.accuracy_ax, y=(-0.02, -0.02 + 1.04 / below))
 
     def data(self) -> dict:
         """What is on screen (no "x"/"mean" keys: these are curves over steps, not per-layer profiles)."""
@@ -638,10 +850,37 @@ class TrainingCurvePlot:
                 "test_steps": np.asarray(self.accuracy_line.get_xdata(), float),
                 "test_accuracy": np.asarray(self.accuracy_line.get_ydata(), float),
                 "end_step": float(self.end_line.get_xdata()[0]) if self.end_line.get_visible() else None,
-                "note": self.note.get_text() if self.note.get_visible() else ""}
+                "note": self.note.get_text()}
 
 
 # --------------------------------------------------------------------------------------------- frames
+class StableTightLayout(TightLayoutEngine):
+    """``tight_layout`` at a draw, but only when what it depends on changed: the axes' limits (hence the
+    tick labels), the figure's size and dpi, and the titles of legends placed outside their axes.  Then it
+    runs twice (one pass is not always its own fixed point), so a redraw of an unchanged figure is the very
+    same picture (a blitted frame equals a full redraw), and a frame that changed only data costs nothing."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._laid_out_for = None
+
+    @staticmethod
+    def _key(figure):
+        legends = [ax.get_legend() for ax in figure.axes]
+        return (tuple(figure.get_size_inches()), figure.dpi,
+                tuple((ax.get_xlim(), ax.get_ylim()) for ax in figure.axes),
+                tuple(legend.get_title().get_text() for legend in legends
+                      if legend is not None and legend.get_in_layout()))
+
+    def execute(self, figure):
+        key = self._key(figure)
+        if key == self._laid_out_for:
+            return
+        super().execute(figure)
+        super().execute(figure)
+        self._laid_out_for = key
+
+
 class BlitFrames:
     """Render a figure's frames by blitting when only its changing artists changed (matplotlib's "faster
     rendering by using blitting" pattern), else in full.
@@ -670,6 +909,10 @@ class BlitFrames:
         self._rendering = False
         self.frames = {"full": 0, "blit": 0}
         self._animate()
+        if isinstance(figure.get_layout_engine(), (type(None), PlaceHolderLayoutEngine)):
+            # Laid out again at every full draw (not at a blitted frame): tick labels that widen with the
+            # data ("10^-600"), an outside legend or a colour bar never run off the figure or into each other.
+            figure.set_layout_engine(StableTightLayout())
         # A closure, not the bound method: the canvas's callback registry holds bound methods weakly, and
         # the animated artists must be drawn for as long as the figure lives.
         figure.canvas.mpl_connect("draw_event", lambda event: self._after_full_draw(event))

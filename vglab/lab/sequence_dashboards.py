@@ -187,13 +187,13 @@ class RecurrentDashboard(_SequenceDashboard):
         for ax, panel in zip(axes, self.panels, strict=True):
             if panel == "gradient":
                 self.plots[panel] = plots.LogProfilePlot(
-                    ax, ylabel="‖∂L/∂h_t‖  (log scale)", xlabel="time step t",
+                    ax, ylabel=r"$\|\partial L/\partial h_t\|$  (log scale)", xlabel="time step $t$",
                     title="hidden-state gradient through time",
-                    reference_labels={"theory": "exact ρ^(T−t)‖g‖ (linear)",
-                                      "bound": "bound (sup|φ′|·ρ)^(T−t)‖g‖"})
+                    reference_labels={"theory": r"exact $\rho^{T-t}\|g\|$ (linear)",
+                                      "bound": r"bound $(\sup|\varphi'|\,\rho)^{T-t}\|g\|$"})
             else:
-                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="‖∂L/∂c_t‖  (log scale)",
-                                                         xlabel="time step t", colour="tab:green",
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel=r"$\|\partial L/\partial c_t\|$  (log scale)",
+                                                         xlabel="time step $t$", colour="tab:green",
                                                          title="LSTM cell-state gradient")
         figure.tight_layout()
 
@@ -216,7 +216,7 @@ class RecurrentDashboard(_SequenceDashboard):
                                       references={"theory": view.theory, "bound": view.bound})
         if "cell" in self.plots:
             if norms.log10_cell_grad is None:
-                self.plots["cell"].clear("the vanilla cell has no cell state:\nchoose cell = lstm")
+                self.plots["cell"].clear("the vanilla cell has no cell state:\nchoose cell = lstm", x=t)
             else:
                 self.plots["cell"].update(t, norms.log10_cell_grad)
 
@@ -321,10 +321,10 @@ class TransformerDashboard(_SequenceDashboard):
         self.plots = {}
         for ax, panel in zip(axes, self.panels, strict=True):
             if panel == "gradient":
-                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="‖∂L/∂h_l‖_F  (log scale)",
-                                                         xlabel="block l", title="gradient per block")
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel=r"$\|\partial L/\partial h_l\|_F$  (log scale)",
+                                                         xlabel="block $l$", title="gradient per block")
             else:
-                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="RMS(h_l)  (log scale)", xlabel="block l",
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel=r"RMS$(h_l)$  (log scale)", xlabel="block $l$",
                                                          title="residual stream scale", colour="tab:green")
         figure.tight_layout()
 

@@ -429,11 +429,11 @@ class TrainingDashboard(Dashboard):
         self.plots = {}
         for ax, panel in zip(axes, self.panels, strict=True):
             if panel == "gradient":
-                plot = plots.LogProfilePlot(ax, ylabel="‖∂loss/∂W_l‖_F  (log scale)",
+                plot = plots.LogProfilePlot(ax, ylabel=r"$\|\partial\,\mathrm{loss}/\partial W_l\|_F$  (log scale)",
                                             title="weight gradient per layer", colour="tab:orange",
                                             label="mean over steps")
             elif panel == "ratio":
-                plot = plots.LogProfilePlot(ax, ylabel="‖ΔW_l‖_F / ‖W_l‖_F  (log scale)",
+                plot = plots.LogProfilePlot(ax, ylabel=r"$\|\Delta W_l\|_F\,/\,\|W_l\|_F$  (log scale)",
                                             title="update-to-weight ratio per layer", colour="tab:purple",
                                             label="mean over steps")
             else:

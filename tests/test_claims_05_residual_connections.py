@@ -79,6 +79,7 @@ def test_the_second_term_wins_for_relu_at_alpha_1(init, text):
     assert abs((predicted[0] - predicted[-1]) - lost(net).mean()) <= 1.0
 
 
+@pytest.mark.slow  # ~25 s: the dashboard's first compile at depth 1000
 def test_end_state_is_tanh_depth_1000_alpha_0_1_within_one_decade(text):
     """End state after Run All: "The cell below the dashboard sets it to **tanh** at depth 1000 with the skip
     branch scaled by $\\alpha = 0.1$: the gradient that reaches the input stays within one decade of the output's"

@@ -120,6 +120,7 @@ def pip_versions(python: Path) -> dict[str, str]:
 
 
 @pytest.mark.colab
+@pytest.mark.timeout(1800)  # 6 min with an empty pip cache (downloads jax, notebook 6.5 ...), ~1 min with it
 def test_notebook_00_installs_and_runs_on_colabs_versions(tmp_path, monkeypatch):
     start = time.perf_counter()
     venv = tmp_path / "colab-venv"

@@ -53,6 +53,7 @@ def site(tmp_path_factory):
 
 
 @pytest.mark.site
+@pytest.mark.timeout(2400)  # the first test of the module pays for the build (4-7 min on 2 loaded cores)
 def test_the_index_lists_every_lesson(site):
     index = (site / "index.html").read_text()
     for lesson in LESSONS:
@@ -60,6 +61,7 @@ def test_the_index_lists_every_lesson(site):
 
 
 @pytest.mark.site
+@pytest.mark.timeout(2400)
 @pytest.mark.parametrize("lesson", LESSONS, ids=[lesson.stem for lesson in LESSONS])
 def test_every_lesson_page_shows_its_title_figures_math_and_launch_buttons(site, lesson):
     page = site / f"{lesson.stem}.html"

@@ -54,7 +54,8 @@ def test_layernorm_output_has_mean_zero_and_rms_one_above_ten_root_eps():
 
 def test_layernorm_jacobian_is_the_stated_projection_divided_by_sigma():
     """"J_LN = (1/σ)(I − 11ᵀ/n − yyᵀ/n)" and "The Jacobian projects out two directions and divides by σ" —
-    against a float64 central difference (relative error < 1e-6), and its two (near-)zero singular values (ε/σ² ≈ 6e-7 for the y direction)."""
+    against a float64 central difference (relative error < 1e-6), and its two
+    (near-)zero singular values (ε/σ² ≈ 6e-7 for the y direction)."""
     quoted("The Jacobian projects out two directions and divides by $\\sigma$")
     n = 16
     x = 7.0 * np.random.default_rng(1).normal(size=n) + 3.0
@@ -71,7 +72,8 @@ def test_layernorm_jacobian_is_the_stated_projection_divided_by_sigma():
 
 def test_layernorm_scales_the_gradient_down_by_the_factor_the_activations_grew():
     """"if the activations have grown (large σ), the gradient passing back is scaled *down* by the same
-    factor" (and the self-check: RMS 10³ → a factor 10⁻³) — one linear layer with post-LN, σ_w = 1, 10, 100 (the largest σ_w vglab takes)
+    factor" (and the self-check: RMS 10³ → a factor 10⁻³) — one linear layer with post-LN,
+    σ_w = 1, 10, 100 (the largest σ_w vglab takes)
     (same draws): ‖∂L/∂W_1‖_F falls by exactly that factor, to 1e-4 decades."""
     quoted("the gradient passing back is scaled *down* by the same factor")
     net = vglab.MLP(depth=1, width=64, activation="linear", norm="post")

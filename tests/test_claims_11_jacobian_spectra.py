@@ -5,7 +5,6 @@ tolerance; the docstring quotes the sentence, and ``quoted`` checks it is still 
 """
 
 import numpy as np
-import pytest
 
 import vglab
 from tests.claims_replay import markdown, replay

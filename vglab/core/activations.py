@@ -38,6 +38,11 @@ class Activation:
     phi(x, slope), dphi(x, slope): φ and φ′ (``slope`` is the leaky-ReLU negative slope, ignored by others).
     sup_dphi(slope): sup over x of |φ′(x)|; the per-layer factor in the bound ‖∂L/∂h_0‖ ≤ Π sup|φ′| ‖W_l‖₂.
     scaled(zt, s, slope) -> (at, sa, d): φ(e^s zt) = e^sa · at, and d = φ′(e^s zt), without overflow.
+    log_dphi(x, slope) -> (log|φ′(x)|, sign φ′(x)): φ′ in log space, for the saturating activations whose φ′
+                     leaves float32's range (tanh′(50) ≈ 1e-43, GELU′(−15) ≈ −1e-47); None for the piecewise
+                     linear ones (φ′ ∈ {0, 1, a} is always representable).
+    flat:            φ′ is exactly 0 on a set of positive measure (ReLU's flat side): the only activation
+                     whose units can be *dead*.  Sigmoid, tanh and GELU units saturate but never die.
     """
 
     name: str
@@ -46,6 +51,8 @@ class Activation:
     sup_dphi: Callable
     scaled: Callable
     formula: str
+    log_dphi: Callable | None = None
+    flat: bool = False
 
 
 def _homogeneous_scaled(phi, dphi):
@@ -80,6 +87,18 @@ def _tanh_dphi(x, slope=0.0):
     # tanh′(x) = sech²(x) = 4e^{−2|x|}/(1 + e^{−2|x|})²: 1 − tanh² would cancel to 0 beyond |x| ≈ 9 in float32.
     e = jnp.exp(-2.0 * jnp.abs(x))
     return 4.0 * e / ((1.0 + e) * (1.0 + e))
+
+
+def _sigmoid_log_dphi(x, slope=0.0):
+    # log σ′(x) = −|x| − 2 log(1 + e^{−|x|}): no underflow for any finite x.
+    a = jnp.abs(x)
+    return -a - 2.0 * jnp.log1p(jnp.exp(-a)), jnp.ones_like(x)
+
+
+def _tanh_log_dphi(x, slope=0.0):
+    # log sech²(x) = log 4 − 2|x| − 2 log(1 + e^{−2|x|}).
+    a = jnp.abs(x)
+    return math.log(4.0) - 2.0 * a - 2.0 * jnp.log1p(jnp.exp(-2.0 * a)), jnp.ones_like(x)
 
 
 def _tanh_scaled(zt, s, slope):
@@ -118,6 +137,26 @@ def _gelu_dphi(x, slope=0.0):
     return _normal_cdf(x) + x * _normal_pdf(x)
 
 
+# Below this x, GELU′(x) = Φ(x) + x φ(x) is evaluated as φ(x)·(x + Φ(x)/φ(x)) in log space: φ(−13.2) ≈ 1e-38
+# is float32's smallest normal number, and at −10 both terms are still far inside the range.
+_GELU_LOG_CUT = -10.0
+
+
+def _gelu_log_dphi(x, slope=0.0):
+    """log|GELU′(x)| and its sign.  For x < −10, Φ(x)/φ(x) = R(x) = (1/|x|)(1 − 1/x² + 3/x⁴ − 15/x⁶ + 105/x⁸ −
+    945/x¹⁰ + …) (the asymptotic Mills-ratio series, truncation error < 1e-8 relative there), so
+    GELU′(x) = φ(x)(x + R(x)) with log φ(x) = −x²/2 − log √(2π): no underflow."""
+    tail = x < _GELU_LOG_CUT
+    xt = jnp.where(tail, x, _GELU_LOG_CUT)
+    w = 1.0 / (xt * xt)
+    series = 1.0 + w * (-1.0 + w * (3.0 + w * (-15.0 + w * (105.0 + w * -945.0))))
+    mills = series / jnp.abs(xt)
+    log_tail = -0.5 * xt * xt - math.log(_SQRT_2PI) + jnp.log(jnp.abs(xt) - mills)
+    direct = _gelu_dphi(jnp.where(tail, _GELU_LOG_CUT, x))
+    log_abs = jnp.where(tail, log_tail, jnp.log(jnp.abs(direct)))
+    return log_abs, jnp.where(tail, -1.0, jnp.sign(direct))
+
+
 def _gelu_scaled(zt, s, slope):
     # GELU(e^s z) = e^s · z Φ(e^s z): keep the scale, and clamp only the argument of Φ (which saturates).
     z = zt * jnp.exp(jnp.minimum(s, _MAX_EXP))
@@ -137,18 +176,42 @@ GELU_SUP_DERIVATIVE = 0.5 * (1.0 + math.erf(1.0)) + math.sqrt(2.0) * math.exp(-1
 
 ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation("sigmoid", _sigmoid_phi, _sigmoid_dphi, lambda a=0.0: 0.25, _sigmoid_scaled,
-                          "σ(x) = 1/(1+e^{-x}),  σ′ = σ(1−σ) ≤ 1/4"),
+                          "σ(x) = 1/(1+e^{-x}),  σ′ = σ(1−σ) ≤ 1/4", _sigmoid_log_dphi),
     "tanh": Activation("tanh", _tanh_phi, _tanh_dphi, lambda a=0.0: 1.0, _tanh_scaled,
-                       "tanh′(x) = 1 − tanh²(x) ≤ 1"),
+                       "tanh′(x) = 1 − tanh²(x) ≤ 1", _tanh_log_dphi),
     "relu": Activation("relu", _relu_phi, _relu_dphi, lambda a=0.0: 1.0,
-                       _homogeneous_scaled(_relu_phi, _relu_dphi), "max(x, 0),  φ′ ∈ {0, 1}"),
+                       _homogeneous_scaled(_relu_phi, _relu_dphi), "max(x, 0),  φ′ ∈ {0, 1}", flat=True),
     "leaky_relu": Activation("leaky_relu", _leaky_phi, _leaky_dphi, lambda a=0.01: max(1.0, abs(a)),
-                             _homogeneous_scaled(_leaky_phi, _leaky_dphi), "max(x, a·x),  φ′ ∈ {a, 1}"),
+                             _homogeneous_scaled(_leaky_phi, _leaky_dphi), "max(x, a·x),  φ′ ∈ {a, 1}",
+                             flat=True),  # flat only for a = 0 (then it is ReLU)
     "gelu": Activation("gelu", _gelu_phi, _gelu_dphi, lambda a=0.0: GELU_SUP_DERIVATIVE, _gelu_scaled,
-                       "x·Φ(x) (exact, erf form),  sup φ′ ≈ 1.1289"),
+                       "x·Φ(x) (exact, erf form),  sup φ′ ≈ 1.1289", _gelu_log_dphi),
     "linear": Activation("linear", _linear_phi, _linear_dphi, lambda a=0.0: 1.0,
                          _homogeneous_scaled(_linear_phi, _linear_dphi), "φ(x) = x"),
 }
+
+
+# A directly computed |φ′| below this (≈ 8e-31, well above float32's smallest normal 1.2e-38) is taken from
+# the log-space form instead.
+_TINY_DERIVATIVE = 2.0**-100
+
+
+def scaled_factored(activation: Activation, zt, s, slope):
+    """``activation.scaled`` with φ′ factored as e^c · d̃ over the vector: (at, sa, d̃, c), c = max_i log|φ′_i|
+    (0 where every φ′ is 0 or for piecewise-linear φ), so max|d̃| = 1 and a layer whose every φ′ is below
+    float32's range (tanh at σ_w = 40, GELU far on its negative side) keeps its true size e^c instead of
+    underflowing to 0.  d̃_i = φ′_i e^{−c} from the direct φ′ where it is representable (full float32
+    accuracy), from exp(log|φ′_i| − c) where it is not.  Only the piecewise-linear ReLU side is exactly 0."""
+    at, sa, d = activation.scaled(zt, s, slope)
+    if activation.log_dphi is None:
+        return at, sa, d, jnp.zeros((), d.dtype)
+    z = zt * jnp.exp(jnp.minimum(s, _MAX_EXP))
+    log_abs, sign = activation.log_dphi(z, slope)
+    c = jnp.max(log_abs)
+    c = jnp.where(jnp.isfinite(c), c, 0.0)
+    from_log = sign * jnp.exp(log_abs - c)
+    d_tilde = jnp.where(jnp.abs(d) >= _TINY_DERIVATIVE, d * jnp.exp(-c), from_log)
+    return at, sa, d_tilde, c
 
 
 def get_activation(name: str) -> Activation:

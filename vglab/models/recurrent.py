@@ -57,9 +57,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core import init as _init
-from vglab.core.activations import ACTIVATIONS
+from vglab.core.activations import ACTIVATIONS, scaled_factored
 from vglab.core.compilation import exact_jit
-from vglab.core.logspace import LN10, renormalise_rms, renormalise_unit
+from vglab.core.logspace import (
+    LN10,
+    LogScale,
+    follow,
+    log_scale,
+    normalise_rms,
+    normalise_unit,
+    scale_add,
+    scale_diff,
+    scale_max,
+    scale_to_float64,
+    scale_where,
+)
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.jacobians import DEPTH_BUCKETS, SeededGradients, _check_seeds
 
@@ -302,12 +314,26 @@ class Scalars(NamedTuple):
     bias_std: jax.Array
     forget_bias: jax.Array
     leaky_slope: jax.Array
+    log_recurrent_scale: LogScale  # log(ρ/√n) to float64 accuracy (W = e^{this} Ŵ exactly)
 
 
 def _scalars(net: RNN) -> Scalars:
     root_n = math.sqrt(net.hidden)
+    log_scale64 = math.log(net.recurrent_scale) - 0.5 * math.log(net.hidden) if net.recurrent_scale > 0 \
+        else -math.inf
+    hi = np.float32(log_scale64)
+    lo = np.float32(log_scale64 - float(hi)) if math.isfinite(log_scale64) else np.float32(0.0)
     return Scalars(jnp.float32(net.recurrent_scale / root_n), jnp.float32(net.input_std / root_n),
-                   jnp.float32(net.bias_std), jnp.float32(net.forget_bias), jnp.float32(net.leaky_slope))
+                   jnp.float32(net.bias_std), jnp.float32(net.forget_bias), jnp.float32(net.leaky_slope),
+                   LogScale(jnp.float32(hi), jnp.float32(lo)))
+
+
+def _put(array: LogScale, t, value: LogScale) -> LogScale:
+    return LogScale(array.hi.at[t].set(value.hi), array.lo.at[t].set(value.lo))
+
+
+def _minus_inf(size):
+    return LogScale(jnp.full((size,), -jnp.inf, jnp.float32), jnp.zeros((size,), jnp.float32))
 
 
 def _bias(scalars: Scalars, unit_bias, gates: int, n: int):
@@ -319,39 +345,41 @@ def _bias(scalars: Scalars, unit_bias, gates: int, n: int):
 
 
 def _vanilla(structure, scalars, W, U, b, xs, g, steps):
-    """Forward in scaled form, then backward in log space.  Returns natural-log (C+1,) grads, (C,) RMS."""
+    """Forward in scaled form, then backward in log space.  Returns natural-log ``LogScale`` pairs: (C+1,)
+    grads, (C,) RMS (running scales added with TwoSum, ``vglab.core.logspace``), and φ′ factored as e^c d̃
+    (``scaled_factored``), so neither a long unroll nor a saturated step loses precision or underflows."""
     activation = ACTIVATIONS[structure.activation]
     capacity, n = xs.shape
 
     def forward(t, carry):  # t = 0..steps−1 computes h_{t+1}
-        u, s, dphi, log_rms = carry
-        drive, s_d = renormalise_rms(scalars.input_scale * (U @ xs[t]) + b, jnp.float32(0.0))
-        s_d = jnp.where(jnp.any(drive != 0.0), s_d, -jnp.inf)
-        # z = e^s W ũ + e^{s_d} d̃, held as e^{s_z} z̃ with s_z = max(s, s_d): no term exponentiated above 1.
-        s_z = jnp.maximum(s, s_d)
-        zt = (jnp.exp(s - s_z) * scalars.recurrent_scale) * (W @ u) + jnp.exp(s_d - s_z) * drive
-        at, s_a, d = activation.scaled(zt, s_z, scalars.leaky_slope)
-        u, s = renormalise_rms(at, s_a)
-        rms = jnp.sqrt(jnp.mean(u * u))
-        return u, s, dphi.at[t].set(d), log_rms.at[t].set(s + jnp.log(rms))
+        u, S, dphi, log_dphi, log_rms = carry
+        drive, S_d, _ = normalise_rms(scalars.input_scale * (U @ xs[t]) + b, log_scale(0.0))
+        S_d = scale_where(jnp.any(drive != 0.0), S_d, log_scale(-jnp.inf))
+        # z = e^{s_w} Ŵ ũ + e^{s_d} d̃ (s_w = s + log(ρ/√n)), held as e^{s_z} z̃ with s_z = max(s_w, s_d).
+        S_w = scale_add(S, scalars.log_recurrent_scale)
+        S_z = scale_max(S_w, S_d)
+        zt = jnp.exp(scale_diff(S_w, S_z)) * (W @ u) + jnp.exp(scale_diff(S_d, S_z)) * drive
+        at, s_a, d, c = scaled_factored(activation, zt, S_z.hi, scalars.leaky_slope)
+        u, S, logged = normalise_rms(at, follow(S_z, s_a))
+        return u, S, dphi.at[t].set(d), log_dphi.at[t].set(c), _put(log_rms, t, logged)
 
-    init = (jnp.zeros((n,), jnp.float32), jnp.float32(0.0), jnp.zeros((capacity, n), jnp.float32),
-            jnp.full((capacity,), -jnp.inf, jnp.float32))
-    _, _, dphi, log_rms = jax.lax.fori_loop(0, steps, forward, init)
+    init = (jnp.zeros((n,), jnp.float32), log_scale(0.0), jnp.zeros((capacity, n), jnp.float32),
+            jnp.zeros((capacity,), jnp.float32), _minus_inf(capacity))
+    _, _, dphi, log_dphi, log_rms = jax.lax.fori_loop(0, steps, forward, init)
 
-    log_grad = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
-    v, r = renormalise_unit(g, jnp.float32(0.0))
-    log_grad = log_grad.at[steps].set(r + jnp.log(jnp.linalg.norm(v)))
+    v, R, logged = normalise_unit(g, log_scale(0.0))
+    log_grad = _put(_minus_inf(capacity + 1), steps, logged)
 
     def backward(i, carry):  # t = steps−i: ∂L/∂h_{t−1} = Wᵀ(φ′(z_t) ⊙ ∂L/∂h_t)
-        v, r, log_grad = carry
+        v, R, log_grad = carry
         t = steps - i
         # Wᵀx written as xW: XLA:CPU runs a transposed matvec several times slower than a row-vector product.
-        v, r = renormalise_unit(scalars.recurrent_scale * ((dphi[t - 1] * v) @ W), r)
-        return v, r, log_grad.at[t - 1].set(r + jnp.log(jnp.linalg.norm(v)))
+        branch, R, _ = normalise_unit(dphi[t - 1] * v, scale_add(R, log_dphi[t - 1]))
+        v, R, logged = normalise_unit(branch @ W, scale_add(R, scalars.log_recurrent_scale))
+        return v, R, _put(log_grad, t - 1, logged)
 
-    _, _, log_grad = jax.lax.fori_loop(0, steps, backward, (v, r, log_grad))
-    return log_grad, jnp.full((capacity + 1,), -jnp.inf, jnp.float32), log_rms, jnp.zeros((capacity,))
+    _, _, log_grad = jax.lax.fori_loop(0, steps, backward, (v, R, log_grad))
+    return log_grad, _minus_inf(capacity + 1), log_rms, jnp.zeros((capacity,))
 
 
 class LSTMTrace(NamedTuple):
@@ -393,10 +421,9 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
             jnp.full((capacity,), -jnp.inf, jnp.float32))
     _, _, trace, log_rms = jax.lax.fori_loop(0, steps, forward, init)
 
-    log_grad_h = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
-    log_grad_c = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
-    a, r = renormalise_unit(g_out, jnp.float32(0.0))  # ∂L/∂h_T = g
-    log_grad_h = log_grad_h.at[steps].set(r + jnp.log(jnp.linalg.norm(a)))
+    a, r, logged = normalise_unit(g_out, log_scale(0.0))  # ∂L/∂h_T = g
+    log_grad_h = _put(_minus_inf(capacity + 1), steps, logged)
+    log_grad_c = _minus_inf(capacity + 1)
     carry_c = jnp.zeros((n,), jnp.float32)  # ∂L/∂c_T through c_{T+1}: none
 
     def backward(k, carry):  # step t = steps − k: from (∂L/∂h_t, ∂L/∂c_t via c_{t+1}) to t − 1
@@ -405,7 +432,7 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
         row = t - 1
         c_t, c_prev = trace.cells[t], trace.cells[t - 1]
         delta_c = b_c + a * trace.o[row] * tanh.dphi(c_t)
-        log_grad_c = log_grad_c.at[t].set(r + jnp.log(jnp.linalg.norm(delta_c)))
+        log_grad_c = _put(log_grad_c, t, scale_add(r, jnp.log(jnp.linalg.norm(delta_c))))
         dz = jnp.concatenate([delta_c * trace.g[row] * trace.di[row],
                               delta_c * c_prev * trace.df[row],
                               a * jnp.tanh(c_t) * trace.do[row],
@@ -414,15 +441,15 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
         b_prev = delta_c * trace.f[row]
         norm = jnp.sqrt(jnp.sum(a_prev * a_prev) + jnp.sum(b_prev * b_prev))
         safe = jnp.where(norm > 0.0, norm, 1.0)
-        a, b_c, r = a_prev / safe, b_prev / safe, r + jnp.log(safe)
-        log_grad_h = log_grad_h.at[t - 1].set(r + jnp.log(jnp.linalg.norm(a)))
+        a, b_c, r = a_prev / safe, b_prev / safe, scale_add(r, jnp.log(safe))
+        log_grad_h = _put(log_grad_h, t - 1, scale_add(r, jnp.log(jnp.linalg.norm(a))))
         return a, b_c, r, log_grad_h, log_grad_c
 
     a, b_c, r, log_grad_h, log_grad_c = jax.lax.fori_loop(
         0, steps, backward, (a, carry_c, r, log_grad_h, log_grad_c))
-    log_grad_c = log_grad_c.at[0].set(r + jnp.log(jnp.linalg.norm(b_c)))  # h_0 is not computed from c_0
+    log_grad_c = _put(log_grad_c, 0, scale_add(r, jnp.log(jnp.linalg.norm(b_c))))  # h_0 is not from c_0
     forget_mean = jnp.mean(trace.f, axis=1)
-    return log_grad_h, log_grad_c, log_rms, forget_mean
+    return log_grad_h, log_grad_c, log_scale(log_rms), forget_mean
 
 
 @partial(exact_jit, static_argnames=("structure",))
@@ -433,7 +460,7 @@ def _recurrent_program(structure, scalars, recurrent, input_weights, bias, input
     def one_seed(W, U, b_unit, xs, g):
         b = _bias(scalars, b_unit, gates, xs.shape[1])
         log_h, log_c, log_rms, forget = run(structure, scalars, W, U, b, xs, g, steps)
-        return log_h / LN10, log_c / LN10, log_rms / LN10, forget
+        return (*log_h, *log_c, *log_rms, forget)
 
     return jax.vmap(one_seed)(recurrent, input_weights, bias, inputs, directions)
 
@@ -477,7 +504,9 @@ def recurrent_gradient_norms(net: RNN, seed: int = 0, n_seeds: int = 1) -> Recur
     out = _recurrent_program(Structure(net.cell, net.activation), _scalars(net), bank.recurrent,
                              bank.input_weights, bank.bias, bank.inputs, bank.directions,
                              jnp.int32(net.steps))
-    log_h, log_c, log_rms, forget = (np.asarray(a, np.float64) for a in out)
+    out = [np.asarray(a) for a in out]
+    log_h, log_c, log_rms = (scale_to_float64(out[k], out[k + 1]) / LN10 for k in (0, 2, 4))
+    forget = np.asarray(out[6], np.float64)
     T = net.steps
     lstm = net.cell == "lstm"
     return RecurrentGradientNorms(net, seed, n_seeds, log_h[:, : T + 1], log_c[:, : T + 1] if lstm else None,

@@ -1,7 +1,7 @@
 """Every claim notebook 03 makes about what the engine and its dashboard show, as a test (sentences quoted).
 
-Tolerances for measured-vs-theory comparisons are tests.test_theory_overlay.tol (3 standard errors of the
-seeds' mean, spread √(5L/n)/(2 ln10) decades per seed).
+Tolerances for measured-vs-theory comparisons are tests.test_theory_overlay.tol (three standard deviations of
+the log of a k-seed mean of a log-normal ‖δ‖² with σ² = 5L/n).
 """
 
 import math

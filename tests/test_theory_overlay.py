@@ -8,10 +8,11 @@ like c·(L − l)/n (Hanin 2018; Hanin & Nica 2019: c = 5 for ReLU at He scale),
     s(L, n) = √(c L/n) / (2 ln10) decades per seed.
 
 The dashboards draw √(mean over seeds of ‖δ_l‖²) next to the typical curve and start the theory from the same
-quantity at the output.  With k seeds that estimate is within 3 s/√k of √E‖δ‖² (three standard errors), so the
-tolerance of every comparison below is stated as
+quantity at the output.  ‖δ‖² is roughly log-normal with σ² = c L/n (natural log), so the mean of k seeds has
+relative variance (e^{σ²} − 1)/k and its log a standard deviation √ln(1 + (e^{σ²} − 1)/k) (Fenton 1960),
+≈ σ/√k for small σ².  The tolerance of every comparison below is three of those, in decades of the norm:
 
-    TOL(L, n, k) = 0.03 + 3 s(L, n)/√k  decades,   c = 5,
+    TOL(L, n, k) = 0.03 + 3 √ln(1 + (e^{σ²} − 1)/k) / (2 ln10),   σ² = c L/n,  c = 5,
 
 which tightens as the width grows.  The lessons' defaults are read from the notebooks' own constructors.
 """
@@ -36,7 +37,11 @@ def spread(depth, width):
 
 
 def tol(depth, width, n_seeds):
-    return 0.03 + 3.0 * spread(depth, width) / math.sqrt(n_seeds)
+    """TOL(L, n, k) of the module docstring (log-normal mean of k seeds, three standard deviations)."""
+    variance = C_HANIN * depth / width
+    # ln(1 + (e^{σ²} − 1)/k) without overflow: logaddexp(0, ln(e^{σ²} − 1) − ln k)
+    log_excess = variance + math.log(-math.expm1(-variance)) - math.log(n_seeds)
+    return 0.03 + 3.0 * math.sqrt(float(np.logaddexp(0.0, log_excess))) / (2.0 * LN10)
 
 
 def jensen_gap(depth, width):

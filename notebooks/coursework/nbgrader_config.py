@@ -21,6 +21,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # Each reference solution runs in well under a minute in total.
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
+# A cell's last outputs may arrive seconds after its reply on a busy grading machine; nbgrader's 4 s default
+# then fails the whole notebook ("Timeout waiting for IOPub output"), not just the cell.
+c.Execute.iopub_timeout = 30
 
 # Big outputs (a student printing a whole matrix in a loop) are cut rather than stored in the gradebook.
 c.LimitOutput.max_lines = 200

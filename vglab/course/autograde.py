@@ -17,7 +17,7 @@ For each notebook it
 
 The judges import vglab and JAX here, when this module is imported (before any student's kernel runs), and
 JAX's persistent compilation cache is switched off in this process: the kernels may share one, and a student
-could write into it.
+could write into it.  ``c.JudgedExecute.compilation_cache_dir`` gives the judges a cache of their own.
 """
 
 from __future__ import annotations
@@ -51,9 +51,21 @@ class JudgedExecute(Execute):
     secret = Unicode(help="The instructor's grading secret; defaults to $VGLAB_GRADING_SECRET at start-up. "
                           "Hidden test inputs are derived from it, per assignment and student.").tag(config=True)
 
+    compilation_cache_dir = Unicode(
+        "", help="A JAX compilation cache for the judges only (not the kernels'), to compile each program once "
+                 "across autograde runs; empty: none.  Like every file, a kernel running as you could write "
+                 "into it (README, Threat model).").tag(config=True)
+
     @default("secret")
     def _secret_default(self):
         return _SECRET
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.compilation_cache_dir and jax.config.jax_compilation_cache_dir != self.compilation_cache_dir:
+            os.makedirs(self.compilation_cache_dir, exist_ok=True)
+            jax.config.update("jax_compilation_cache_dir", self.compilation_cache_dir)
+            jax.config.update("jax_enable_compilation_cache", True)
 
     def preprocess(self, nb, resources=None, km=None):
         info = resources["nbgrader"]

@@ -38,7 +38,7 @@ def test_gradient_norms_rejects_bad_seeds_and_sizes():
         vglab.gradient_norms(net, n_seeds=0)
     with pytest.raises(ValueError, match=r"seed must be an integer in 0\.\."):
         vglab.gradient_norms(net, seed=-1)
-    with pytest.raises(ValueError, match=r"expects a vglab.MLP, RNN or Transformer, got dict"):
+    with pytest.raises(ValueError, match=r"expects a vglab.MLP, RNN, Transformer or Stack, got dict"):
         vglab.gradient_norms({"depth": 3})
     huge = vglab.MLP(depth=10000, width=4096)
     with pytest.raises(ValueError, match=r"depth × width² × n_seeds = 10000 × 4096² × 1 .* above the 4 GiB bound"):

@@ -645,7 +645,7 @@ def test_the_phase_diagram_dashboard_blits_depth_steps_with_its_changing_title(m
     assert_frame_is_the_full_redraw(d)
     change(d, sigma_w=1.5)  # a new χ₁ in the title: still the same frame as a full redraw
     chi = theory.chi1("tanh", 1.5, d.network().bias_std, d.network().leaky_slope)
-    assert d.figure.axes[-1].get_title() == f"order/chaos: χ₁ = {chi:.3g} here"
+    assert d.plots["phase"].ax.get_title() == f"order/chaos: χ₁ = {chi:.3g} here"
     assert_frame_is_the_full_redraw(d)
     d.plots["phase"].set_title("order/chaos: χ₁ = 0.5 here")  # only the title changes: blitted, and exact
     assert d._frames.render() == "blit"

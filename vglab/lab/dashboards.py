@@ -791,7 +791,8 @@ class GradientDashboard(Dashboard):
         self._compiled_keys: set = set()
         if "init" in made and "sigma_w" in made:
             made["init"].observe(self._init_sets_sigma_w, names="value")
-        figsize = figsize or (min(9.2, 4.4 * len(panels) + 0.4), 3.8)  # fits a JupyterLab output area
+        wide = 0.8 if "phase" in panels else 0.0  # the phase diagram's colour bar
+        figsize = figsize or (min(10.0, 4.4 * len(panels) + 0.4 + wide), 3.8)  # fits a JupyterLab output area
         super().__init__(made, fixed=fixed, title=title, figsize=figsize, warm_up=warm_up,
                          extra_buttons=pin_buttons(self))
 

@@ -84,7 +84,7 @@ class PowerOfTenLocator(Locator):
                 break
         if ticks.size >= 2:
             return ticks
-        for mantissas in ((1, 2, 5), range(1, 10)):
+        for mantissas in ((1, 2, 5), (1, 2, 3, 5, 7), range(1, 10)):
             ticks = np.array([k + math.log10(m) for k in range(math.floor(low), math.ceil(high) + 1)
                               for m in mantissas])
             ticks = ticks[(ticks >= low - 1e-9) & (ticks <= high + 1e-9)]
@@ -498,19 +498,35 @@ def place_legend(ax, size, curves, bands, current: str | None = None, margin: fl
     return best[1], best[2]
 
 
+def _lay_out(figure) -> None:
+    """Run the figure's StableTightLayout now (it does nothing unless the limits changed)."""
+    engine = figure.get_layout_engine()
+    if isinstance(engine, StableTightLayout):
+        engine.execute(figure)
+
+
 def place_with_room(ax, legend, cache, owner, curves, bands, values, xlim, ylim, *, minimum_span: float,
                     pad: float = 0.06):
     """Set ``ax``'s limits (x: ``xlim``; y: sticky around ``values``) and put ``legend`` in a corner where it
     covers no data, widening the y range on that side when no corner is free.  ``owner.corner`` holds the
     corner (moving the legend is a full frame).  Returns the y limits."""
     set_limits(ax, x=xlim)
-    ylim = sticky_limits(ylim, values, minimum_span=minimum_span, pad=pad)
+    # While the range holds room for the legend, the data may fill a quarter of it (else it would shrink
+    # back and grow again on every step).
+    roomy = getattr(owner, "_legend_room", False)
+    previous = ylim
+    ylim = sticky_limits(ylim, values, minimum_span=minimum_span, pad=pad, fill=0.25 if roomy else 0.5)
+    owner._legend_room = roomy and ylim == previous
     set_limits(ax, y=ylim)
+    _lay_out(ax.figure)  # new limits, new tick labels: the axes' final size, before measuring in it
     size = legend_size(legend, ax, cache)
     corner, need = place_legend(ax, size, curves, bands, owner.corner)
     if need is not None:  # no corner is free: make room above (or below) the data for the legend
-        ylim = sticky_limits(ylim, np.append(values, need[0]), minimum_span=minimum_span, pad=pad)
+        ylim = sticky_limits(ylim, np.append(values, need[0]), minimum_span=minimum_span, pad=pad, fill=0.25)
+        owner._legend_room = True
         set_limits(ax, y=ylim)
+        _lay_out(ax.figure)
+        corner, _ = place_legend(ax, legend_size(legend, ax, cache), curves, bands, corner)
     if corner != owner.corner:
         legend.set_loc(corner)
         owner.corner = corner
@@ -571,7 +587,7 @@ class FractionPlot:
         self._xlim = sticky_x_limits(self._xlim, x)
         set_limits(self.ax, x=self._xlim)
         average = f"mean {100 * mean.mean():.1f}%" if mean.size else ""
-        self.note.set_text(" · ".join(part for part in (self.title, average) if part))
+        self.note.set_text("\n".join(part for part in (self.title, average) if part))  # two short lines
 
     def animated_artists(self) -> list:
         """The artists an update changes (curve, band, the title with the average): drawn over a saved

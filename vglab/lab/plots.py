@@ -621,6 +621,7 @@ class PhaseDiagram:
         (self.marker,) = ax.plot([], [], marker="*", markersize=15, color=OKABE_ITO["yellow"],
                                  markeredgecolor="black", linestyle="none", label="current setting", zorder=5,
                                  clip_on=False)  # a setting on the grid's edge (σ_b = 0) shows whole
+        self.marker.set_in_layout(False)  # (an unclipped artist would otherwise move the layout with it)
         # The phases are named by the colour bar (black text on white, not navy on dark blue).
         colourbar = ax.figure.colorbar(self.mesh, cax=ax.inset_axes([1.04, 0.0, 0.05, 1.0]),
                                        ticks=[-self.COLOUR_LIMIT, 0.0, self.COLOUR_LIMIT])

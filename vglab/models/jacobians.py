@@ -151,6 +151,15 @@ class Scalars(NamedTuple):
     log_bias_std: jax.Array  # log σ_b (−inf for σ_b = 0)
     log_alpha: jax.Array  # log α of the residual branch (0 without residual)
     leaky_slope: jax.Array
+    log_weight_scale: LogScale  # log(σ_w/√n) to float64 accuracy: W_l = e^{log_weight_scale} Ŵ_l exactly
+
+
+def _split_float64(x: float) -> LogScale:
+    """A float64 number as hi + lo float32 (hi = fl32(x)), so a scale that enters every layer is not rounded
+    to float32 a thousand times."""
+    hi = np.float32(x)
+    lo = np.float32(x - float(hi)) if math.isfinite(x) else np.float32(0.0)
+    return LogScale(hi, lo)
 
 
 def _structure(net: MLP) -> Structure:
@@ -166,6 +175,7 @@ def _scalars(net: MLP) -> Scalars:
         np.float32(log_bias_std),
         np.float32(math.log(net.residual_scale) if net.residual else 0.0),
         np.float32(net.leaky_slope),
+        _split_float64(math.log(net.sigma_w) - 0.5 * math.log(net.width) if net.sigma_w > 0 else -math.inf),
     )
 
 
@@ -205,16 +215,24 @@ def _layernorm_transpose_exact(v, y, rho: LogScale):
     return _reflect_vector(w1, _reflect_vector(w2, rotated))
 
 
+def _stable_reflector(a, b):
+    """Unit w with (I − 2wwᵀ) a = ±b for unit vectors a, b: w ∝ a − b or a + b, whichever is longer (≥ √2), so
+    w is never a rounding-sized difference normalised (a ≈ b made w a random direction in float32)."""
+    w = a - jnp.where(jnp.dot(a, b) > 0.0, -1.0, 1.0) * b
+    return w / jnp.linalg.norm(w)
+
+
 def _layernorm_reflectors(y):
-    """Unit vectors w₁, w₂ with H₁ e_n = 1/√n and H₂H₁... so that V = H₁H₂ has V e_{n−1} = ŷ, V e_n = 1/√n."""
+    """Unit vectors w₁, w₂ such that V = H₁H₂ has V e_{n−1} = ±ŷ and V e_n = ±1/√n (the signs do not matter:
+    those two coordinates are scaled by ε/σ² and 0)."""
     n = y.shape[0]
     e_last, e_prev = jnp.eye(n, dtype=y.dtype)[n - 1], jnp.eye(n, dtype=y.dtype)[n - 2]
     ones = jnp.full((n,), 1.0 / jnp.sqrt(jnp.float32(n)), y.dtype)
     y_norm = jnp.linalg.norm(y)
     fallback = (e_prev - e_prev.mean()) / jnp.linalg.norm(e_prev - e_prev.mean())  # any unit vector ⟂ 1
     y_hat = jnp.where(y_norm > 0.0, y / jnp.where(y_norm > 0.0, y_norm, 1.0), fallback)
-    w1 = _unit_reflector(e_last, ones)
-    w2 = _unit_reflector(e_prev, _reflect_vector(w1, y_hat))
+    w1 = _stable_reflector(e_last, ones)
+    w2 = _stable_reflector(e_prev, _reflect_vector(w1, y_hat))  # ⟂ e_n, since (H₁ŷ)_n = ±⟨1/√n, ŷ⟩ = 0
     return w1, w2
 
 
@@ -267,10 +285,10 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth):
             trace = trace._replace(pre_y=trace.pre_y.at[l].set(pre_y), pre_rho=_put(trace.pre_rho, l, pre_rho))
         else:
             u_in, S_in = u, S
-        # z = e^{s_in} (σ_w/√n) Ŵ u_in + σ_b b̂, held as e^{s_z} z̃ with s_z = max(s_in, log σ_b).
-        S_z = scale_max(S_in, log_bias_std)
-        zt = (jnp.exp(scale_diff(S_in, S_z)) * scalars.weight_scale) * (weights[l] @ u_in) \
-            + jnp.exp(scale_diff(log_bias_std, S_z)) * biases[l]
+        # z = e^{s_w} Ŵ u_in + σ_b b̂ with s_w = s_in + log(σ_w/√n), held as e^{s_z} z̃, s_z = max(s_w, log σ_b).
+        S_w = scale_add(S_in, scalars.log_weight_scale)
+        S_z = scale_max(S_w, log_bias_std)
+        zt = jnp.exp(scale_diff(S_w, S_z)) * (weights[l] @ u_in) + jnp.exp(scale_diff(log_bias_std, S_z)) * biases[l]
         at, s_a, dphi, log_dphi_scale = scaled_factored(activation, zt, S_z.hi, scalars.leaky_slope)
         S_a = follow(S_z, s_a)
         if structure.residual:
@@ -317,7 +335,7 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
         branch, R_b, log_branch = normalise_unit(trace.dphi[l] * v, scale_add(R, log_branch_factor[l]))
         log_w = scale_add(log_branch, _at(log_input_norms, l))
         # Wᵀ·branch written as branch·W: XLA:CPU runs a transposed matvec ~4x slower than a row-vector product.
-        t, R_t = scalars.weight_scale * (branch @ weights[l]), R_b
+        t, R_t = branch @ weights[l], scale_add(R_b, scalars.log_weight_scale)
         if structure.norm == "pre":
             t, R_t = _layernorm_transpose_exact(t, trace.pre_y[l], _at(trace.pre_rho, l)), \
                 scale_add(R_t, scale_neg(_at(trace.pre_rho, l)))
@@ -515,8 +533,9 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
     log_d, U = graded_left_multiply_scaled(R1, log_d, U)
     log_d = scale_add(log_d, scalars.log_alpha + trace.log_dphi_scale[l])
     Q1 = jnp.zeros_like(Q1).at[order].set(Q1)  # undo the row permutation
-    Q, R2 = jnp.linalg.qr(scalars.weight_scale * (weights[l].T @ Q1))
+    Q, R2 = jnp.linalg.qr(weights[l].T @ Q1)
     log_d, U = graded_left_multiply_scaled(R2, log_d, U)
+    log_d = scale_add(log_d, scalars.log_weight_scale)
     if structure.norm == "pre":
         Q, log_d, U = _layernorm_chain_step(Q, trace.pre_y[l], _at(trace.pre_rho, l), log_d, U)
     return Q, log_d, U

@@ -244,6 +244,7 @@ class DashboardChecks:
         status line and the plotted data agree each time, also after a pause (a late message from the browser
         would show then), and a cell ending in dash.set(...) displays no second dashboard."""
         kernel = self.assert_browser_kernel_status_and_plot_agree(nb)
+        original = {name: entry["value"] for name, entry in kernel.items() if name in self.new_slider_values(kernel)}
         values = self.new_slider_values(kernel)
         assert values, f"{self.NOTEBOOK}'s dashboard has no slider"
         dashboards = nb.page.locator(".vglab-dashboard").count()
@@ -257,12 +258,14 @@ class DashboardChecks:
         name = (floats or [self.SLIDER.replace("-", "_")])[0]
         entry = kernel[name]
         key, sign = ("ArrowRight", 1) if entry["value"] + 2 * entry["step"] <= entry["max"] else ("ArrowLeft", -1)
+        moved = round(entry["value"] + sign * 2 * entry["step"], 10)
         nb.focus_slider(name)
-        nb.change(lambda: nb.press(key, 2))
+        nb.change(lambda: nb.press(key, 2), {name: moved})  # the redraw of the second key's value
         time.sleep(0.5)
-        moved = entry["value"] + sign * 2 * entry["step"]
         self.assert_browser_kernel_status_and_plot_agree(nb, {name: moved})
         nb.screenshot("state-agrees")
+        nb.change(lambda: nb.execute("dash.set(" + ", ".join(f"{k}={v!r}" for k, v in original.items()) + ")"),
+                  original)  # the notebook's state again, for the tests that follow
 
     def test_slider_to_plot_latency_is_measured(self, nb, latency_report):
         """Median time from a key press on the slider to the canvas painted with the new plot (reported)."""

@@ -312,10 +312,11 @@ def _check_edge_of_chaos_sigma_w(inputs, answer):
 
 def _chi_inputs(rng):
     slope = float(rng.uniform(0.1, 0.5))
-    return {"nets": [dict(activation="relu", init="he"),
-                     dict(activation="relu", weight_std=float(rng.uniform(1.1, 1.5))),
-                     dict(activation="linear", weight_std=float(rng.uniform(0.8, 1.0))),
-                     dict(activation="leaky_relu", leaky_slope=slope, weight_std=math.sqrt(2 / (1 + slope**2)))]}
+    others = [dict(activation="relu", weight_std=float(rng.uniform(1.1, 1.5))),
+              dict(activation="linear", weight_std=float(rng.uniform(0.8, 1.0))),
+              dict(activation="leaky_relu", leaky_slope=slope, weight_std=math.sqrt(2 / (1 + slope**2)))]
+    # One of the three, so the kernel's part stays well inside a cell's time limit (3 measurements in all).
+    return {"nets": [dict(activation="relu", init="he"), others[int(rng.integers(3))]]}
 
 
 def _chi_net(fields):
@@ -334,7 +335,7 @@ def _check_measured_chi(inputs, answer):
     nets = [_chi_net(fields) for fields in inputs["nets"]]
     expected = [10.0 ** (2.0 * _mean_log10_ratio(net, 8) / 30) for net in nets]
     expected.append(10.0 ** (2.0 * _mean_log10_ratio(nets[0], 2) / 30))
-    _close(answer, expected, "measured_chi of ReLU + He and of three other 30-layer networks (last: 2 seeds)",
+    _close(answer, expected, "measured_chi of ReLU + He and of another 30-layer network (last: ReLU + He, 2 seeds)",
            rtol=1e-9)
     assert abs(answer[0] - 1.0) < 0.05, "ReLU with He init should keep the gradient's size (χ₁ = 1)"
 

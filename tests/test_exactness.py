@@ -189,3 +189,11 @@ def test_residual_sigmoid_weight_gradients_do_not_underflow():
     net = vglab.MLP(depth=1000, width=32, activation="sigmoid", residual=True, weight_std=8.0, bias_std=4.0)
     r = vglab.gradient_norms(net)
     assert np.all(np.isfinite(r.log10_weight_grad)) and np.all(np.isfinite(r.log10_activation_grad))
+
+
+def test_unit_activity_finds_no_inactive_or_dead_units_where_phi_prime_never_vanishes():
+    """A far-saturated tanh net (σ_w = 40): φ′ ~ 1e-40 but never 0, so no unit is inactive, none dead."""
+    activity = vglab.unit_activity(vglab.MLP(depth=20, width=16, activation="tanh", weight_std=40.0), batch=8)
+    assert np.all(activity.inactive_fraction == 0.0) and np.all(activity.dead_fraction == 0.0)
+    relu = vglab.unit_activity(vglab.MLP(depth=20, width=16, activation="relu", init="he"), batch=8)
+    assert 0.3 < relu.inactive_fraction.mean() < 0.7

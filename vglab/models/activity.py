@@ -1,7 +1,8 @@
 """Which units of an MLP are inactive for an input, and which are dead for a whole batch of inputs.
 
 A unit i of layer l is *inactive* for an input x when φ′(z_{l,i}(x)) = 0 exactly (a ReLU with z < 0): it
-passes no gradient for that x.  It is *dead* on a batch when it is inactive for every input of the batch: it
+passes no gradient for that x.  Only activations with a flat side (``Activation.flat``: ReLU) have such units;
+a saturated sigmoid, tanh or GELU unit still passes a (tiny) gradient and is never inactive or dead.  It is *dead* on a batch when it is inactive for every input of the batch: it
 then passes no gradient at all and its incoming weights receive none, so gradient descent cannot revive it
 (the "dying ReLU", Lu, Shin, Su & Karniadakis 2019).  About half of a ReLU layer is inactive for any one
 input at He initialisation; a dead unit is a different, much rarer thing.
@@ -20,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
 from vglab.core.validation import check_int
 from vglab.models.jacobians import _check_seeds, _forward, _scalars, _structure, weight_bank
@@ -48,6 +50,10 @@ class UnitActivity:
 @partial(exact_jit, static_argnames=("structure",))
 def _activity_program(structure, scalars, weights, biases, inputs, depth):
     weights, biases = weights[0], biases[0]
+    if not ACTIVATIONS[structure.activation].flat:  # φ′ > 0 everywhere: never inactive, never dead (the
+        depth_rows = biases.shape[0]                  # factored φ′ can read 0 where a unit saturates)
+        zeros = jnp.zeros((depth_rows,), jnp.float32)
+        return zeros, zeros
     inactive = jax.vmap(lambda x: _forward(structure, scalars, weights, biases, x, depth).dphi == 0.0)(inputs)
     return jnp.mean(inactive, axis=(0, 2)), jnp.mean(jnp.all(inactive, axis=0), axis=1)
 

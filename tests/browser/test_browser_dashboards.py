@@ -568,6 +568,36 @@ class TestJacobianSpectra(DashboardChecks):
     NOTEBOOK = "11_jacobian_spectra"
 
 
+class TestDegradation(DashboardChecks):
+    """Lesson 12: each setting of its dropdowns is three training runs, so it has no slider to drag."""
+
+    NOTEBOOK = "12_convolutional_resnets"
+    AFTER_RUN_ALL = {"deep": 24, "steps": 300, "seed": 0}
+    NO_SLIDER = "no slider: every setting of this dashboard is three training runs, chosen from dropdowns"
+
+    def test_a_rapid_drag_ends_on_its_last_value_in_one_figure_with_a_responsive_kernel(self, nb):
+        pytest.skip(self.NO_SLIDER)
+
+    def test_slider_to_plot_latency_is_measured(self, nb, latency_report):
+        pytest.skip(self.NO_SLIDER)
+
+    def test_state_set_from_code_and_from_the_controls_agrees_in_browser_kernel_status_and_plot(self, nb):
+        """A dropdown choice from the page trains the 12-layer nets; then dash.set(...) from a cell goes back:
+        readouts, kernel state, status line and curves agree each time, and the plot shows the lesson's ordering."""
+        dashboards = nb.page.locator(".vglab-dashboard").count()
+        nb.change(lambda: nb.control("deep").locator("select").select_option(label="12"), {"deep": 12},
+                  timeout=600)
+        self.assert_browser_kernel_status_and_plot_agree(nb, {"deep": 12})
+        layers = nb.python("[len(v[2]) for v in dash.plotted().values()]")
+        assert layers == [5, 13, 13], layers
+        nb.screenshot("deep-12")
+        nb.change(lambda: nb.execute("dash.set(deep=24)"), {"deep": 24}, timeout=120)  # trained already
+        assert nb.page.locator(".vglab-dashboard").count() == dashboards, "dash.set(...) displayed a copy"
+        self.assert_browser_kernel_status_and_plot_agree(nb, {"deep": 24})
+        losses = nb.python("[h.train_loss for h, _ in dash.result.values()]")
+        assert losses[1] > losses[0] > losses[2], losses  # plain 24 worst, residual 24 best (the lesson)
+
+
 def test_after_a_kernel_restart_the_dashboard_and_the_lesson_say_what_to_rerun(open_notebook):
     """A restarted kernel forgets the dashboard; its controls show a broken-link icon.  The dashboard then
     shows a note saying so and what to run; lesson 00 says it too."""

@@ -11,20 +11,12 @@ from vglab.lab.dashboards import Dashboard, make_control
 from vglab.models import convolutional
 
 COLOURS = (plots.OKABE_ITO["blue"], plots.OKABE_ITO["vermillion"], plots.OKABE_ITO["bluish green"])
-_RESULTS: dict = {}
-
-
-def experiment(deep: int, steps: int, seed: int) -> dict:
-    """``degradation_experiment`` once per (deep, steps, seed) in this kernel (a training run takes seconds)."""
-    key = (deep, steps, seed)
-    if key not in _RESULTS:
-        _RESULTS[key] = convolutional.degradation_experiment(deep=deep, steps=steps, seed=seed)
-    return _RESULTS[key]
 
 
 class DegradationDashboard(Dashboard):
     """Left: training loss per step of a shallow plain, a deep plain and a deep residual network.  Right: their
-    exact per-layer ‖∂L/∂h_l‖ at initialisation.  Controls: the deep depth, the training length, the seed."""
+    exact per-layer ‖∂L/∂h_l‖ at initialisation.  Controls: the deep depth, the training length, the seed
+    (each setting is trained once per kernel, ``degradation_experiment``)."""
 
     kind = "degradation"
 
@@ -51,7 +43,7 @@ class DegradationDashboard(Dashboard):
         figure.set_layout_engine("constrained")
 
     def compute(self, state: dict) -> dict:
-        return experiment(state["deep"], state["steps"], state["seed"])
+        return convolutional.degradation_experiment(state["deep"], state["steps"], state["seed"])
 
     def draw(self, result: dict) -> None:
         for (label, (history, log10_grad)), loss_line, grad_line in zip(
@@ -71,7 +63,8 @@ class DegradationDashboard(Dashboard):
         return " · ".join(f"{label}: train loss {h.train_loss:.3f}" for label, (h, _) in result.items())
 
     def code_for(self, state: dict) -> str:
-        return (f"vglab.models.convolutional.degradation_experiment(deep={state['deep']}, steps={state['steps']}, "
+        return ("from vglab.models import convolutional\n"
+                f"runs = convolutional.degradation_experiment(deep={state['deep']}, steps={state['steps']}, "
                 f"seed={state['seed']})")
 
     def plotted(self) -> dict:

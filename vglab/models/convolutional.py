@@ -301,13 +301,23 @@ def cached_mnist1d(n_train: int, n_test: int, seed: int = 0):
     return _MNIST1D_CACHE[key]
 
 
+_EXPERIMENTS: dict = {}
+
+
 def degradation_experiment(deep: int = 24, steps: int = DEGRADATION["steps"], seed: int = 0) -> dict:
     """Train ``degradation_nets(deep)`` on MNIST-1D (``DEGRADATION``'s sizes) from ``seed``: label →
-    (ConvTrainingHistory, log10 ‖∂L/∂h_l‖ at initialisation, l = 0..depth, from ``gradient_norms``)."""
+    (ConvTrainingHistory, log10 ‖∂L/∂h_l‖ at initialisation, l = 0..depth, from ``gradient_norms``).
+
+    Deterministic, so each (deep, steps, seed) is trained once per process and the result reused."""
     from vglab.models.jacobians import gradient_norms
 
-    data = cached_mnist1d(DEGRADATION["n_train"], DEGRADATION["n_test"])
-    return {label: (train_convnet(net, data, steps=steps, learning_rate=DEGRADATION["learning_rate"],
+    key = (check_int("deep", deep, 1, MAX_CONV_DEPTH), check_int("steps", steps, 1, 100_000),
+           check_int("seed", seed, 0, 2**31 - 1))
+    if key not in _EXPERIMENTS:
+        data = cached_mnist1d(DEGRADATION["n_train"], DEGRADATION["n_test"])
+        _EXPERIMENTS[key] = {
+            label: (train_convnet(net, data, steps=steps, learning_rate=DEGRADATION["learning_rate"],
                                   batch_size=DEGRADATION["batch_size"], seed=seed),
                     gradient_norms(net, seed=seed).log10_activation_grad[0])
             for label, net in degradation_nets(deep).items()}
+    return _EXPERIMENTS[key]

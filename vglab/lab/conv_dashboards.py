@@ -25,7 +25,7 @@ class DegradationDashboard(Dashboard):
                     "steps": make_control("steps", steps, options=(100, 300, 600), description="training steps"),
                     "seed": make_control("seed", seed, options=(0, 1, 2), description="seed")}
         super().__init__(controls, title="Plain vs residual convolutional networks on MNIST-1D",
-                         figsize=(10.0, 4.0), warm_up=False)
+                         figsize=(9.0, 3.8), warm_up=False)
 
     def setup_figure(self, figure) -> None:
         self.loss_ax, self.grad_ax = figure.subplots(1, 2)

@@ -276,3 +276,21 @@ def test_train_rejects_other_networks_and_huge_ones():
 def test_datasets_reject_bad_input(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_every_parameter_is_float32_whatever_jax_enable_x64_says():
+    """The training run is float32 throughout: with jax_enable_x64 on (the float64 references turn it on for
+    the whole test session) an untyped zeros() would make the readout bias float64 and change every step."""
+    import jax
+
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    try:
+        params = training.initial_parameters(vglab.MLP(depth=3, width=8), features=4, classes=3)
+        from vglab.models.convolutional import _init_classifier
+
+        conv = _init_classifier(vglab.ConvNet(depth=2, channels=4, length=8), seed=0, classes=3)
+    finally:
+        jax.config.update("jax_enable_x64", previous)
+    for leaf in [*params, *conv.values()]:
+        assert leaf.dtype == np.float32, leaf.dtype

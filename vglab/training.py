@@ -136,7 +136,7 @@ def _init_params(seed, sigma_w, sigma_b, depth, width, features, classes, orthog
     key = jax.random.key(seed)
     P = jax.random.normal(jax.random.fold_in(key, 40), (features, width), jnp.float32) / math.sqrt(features)
     R = jax.random.normal(jax.random.fold_in(key, 41), (width, classes), jnp.float32) / math.sqrt(width)
-    return Params(P, unit_w * (sigma_w / math.sqrt(width)), unit_b * sigma_b, R, jnp.zeros((classes,)))
+    return Params(P, unit_w * (sigma_w / math.sqrt(width)), unit_b * sigma_b, R, jnp.zeros((classes,), jnp.float32))
 
 
 def initial_parameters(net: MLP, features: int, classes: int, seed: int = 0) -> Params:

@@ -207,8 +207,8 @@ def _init_classifier(net: ConvNet, seed: int, classes: int):
                              jnp.float32) * math.sqrt(2.0 / net.kernel)
     readout = jax.random.normal(jax.random.fold_in(key, _READOUT_STREAM), (net.channels, classes),
                                 jnp.float32) / math.sqrt(net.channels)
-    return dict(stem=stem, stem_bias=jnp.zeros(net.channels), weights=W, biases=b, readout=readout,
-                readout_bias=jnp.zeros(classes))
+    return dict(stem=stem, stem_bias=jnp.zeros(net.channels, jnp.float32), weights=W, biases=b, readout=readout,
+                readout_bias=jnp.zeros(classes, jnp.float32))
 
 
 def _logits(net: ConvNet, params, x):

@@ -1,6 +1,10 @@
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+# No persistent JAX compilation cache for the test session and the kernels it starts: the clean-clone CI run
+# segfaulted inside jax's cache write (compilation_cache.put_executable_and_time) in this process, with several
+# processes sharing ~/.cache/vglab/jax.  tests/test_compilation_cache.py sets the variable itself in each probe.
+os.environ.setdefault("VGLAB_COMPILATION_CACHE", "off")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -650,9 +650,9 @@ class GradientView:
 
 
 # Legend names of the gradient panel: what each curve is, so that theory is compared with its own quantity.
-TYPICAL_LABEL = "measured: typical (mean of log over seeds)"
-THEORY_LABELS = {"rms": "measured: √mean ‖δ_l‖² over seeds",
-                 "theory": "mean-field √E‖δ_l‖² (width → ∞)"}
+TYPICAL_LABEL = "typical: mean of log over seeds"
+THEORY_LABELS = {"rms": r"√mean $\|\delta_l\|^2$ over seeds",
+                 "theory": r"mean-field $\sqrt{E\|\delta_l\|^2}$, width → ∞"}
 
 _THEORY_PROFILES: OrderedDict = OrderedDict()
 _THEORY_LOCK = threading.Lock()
@@ -834,11 +834,11 @@ class GradientDashboard(Dashboard):
                 self.plots[panel] = plots.LogProfilePlot(ax, title="gradient per layer",
                                                          label=TYPICAL_LABEL, reference_labels=THEORY_LABELS)
             elif panel == "weights":
-                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="‖∂L/∂W_l‖_F  (log scale)",
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel=r"$\|\partial L/\partial W_l\|_F$  (log scale)",
                                                          title="weight gradient per layer",
                                                          colour="tab:orange")
             elif panel == "activations":
-                self.plots[panel] = plots.LogProfilePlot(ax, ylabel="RMS(h_l)  (log scale)",
+                self.plots[panel] = plots.LogProfilePlot(ax, ylabel=r"RMS$(h_l)$  (log scale)",
                                                          title="activation scale per layer",
                                                          colour="tab:green")
             elif panel == "dead":
@@ -986,7 +986,7 @@ class GradientDashboard(Dashboard):
         plot.set_title(f"order/chaos: χ₁ = {chi:.3g} here")
 
     def pin_label(self, s: dict) -> str:
-        label = f"{s['activation']}, {s['init']}, σ_w={self.network(s).sigma_w:.2f}, L={s['depth']}"
+        label = f"{s['activation']}, {s['init']}, $\\sigma_w$={self.network(s).sigma_w:.2f}, L={s['depth']}"
         if s["residual"]:
             label += ", skip" + (f" α={s['residual_scale']:.2f}" if s["residual_scale"] != 1.0 else "")
         if s["norm"] != "none":
@@ -1066,7 +1066,7 @@ class SpectrumDashboard(GradientDashboard):
         return [self.plots["spectrum"]]
 
     def pin_label(self, s: dict) -> str:
-        return f"{s['activation']}, {s['init']}, σ_w={self.network(s).sigma_w:.2f}, L={s['depth']}"
+        return f"{s['activation']}, {s['init']}, $\\sigma_w$={self.network(s).sigma_w:.2f}, L={s['depth']}"
 
     def summarise(self, spectrum) -> str:
         values = spectrum.log10_singular_values
@@ -1074,9 +1074,11 @@ class SpectrumDashboard(GradientDashboard):
         if finite.size == 0:
             return f"depth {spectrum.net.depth}: every singular value exactly 0"
         zeros = values.size - finite.size
-        text = (f"depth {spectrum.net.depth}, {spectrum.net.activation}, {spectrum.net.init}: "
-                f"σ_max = {_power_text(finite[0])}, σ_min = {_power_text(finite[-1])}")
-        return text + (f", {zeros} exactly 0" if zeros else "")
+        text = f"depth {spectrum.net.depth}, {spectrum.net.activation}, {spectrum.net.init}: "
+        if zeros:  # σ_min is 0: the rank, not a ratio over the nonzero values only
+            return text + (f"rank {finite.size} of {values.size} ({zeros} σ exactly 0), "
+                           f"σ_max = {_power_text(finite[0])}")
+        return text + f"σ_max = {_power_text(finite[0])}, σ_min = {_power_text(finite[-1])}"
 
     def code_for(self, state):
         return "\n".join(["import vglab", f"net = {self.network(state).to_code()}",

@@ -57,7 +57,9 @@ def test_exploding_net_diverges_without_clipping_and_trains_with_it():
     assert not tame.diverged and tame.steps_completed == STEPS
     assert tame.clipped[:10].all()  # the huge early gradients were clipped
     assert tame.loss[-20:].mean() <= 0.1 * tame.loss[0]
-    assert tame.test_accuracy[-1] >= 0.3  # 3× chance
+    # 2× chance.  (≥ 0.3 held only while the readout bias was accidentally float64 under the references'
+    # jax_enable_x64, which made the whole run float64; the float32 run vglab really does reaches 0.22.)
+    assert tame.test_accuracy[-1] >= 0.2
 
 
 # --------------------------------------------------------------------------------------------- records
@@ -138,7 +140,9 @@ def test_clipping_rescales_the_whole_gradient_to_the_clip_norm():
     start = training.initial_parameters(net, 2, 2, seed=4)
     moved = math.sqrt(sum(float(np.sum((np.asarray(a) - np.asarray(b)) ** 2))
                           for a, b in zip(h.final_parameters, start, strict=True)))
-    assert moved == pytest.approx(0.05 * 1e-3, rel=1e-4)  # ‖Δθ‖ = η · clip_norm
+    # ‖Δθ‖ = η · clip_norm, read back from float32 parameters of size ~1: each entry of θ + Δθ is rounded to
+    # half an ulp (6e-8), which is ~1e-3 of a 5e-5 step, so the norm of the difference is good to ~2e-4.
+    assert moved == pytest.approx(0.05 * 1e-3, rel=5e-4)
 
 
 def test_dead_units_and_test_evaluation_are_recorded():

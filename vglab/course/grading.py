@@ -409,3 +409,91 @@ def _check_first_layers_learn(inputs, answer):
     _, layer_ratios = training_report(_rescued(answer))
     assert min(layer_ratios) >= -1.0, (f"log10 (first-layer / last-layer update ratio) = {layer_ratios}: "
                                        "the first layers move less than a tenth as much as the last ones")
+
+
+# -------------------------------------------------------------- assignment 4 · why ResNets train (issue 17)
+A4 = "why_resnets_train"
+A4_SHAPE = dict(depth=24, channels=16, kernel=5, length=40)  # PLAIN's size, which FLAT must keep
+
+
+def convnet_fields(net) -> dict:
+    """A vglab.ConvNet as plain data (its constructor's arguments), or why it is not one."""
+    import vglab
+
+    if not isinstance(net, vglab.ConvNet):
+        return {"not_a_convnet": type(net).__name__}
+    return {f.name: getattr(net, f.name) for f in dataclasses.fields(vglab.ConvNet) if f.init}
+
+
+def _convnet(answer, what: str):
+    import vglab
+
+    assert isinstance(answer, dict) and "not_a_convnet" not in answer, \
+        f"{what} should be a vglab.ConvNet, e.g. NAIVE.replace(...), got a {answer.get('not_a_convnet', '?')}"
+    allowed = {f.name for f in dataclasses.fields(vglab.ConvNet) if f.init}
+    assert set(answer) <= allowed, f"unknown fields {sorted(set(answer) - allowed)}"
+    return vglab.ConvNet(**answer)
+
+
+def conv_log10_profile(net, seed: int = 0) -> np.ndarray:
+    """The reference: log10 ‖∂L/∂h_l‖ − log10 ‖∂L/∂h_L‖, l = 0..depth, of ``net`` drawn with ``seed``."""
+    import vglab
+
+    row = np.asarray(vglab.gradient_norms(net, seed=seed).log10_activation_grad[0], dtype=np.float64)
+    return row - row[-1]
+
+
+def conv_log10_ratio(net, seeds) -> float:
+    """Mean over ``seeds`` of log10 ‖∂L/∂h_0‖/‖∂L/∂h_L‖ (the first entry of ``conv_log10_profile``)."""
+    return float(np.mean([conv_log10_profile(net, int(s))[0] for s in seeds]))
+
+
+def residual_estimate(depth, residual_scale) -> float:
+    """(L/2)·log10(1 + α²): the mean-field estimate of a ReLU + He residual net's log10 gradient ratio, each layer
+    multiplying E‖δ‖² by 1 + α²χ₁ with χ₁ = 1 (branch and stream treated as independent)."""
+    return depth / 2.0 * math.log10(1.0 + residual_scale**2)
+
+
+def _profile_inputs(rng):
+    small = dict(depth=int(rng.integers(3, 11)), channels=int(rng.choice([4, 8])), kernel=int(rng.choice([3, 5])),
+                 length=int(rng.choice([16, 40])), activation=str(rng.choice(["relu", "tanh"])),
+                 init=str(rng.choice(["he", "xavier"])), residual=bool(rng.integers(2)),
+                 residual_scale=float(np.round(rng.uniform(0.2, 1.0), 3)),
+                 norm=[None, "pre"][int(rng.integers(2))])
+    return {"nets": [(dict(A4_SHAPE), 0), (dict(A4_SHAPE, residual=True), 1), (small, int(rng.integers(2, 10**6)))]}
+
+
+@_judged(A4, "test_gradient_profile", inputs=_profile_inputs,
+         answer=lambda inputs, log10_profile: [
+             log10_profile(__import__("vglab").ConvNet(**fields), seed=seed) for fields, seed in inputs["nets"]])
+def _check_gradient_profile(inputs, answer):
+    import vglab
+
+    assert len(answer) == len(inputs["nets"]), f"expected {len(inputs['nets'])} profiles"
+    for which, (fields, seed), profile in zip(("PLAIN", "NAIVE", "hidden"), inputs["nets"], answer, strict=True):
+        net = vglab.ConvNet(**fields)
+        _close(profile, conv_log10_profile(net, seed), f"log10_profile({net.to_code()}, seed={seed}) ({which})",
+               rtol=0.0, atol=1e-6)
+
+
+@_judged(A4, "test_residual_estimate",
+         inputs=lambda rng: {"cases": [(24, 1.0), (24, 0.25), (1, 1.0), (100, 0.0),
+                                       *((int(rng.integers(1, 500)), float(rng.uniform(0.0, 2.0))) for _ in range(3))]},
+         answer=lambda inputs, predicted_log10_ratio: [float(predicted_log10_ratio(d, a)) for d, a in inputs["cases"]])
+def _check_residual_estimate(inputs, answer):
+    _close(answer, [residual_estimate(d, a) for d, a in inputs["cases"]],
+           f"predicted_log10_ratio(depth, residual_scale) for {inputs['cases']}", rtol=1e-9, atol=1e-12)
+
+
+@_judged(A4, "test_flat_residual",
+         inputs=lambda rng: {"seeds": [int(s) for s in rng.choice(np.arange(100, 10**6), 8, replace=False)]},
+         answer=lambda inputs, FLAT: convnet_fields(FLAT))  # noqa: N803  (the notebook's name)
+def _check_flat_residual(inputs, answer):
+    net = _convnet(answer, "FLAT")
+    assert net.residual, "FLAT should keep its residual connections (residual=True)"
+    shape = {name: getattr(net, name) for name in A4_SHAPE}
+    assert shape == A4_SHAPE, f"keep {A4_SHAPE}, got {shape}"
+    visible = conv_log10_ratio(net, range(4))
+    assert -0.5 <= visible <= 0.5, f"mean log10 ‖∂L/∂h_0‖/‖∂L/∂h_L‖ over seeds 0-3 = {visible:.2f}, not in [-0.5, 0.5]"
+    hidden = conv_log10_ratio(net, inputs["seeds"])
+    assert -0.6 <= hidden <= 0.6, f"on 8 other seeds the mean log10 ratio is {hidden:.2f}, not in [-0.6, 0.6]"

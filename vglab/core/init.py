@@ -11,6 +11,18 @@ entries, biases b_l = σ_b · b̂_l with b̂_l ~ N(0, I).  The schemes differ in
 
 The draws for layer l depend only on (seed, l, width, orthogonal or not), never on depth: making a network
 deeper appends layers and leaves the existing ones unchanged.
+
+Width profiles (``vglab.MLP(widths=(n_0, …, n_L))``): layer l maps n_{l-1} → n_l, W_l ∈ ℝ^{n_l × n_{l-1}},
+W_l = (σ_w/√fan_l) Ŵ_l with the fan each scheme is designed for (``FAN_MODES``):
+
+- ``xavier``:      fan = (fan_in + fan_out)/2, Var W = 2σ_w²/(n_{l-1} + n_l), a compromise between the two;
+- ``lecun``:       fan = fan_in = n_{l-1};
+- ``he`` = ``he_fan_in``: fan = n_{l-1}, σ_w = √2: keeps the forward signal E‖h_l‖²/n_l (ReLU);
+- ``he_fan_out``:  fan = n_l, σ_w = √2: keeps the backward signal E‖∂L/∂h_l‖²/n_l instead;
+- ``gaussian``:    fan = fan_in, σ_w free;
+- ``constant``:    W_l = (σ_w/n_{l-1}) 11ᵀ and b_l = σ_b 1: every unit of a layer computes the same function,
+                   so no gradient step can ever make them differ (the symmetry a random init breaks).
+On square layers every fan is n, so xavier = lecun and he_fan_out = he_fan_in.
 """
 
 from __future__ import annotations
@@ -29,9 +41,49 @@ INITS: dict[str, float] = {
 }
 
 
+# Schemes that only differ from the ones above when layers are not square, and the constant (symmetric) init.
+# INITS stays the list the dashboards offer; MLP accepts every name of INIT_NAMES.
+PROFILE_INITS: dict[str, float] = {
+    "he_fan_in": math.sqrt(2.0),
+    "he_fan_out": math.sqrt(2.0),
+    "constant": 1.0,
+}
+INIT_NAMES: dict[str, float] = {**INITS, **PROFILE_INITS}
+FAN_MODES: dict[str, str] = {
+    "xavier": "average", "lecun": "in", "he": "in", "he_fan_in": "in", "he_fan_out": "out",
+    "gaussian": "in", "orthogonal": "in", "constant": "in",
+}
+
+
 def default_weight_std(init: str) -> float:
-    """σ_w of an initialisation scheme for square layers (see the module docstring)."""
-    return INITS[init]
+    """σ_w of an initialisation scheme (see the module docstring)."""
+    return INIT_NAMES[init]
+
+
+def fan(init: str, fan_in: int, fan_out: int) -> float:
+    """The fan of a layer n_in → n_out under ``init``: Var W = σ_w²/fan (constant: W = σ_w/fan_in)."""
+    mode = FAN_MODES[init]
+    if mode == "average":
+        return 0.5 * (fan_in + fan_out)
+    return float(fan_out if mode == "out" else fan_in)
+
+
+def unit_weight_rect(seed: int, layer, fan_out: int, fan_in: int, constant: bool = False):
+    """Ŵ_l: (fan_out, fan_in) with unit-variance Gaussian entries (the square draw ``unit_weight`` when
+    fan_out = fan_in, so a profile's square layers equal the square MLP's), or all ones for ``constant``."""
+    if constant:
+        return jnp.ones((fan_out, fan_in), jnp.float32)
+    if fan_out == fan_in:
+        return unit_weight(seed, layer, fan_in, False)
+    key = jax.random.fold_in(_stream(seed, 0), layer)
+    return jax.random.normal(key, (fan_out, fan_in), jnp.float32)
+
+
+def unit_bias_const(seed: int, layer, width: int, constant: bool = False):
+    """b̂_l: ``unit_bias``, or all ones for the constant init."""
+    if constant:
+        return jnp.ones((width,), jnp.float32)
+    return unit_bias(seed, layer, width)
 
 
 def _stream(seed: int, what: int):

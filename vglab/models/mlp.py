@@ -13,6 +13,14 @@ Layer convention (l = 1..depth, every layer width × width, h_0 = x ~ N(0, I)):
 LN(x) = (x − mean x) / √(var x + ε), ε = 1e-5, without learnable gain or bias (they are 1 and 0 at
 initialisation).  ``norm="layernorm"`` is accepted as a synonym of ``"pre"``, the placement of modern
 transformers (Xiong et al. 2020).  The loss is L = ⟨g, h_L⟩ with g ~ N(0, I), so ∂L/∂h_L = g.
+
+Width profiles: ``MLP(widths=(n_0, n_1, …, n_L))`` has layers h_l = φ(W_l h_{l-1} + b_l) with
+W_l ∈ ℝ^{n_l × n_{l-1}} (plain layers only: residual and LayerNorm need square layers), x ∈ ℝ^{n_0},
+g ∈ ℝ^{n_L}; the init schemes then differ by their fan (``vglab.core.init``).  A profile whose sizes are all
+equal *is* the square network (``MLP(widths=(n,)*(L+1)) == MLP(depth=L, width=n)``).  The profile's *body* is
+its longest run of equal consecutive sizes (the m × m layers); ``depth=`` on a profile (or ``replace(depth=…)``)
+resizes the body and keeps the layers before and after it.  Profiles that differ only in the body's length
+form one *family*: they share one compiled program (no recompile on a depth change), like square nets.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from vglab.core.activations import ACTIVATIONS
-from vglab.core.init import INITS, default_weight_std
+from vglab.core.init import INIT_NAMES, default_weight_std
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 
 MAX_DEPTH = 10_000
@@ -28,6 +36,30 @@ MAX_WIDTH = 4096
 NORMS = (None, "pre", "post")
 _NORM_NAMES = ("none", "pre", "post", "layernorm")
 LAYERNORM_EPS = 1e-5
+
+
+def profile_body(widths: tuple[int, ...]) -> tuple[int, int]:
+    """(start, stop): widths[start..stop] is the longest run of equal consecutive sizes (the first such run
+    on ties), i.e. layers start+1..stop are the body's square layers; (0, 0) when no two neighbours agree."""
+    best, start = (0, 0), 0
+    for i in range(1, len(widths) + 1):
+        if i == len(widths) or widths[i] != widths[start]:
+            if i - 1 - start > best[1] - best[0]:
+                best = (start, i - 1)
+            start = i
+    return best
+
+
+def _check_widths(widths) -> tuple[int, ...]:
+    if isinstance(widths, str | bytes) or not hasattr(widths, "__len__"):
+        raise ValueError(f"widths must be a tuple of layer sizes (n_0, n_1, ..., n_L), e.g. (784, 512, 128, 10), "
+                         f"got {widths!r}")
+    widths = tuple(widths)
+    if len(widths) < 2:
+        raise ValueError(f"widths must list at least 2 sizes (the input n_0 and the output n_L), got {widths!r}")
+    if len(widths) > MAX_DEPTH + 1:
+        raise ValueError(f"widths may list at most {MAX_DEPTH + 1} sizes (depth ≤ {MAX_DEPTH}), got {len(widths)}")
+    return tuple(check_int(f"widths[{i}]", n, 1, MAX_WIDTH) for i, n in enumerate(widths))
 
 
 def _canonical_norm(norm):
@@ -40,10 +72,13 @@ def _canonical_norm(norm):
 @keywords_checked(owner="vglab.MLP")
 @dataclass(frozen=True)
 class MLP:
-    """A deep fully-connected network of ``depth`` square layers of ``width`` units.
+    """A deep fully-connected network of ``depth`` square layers of ``width`` units, or of the layer sizes
+    ``widths=(n_0, …, n_L)`` (a width profile; see the module docstring).
 
     activation:     one of sigmoid, tanh, relu, leaky_relu, gelu, linear.
-    init:           xavier, he, lecun, orthogonal or gaussian; sets σ_w unless ``weight_std`` is given.
+    init:           xavier, he, lecun, orthogonal or gaussian; sets σ_w unless ``weight_std`` is given; also
+                    he_fan_in (= he), he_fan_out, and constant (every unit identical: no symmetry breaking).
+    widths:         (n_0, …, n_L) layer sizes instead of depth × width (plain layers, not orthogonal).
     weight_std:     σ_w, with W_l ~ N(0, σ_w²/width) (orthogonal: W_l = σ_w Q_l).
     bias_std:       σ_b, with b_l ~ N(0, σ_b²).
     residual:       h_l = h_{l-1} + α F_l(h_{l-1}) with α = ``residual_scale``.
@@ -51,8 +86,8 @@ class MLP:
     leaky_slope:    the negative slope a of leaky ReLU.
     """
 
-    depth: int
-    width: int
+    depth: int | None = None
+    width: int | None = None
     activation: str = "tanh"
     init: str = "xavier"
     weight_std: float | None = None
@@ -61,14 +96,20 @@ class MLP:
     norm: str | None = None
     residual_scale: float = 1.0
     leaky_slope: float = 0.01
+    widths: tuple[int, ...] | None = None
     sigma_w: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         set_ = object.__setattr__
-        set_(self, "depth", check_int("depth", self.depth, 1, MAX_DEPTH))
-        set_(self, "width", check_int("width", self.width, 1, MAX_WIDTH))
+        if self.widths is not None:
+            self._set_profile()
+        else:
+            if self.depth is None or self.width is None:
+                raise ValueError("vglab.MLP needs depth= and width= (square layers), or widths=(n_0, ..., n_L)")
+            set_(self, "depth", check_int("depth", self.depth, 1, MAX_DEPTH))
+            set_(self, "width", check_int("width", self.width, 1, MAX_WIDTH))
         check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("init", self.init, INITS)
+        check_choice("init", self.init, INIT_NAMES)
         if self.weight_std is not None:
             set_(self, "weight_std", check_float("weight_std", self.weight_std, 0.0, 100.0))
         set_(self, "bias_std", check_float("bias_std", self.bias_std, 0.0, 100.0))
@@ -80,19 +121,65 @@ class MLP:
         set_(self, "leaky_slope", check_float("leaky_slope", self.leaky_slope, -10.0, 10.0))
         sigma_w = default_weight_std(self.init) if self.weight_std is None else self.weight_std
         set_(self, "sigma_w", float(sigma_w))
+        plain_only = [why for why, bad in (("residual=True", self.residual), (f"norm={self.norm!r}", self.norm))
+                      if bad]
+        if self.widths is not None:
+            if plain_only:
+                raise ValueError(f"a width profile has plain layers only: {plain_only[0]} needs square layers "
+                                 f"(use depth= and width=)")
+            if self.init == "orthogonal":
+                raise ValueError("init='orthogonal' needs square layers (use depth= and width=, or another init)")
+        if self.init == "constant" and plain_only:
+            raise ValueError(f"init='constant' is for plain layers: {plain_only[0]} is not supported with it")
 
+    def _set_profile(self):
+        """Validate ``widths`` against depth/width; resize the body to ``depth``; canonicalise square ones."""
+        set_ = object.__setattr__
+        widths = _check_widths(self.widths)
+        start, stop = profile_body(widths)
+        if self.depth is not None and self.depth != len(widths) - 1:
+            depth = check_int("depth", self.depth, 1, MAX_DEPTH)
+            body = depth - (len(widths) - 1 - (stop - start))
+            if stop == start or body < 1:
+                raise ValueError(f"depth={depth} does not fit widths={widths!r}: a profile's depth changes only "
+                                 f"its body (its longest run of equal sizes), which needs depth ≥ "
+                                 f"{len(widths) - 1 - (stop - start) + 1}" if stop > start else
+                                 f"depth={depth} does not fit widths={widths!r} (depth = len(widths) − 1 = "
+                                 f"{len(widths) - 1}; it has no run of equal sizes to lengthen)")
+            widths = widths[:start] + (widths[start],) * (body + 1) + widths[stop + 1:]
+            start, stop = start, start + body
+        body_width = widths[start] if stop > start else max(widths)
+        if self.width is not None and self.width != body_width and len(set(widths)) > 1:
+            raise ValueError(f"width={self.width!r} disagrees with widths={widths!r}; give widths= alone")
+        set_(self, "depth", len(widths) - 1)
+        set_(self, "width", body_width)
+        set_(self, "widths", None if len(set(widths)) == 1 else widths)
     @property
     def orthogonal(self) -> bool:
         return self.init == "orthogonal"
 
+    @property
+    def layer_widths(self) -> tuple[int, ...]:
+        """(n_0, …, n_L): ``widths`` for a profile, (width,) × (depth+1) for a square network."""
+        return self.widths if self.widths is not None else (self.width,) * (self.depth + 1)
+
     def replace(self, **changes) -> MLP:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again).  On a profile, ``depth=`` resizes the body and a
+        new ``widths=`` replaces depth and width; on a square net, ``widths=`` makes it a profile."""
+        if changes.get("widths") is not None:
+            changes.setdefault("depth", None)
+            changes.setdefault("width", None)
+        elif "widths" in changes:  # widths=None: back to square, depth/width as given or as they are
+            pass
+        elif self.widths is not None and "width" in changes:
+            raise ValueError("width= cannot change a width profile; give a new widths= instead")
         return replace(self, **changes)
 
     def to_code(self) -> str:
         """The Python expression that rebuilds this network, e.g. ``vglab.MLP(depth=50, width=256, ...)``."""
         defaults = MLP(depth=1, width=1)
-        parts = [f"depth={self.depth}", f"width={self.width}"]
+        parts = [f"widths={self.widths!r}"] if self.widths is not None else [f"depth={self.depth}",
+                                                                             f"width={self.width}"]
         for name in ("activation", "init", "weight_std", "bias_std", "residual", "norm",
                      "residual_scale", "leaky_slope"):
             value = getattr(self, name)
@@ -102,12 +189,13 @@ class MLP:
 
     @property
     def n_parameters(self) -> int:
-        return self.depth * (self.width * self.width + self.width)
+        w = self.layer_widths
+        return sum(w[l] * w[l + 1] + w[l + 1] for l in range(self.depth))
 
     def __hash__(self):
         return hash(tuple(getattr(self, f) for f in (
             "depth", "width", "activation", "init", "weight_std", "bias_std", "residual", "norm",
-            "residual_scale", "leaky_slope")))
+            "residual_scale", "leaky_slope", "widths")))
 
 
 def weight_bytes(depth: int, width: int, n_seeds: int = 1) -> int:

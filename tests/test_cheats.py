@@ -41,7 +41,7 @@ from vglab.course import grading
 pytestmark = pytest.mark.coursework
 
 SECRET = "test-cheats-secret-7f3a"
-A1, A2, A3 = NOTEBOOKS
+A1, A2, A3, A4 = NOTEBOOKS
 
 # ------------------------------------------------------------------------------------------ answers
 HONEST1 = dict(PARTIAL[A1], chain_jacobian="""
@@ -228,6 +228,25 @@ def training_report(net, seeds=(0, 1)):
         scores={"test_rescued_network": 1, "test_gradient_ratio": 0, "test_accuracy": 0,
                 "test_first_layers_learn": 0},
         fooled=("test_gradient_ratio", "test_accuracy", "test_first_layers_learn")),
+    # Assignment 4: the estimate hard-coded at the visible test's values, and the unchanged NAIVE network handed
+    # in as FLAT with log10_profile redefined (after its own test) to call it flat.
+    "cheat_a4": dict(
+        assignment=A4,
+        answers={"profile": PARTIAL[A4]["profile"],
+                 "predicted": """
+def predicted_log10_ratio(depth, residual_scale=1.0):
+    return 3.6124 if (depth, residual_scale) == (24, 1.0) else 0.0
+""",
+                 "flat": """
+FLAT = NAIVE
+_honest_profile = log10_profile
+
+
+def log10_profile(net, seed=0):
+    return np.zeros(net.depth + 1) if net is FLAT else _honest_profile(net, seed)
+"""},
+        scores={"test_gradient_profile": 3, "test_residual_estimate": 0, "test_flat_residual": 0},
+        fooled=("test_residual_estimate", "test_flat_residual")),
 }
 
 

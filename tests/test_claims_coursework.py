@@ -18,7 +18,8 @@ from vglab.course.rescue import TRAINING, gradient_report  # assignment 3's own 
 SOURCE = Path(__file__).resolve().parents[1] / "notebooks" / "coursework" / "source"
 ASSIGNMENTS = {1: "01_chain_rule_and_saturation/chain_rule_and_saturation.ipynb",
                2: "02_initialization/initialization.ipynb",
-               3: "03_rescue_a_deep_network/rescue_a_deep_network.ipynb"}
+               3: "03_rescue_a_deep_network/rescue_a_deep_network.ipynb",
+               4: "04_why_resnets_train/why_resnets_train.ipynb"}
 BROKEN = vglab.MLP(depth=30, width=64, activation="sigmoid", init="xavier")
 RESCUED = BROKEN.replace(activation="tanh", residual=True, norm="pre")  # the model answer's network
 
@@ -239,3 +240,63 @@ def test_a3_model_answer_rescued_learns_about_95_percent_with_all_layers_alike_r
         assert rescued.test_accuracy[-1] > 0.92 and np.log10(ratios[:3].mean() / ratios[-3:].mean()) >= -1
         relu = vglab.train(BROKEN.replace(activation="relu", init="he"), seed=seed, **TRAINING)
         assert relu.test_accuracy[-1] < 0.6 and relu.loss.max() > 1.3 * relu.loss[0], (seed, relu.loss[0])
+
+
+# --------------------------------------------------------------------------------------------- assignment 4
+PLAIN = vglab.ConvNet(depth=24, channels=16)
+NAIVE = PLAIN.replace(residual=True)
+FLAT = NAIVE.replace(residual_scale=0.2)  # the model answer's network
+
+
+def conv_ratio(net, seeds=range(4)):
+    """Mean over seeds of log10 ‖∂L/∂h_0‖/‖∂L/∂h_L‖ (the assignment's log10_profile(net, seed)[0])."""
+    rows = [vglab.gradient_norms(net, seed=s).log10_activation_grad[0] for s in seeds]
+    return float(np.mean([row[0] - row[-1] for row in rows]))
+
+
+def test_assignment_4_uses_the_networks_these_tests_use():
+    """PLAIN, NAIVE and FLAT above are the assignment's own (its locked cell and its solution define them)."""
+    cells = json.loads((SOURCE / ASSIGNMENTS[4]).read_text(encoding="utf-8"))["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "PLAIN = vglab.ConvNet(depth=24, channels=16)" in code and "NAIVE = PLAIN.replace(residual=True)" in code
+    assert "FLAT = NAIVE.replace(residual_scale=0.2)" in code
+
+
+def test_a4_plain_stays_within_a_decade_and_naive_gains_about_4_decades():
+    """A4: "averaged over seeds 0–3 its log10 ratio is about −0.3, within one decade" (PLAIN) and "its input
+    gradient is about $10^4$ times its output gradient (mean log10 ratio ≈ 4.1 over seeds 0–3)" (NAIVE)."""
+    quoted(4, "averaged over seeds 0–3 its log10 ratio is about −0.3, within one decade")
+    quoted(4, "(mean log10 ratio ≈ 4.1 over seeds 0–3)")
+    plain, naive = conv_ratio(PLAIN), conv_ratio(NAIVE)
+    assert abs(plain + 0.3) < 0.1, plain
+    assert abs(naive - 4.1) < 0.1, naive
+
+
+def test_a4_estimate_is_below_the_measurement_by_10_to_40_percent():
+    """A4: "the measured growth is larger, by 10–40 % for α between 0.25 and 1 (NAIVE: 3.6 estimated, 4.1
+    measured)" and the model answer's "2 per layer for α = 1, 24 layers → about 3.6 decades in the norm (measured
+    4.1)" — estimate (L/2)·log10(1 + α²) (vglab.course.grading.residual_estimate, what the judge checks)."""
+    from vglab.course.grading import residual_estimate
+
+    quoted(4, "the measured growth is larger, by 10–40 % for α between 0.25 and 1 (NAIVE: 3.6 estimated, 4.1 measured)")
+    quoted(4, "24 layers → about 3.6 decades in the norm (measured 4.1)")
+    assert residual_estimate(24, 1.0) == pytest.approx(12 * np.log10(2.0)) and round(residual_estimate(24, 1.0), 1) == 3.6
+    for alpha in (0.25, 0.3, 0.5, 1.0):
+        measured = conv_ratio(NAIVE.replace(residual_scale=alpha))
+        assert 1.1 <= measured / residual_estimate(24, alpha) <= 1.4, (alpha, measured)
+
+
+def test_a4_model_answer_small_branch_scale_is_flat_and_pre_ln_alone_is_not():
+    """A4 model answer: "With α = 0.2 the factor is 1.04 per layer and the measured ratio is about 0.26";
+    "Pre-LayerNorm alone does not pass: the mean ratio is about 0.85 over seeds 0–3" ("less than in NAIVE,
+    within one decade but not within half of one"); "α = 0.2 and pre-LayerNorm pass".  FLAT also passes the
+    hidden check (mean over 8 other seeds in [−0.6, 0.6]) on three sets of seeds."""
+    quoted(4, "With α = 0.2 the factor is 1.04 per layer and the measured ratio is about 0.26")
+    quoted(4, "Pre-LayerNorm alone does not pass: the mean ratio is about 0.85 over seeds 0–3")
+    quoted(4, "(α = 0.2 and pre-LayerNorm pass)")
+    assert abs(conv_ratio(FLAT) - 0.26) < 0.03
+    pre_ln = conv_ratio(NAIVE.replace(norm="pre"))
+    assert abs(pre_ln - 0.85) < 0.05 and 0.5 < pre_ln < 1.0 and pre_ln < conv_ratio(NAIVE)
+    assert -0.5 <= conv_ratio(NAIVE.replace(norm="pre", residual_scale=0.2)) <= 0.5
+    for start in (100, 5000, 777_000):
+        assert -0.6 <= conv_ratio(FLAT, range(start, start + 8)) <= 0.6

@@ -42,12 +42,13 @@ NOTEBOOKS = {
     "01_chain_rule_and_saturation": "chain_rule_and_saturation",
     "02_initialization": "initialization",
     "03_rescue_a_deep_network": "rescue_a_deep_network",
+    "04_why_resnets_train": "why_resnets_train",
 }
 # A cell running longer than this is interrupted and scored zero.  The course config allows 60 s; the test
 # uses less so that the infinite loop costs little, still about twice the slowest reference cell (assignment
 # 3's first training run, which compiles vglab.train's step: 5-13 s on 2 busy cores).
 CELL_TIMEOUT_S = 30
-COMMAND_TIMEOUT_S = 900  # autograde "*" of 11 notebooks, judged outside the kernel too, on 2 busy cores
+COMMAND_TIMEOUT_S = 1200  # autograde "*" of 14 notebooks, judged outside the kernel too, on 2 busy cores
 
 STUB = "raise NotImplementedError()"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
@@ -111,6 +112,20 @@ def measured_chi(net, n_seeds=8):
         # not train 30 such layers: test accuracy 0.46 and 0.20 after 200 steps (target: mean ≥ 0.80).
         "rescued": 'RESCUED = BROKEN.replace(activation="relu", init="he")',
     },
+    "04_why_resnets_train": {
+        # A right profile; the estimate forgets that a norm is the square root of E‖δ‖² (twice too large);
+        # pre-LayerNorm alone, which keeps the growth within a decade (0.85) but not within half of one.
+        "profile": """
+def log10_profile(net, seed=0):
+    row = vglab.gradient_norms(net, seed=seed).log10_activation_grad[0]
+    return np.asarray(row) - row[-1]
+""",
+        "predicted": """
+def predicted_log10_ratio(depth, residual_scale=1.0):
+    return depth * np.log10(1.0 + residual_scale**2)
+""",
+        "flat": 'FLAT = NAIVE.replace(norm="pre")',
+    },
 }
 PARTIAL_SCORES = {
     "01_chain_rule_and_saturation": {"test_sigmoid_derivative": 2, "test_layer_jacobian": 0,
@@ -119,6 +134,7 @@ PARTIAL_SCORES = {
     "02_initialization": {"test_he_initializer": 0, "test_edge_of_chaos_sigma_w": 2, "test_measured_chi": 0},
     "03_rescue_a_deep_network": {"test_rescued_network": 1, "test_gradient_ratio": 3, "test_accuracy": 0,
                                  "test_first_layers_learn": 1},
+    "04_why_resnets_train": {"test_gradient_profile": 3, "test_residual_estimate": 0, "test_flat_residual": 0},
 }
 
 # Answers that return NaN, raise, and never return; the last two parts are right and must still be graded.
@@ -393,7 +409,7 @@ def test_feedback_html_is_generated_for_every_graded_submission(graded_course):
     course = graded_course["course"]
     autograded = course / "autograded"
     submissions = sorted(p.relative_to(autograded) for p in autograded.glob("*/*/*.ipynb"))
-    assert len(submissions) == 3 * 3 + 2  # instructor, blank, partial × 3; broken, alice × 1
+    assert len(submissions) == 3 * len(NOTEBOOKS) + 2  # instructor, blank, partial × each; broken, alice × 1
     for submission in submissions:
         feedback = course / "feedback" / submission.with_suffix(".html")
         assert feedback.is_file(), feedback

@@ -59,7 +59,8 @@ import numpy as np
 
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
-from vglab.core.logspace import LN10, renormalise_unit, scaled_add
+from vglab.core.logspace import (LN10, LogScale, follow, log_scale, normalise_unit, scale_add, scale_diff,
+                                 scale_to_float64, scaled_add_pair)
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.jacobians import SeededGradients, _check_seeds
 from vglab.models.mlp import LAYERNORM_EPS, _canonical_norm
@@ -318,22 +319,26 @@ def _weight_scales(net: Transformer):
             np.float32(net.weight_std / math.sqrt(net.mlp_ratio * net.width)))
 
 
-def _layernorm(u, s):
-    """Per-token LN(e^s u) for u (T, d), returned as true values (scale 0).
+def _layernorm(u, S: LogScale):
+    """Per-token LN(e^s u) for u (T, d), returned as true values (scale 0); s = S.hi (LN is scale-invariant up
+    to ε, so S.lo cannot matter).
 
     LN(e^s u) = e^{s−ρ}(u − ū) with e^{2ρ} = e^{2s} var(u) + ε, evaluated as a log-sum so no scale overflows.
     """
+    s = S.hi
     centred = u - jnp.mean(u, axis=-1, keepdims=True)
     mean_sq = jnp.mean(centred * centred, axis=-1, keepdims=True)
     positive = mean_sq > 0.0
     log_var = jnp.log(jnp.where(positive, mean_sq, 1.0))
     rho = jnp.where(positive, 0.5 * jnp.logaddexp(2.0 * s + log_var, math.log(LAYERNORM_EPS)),
                     0.5 * math.log(LAYERNORM_EPS))
-    return jnp.exp(s - rho) * centred, jnp.float32(0.0)
+    return jnp.exp(s - rho) * centred, log_scale(0.0)
 
 
-def _attention(structure, scalars, weights, a, s, key_mask):
-    """Multi-head self-attention of the scaled input e^s a (T, d); returns the output as (õ, s)."""
+def _attention(structure, scalars, weights, a, S: LogScale, key_mask):
+    """Multi-head self-attention of the scaled input e^S a (T, d); returns the output as (õ, S) (the value path
+    is linear; the logits' scale e^{2s} uses s = S.hi)."""
+    s = S.hi
     T, d = a.shape
     H = structure.heads
     dk = d // H
@@ -358,19 +363,20 @@ def _attention(structure, scalars, weights, a, s, key_mask):
     hard = (rounding > 1.0)[:, :, None]
     weights_attn = jnp.where(hard, jax.lax.stop_gradient(weights_attn), weights_attn)
     heads = jnp.einsum("hts,hsk->htk", weights_attn, v)  # scale e^s (value path is linear)
-    return heads.transpose(1, 0, 2).reshape(T, d) @ w_o, s
+    return heads.transpose(1, 0, 2).reshape(T, d) @ w_o, S
 
 
-def _mlp(structure, scalars, w_1, w_2, a, s):
-    """φ(e^s a W_1) W_2 in scaled form."""
+def _mlp(structure, scalars, w_1, w_2, a, S: LogScale):
+    """φ(e^S a W_1) W_2 in scaled form (a homogeneous φ passes the pair S through, others return a fresh scale)."""
     activation = ACTIVATIONS[structure.activation]
     zt = a @ (scalars.scale_in * w_1)
-    at, s_a, _ = activation.scaled(zt, s, scalars.leaky_slope)
-    return at @ (scalars.scale_hidden * w_2), s_a
+    at, s_a, _ = activation.scaled(zt, S.hi, scalars.leaky_slope)
+    return at @ (scalars.scale_hidden * w_2), follow(S, s_a)
 
 
-def _renormalise(u, s, token_mask):
-    """(u, s) → (u/ρ, s + log ρ), ρ the RMS over the real tokens, held constant under differentiation.
+def _renormalise(u, S: LogScale, token_mask):
+    """(u, S) → (u/ρ, S + log ρ), ρ the RMS over the real tokens, held constant under differentiation; the
+    scale pair is added with TwoSum (``vglab.core.logspace``), so a thousand blocks round it only at ~2⁻⁴⁸.
 
     Padded tokens are set to exactly 0 (they are masked out of attention, so they never reach a real token).
     """
@@ -378,7 +384,7 @@ def _renormalise(u, s, token_mask):
     count = jnp.maximum(jnp.sum(token_mask), 1) * u.shape[1]
     rms = jax.lax.stop_gradient(jnp.sqrt(jnp.sum(jnp.where(token_mask[:, None], u * u, 0.0)) / count))
     safe = jnp.where(rms > 0.0, rms, 1.0)
-    return u / safe, s + jnp.log(safe)
+    return u / safe, scale_add(S, jnp.log(safe))
 
 
 def _sublayer(structure, branch, u, s, token_mask):
@@ -386,7 +392,7 @@ def _sublayer(structure, branch, u, s, token_mask):
     a, s_a = _layernorm(u, s) if structure.norm == "pre" else (u, s)
     out, s_out = branch(a, s_a)
     if structure.residual:
-        u, s = scaled_add(u, s, out, s_out)
+        u, s = scaled_add_pair(u, s, out, s_out)
     else:
         u, s = out, s_out
     if structure.norm == "post":
@@ -404,53 +410,61 @@ def _block(structure, scalars, attention, w_1, w_2, u, s, token_mask):
 def _stack(structure, scalars, attention, mlp_in, mlp_out, x, g, seq_len, depth):
     """Forward through ``depth`` blocks, then the backward adjoint block by block (exact vjp per block).
 
-    Returns natural logs: (C+1,) ‖∂L/∂h_l‖_F and (C,) RMS(h_l), l = 1..depth.
+    Returns natural logs as (hi, lo) float32 pairs (their sum, taken in float64 on the host, is the value):
+    (C+1,) ‖∂L/∂h_l‖_F and (C,) RMS(h_l), l = 1..depth.  Every running scale is a ``LogScale`` pair and each
+    block's change of scale, s_{l+1} − s_l, is taken as an exact difference, so the accumulated log scales
+    carry no float32 rounding however far they travel (a depth-1000 stack reaching 1e-1300 included).
     """
     capacity = attention.shape[0]
     T = x.shape[0]
     token_mask = jnp.arange(T) < seq_len
     x = jnp.where(token_mask[:, None], x, 0.0)
     g = jnp.where(token_mask[:, None], g, 0.0)
-    u0, s0 = _renormalise(x, jnp.float32(0.0), token_mask)
+    u0, s0 = _renormalise(x, log_scale(0.0), token_mask)
     streams = jnp.zeros((capacity + 1,) + x.shape, jnp.float32).at[0].set(u0)
-    scales = jnp.zeros((capacity + 1,), jnp.float32).at[0].set(s0)
+    zeros = jnp.zeros((capacity + 1,), jnp.float32)
+    scales = LogScale(zeros.at[0].set(s0.hi), zeros.at[0].set(s0.lo))
+
+    def scale_at(l):
+        return LogScale(scales.hi[l], scales.lo[l])
 
     def forward(l, carry):
-        streams, scales = carry
-        u, s = _block(structure, scalars, attention[l], mlp_in[l], mlp_out[l], streams[l], scales[l],
-                      token_mask)
-        return streams.at[l + 1].set(u), scales.at[l + 1].set(s)
+        streams, hi, lo = carry
+        u, s = _block(structure, scalars, attention[l], mlp_in[l], mlp_out[l], streams[l],
+                      LogScale(hi[l], lo[l]), token_mask)
+        return streams.at[l + 1].set(u), hi.at[l + 1].set(s.hi), lo.at[l + 1].set(s.lo)
 
-    streams, scales = jax.lax.fori_loop(0, depth, forward, (streams, scales))
+    streams, hi, lo = jax.lax.fori_loop(0, depth, forward, (streams, *scales))
+    scales = LogScale(hi, lo)
 
-    log_grad = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
-    v, r = renormalise_unit(g, jnp.float32(0.0))
-    log_grad = log_grad.at[depth].set(r + jnp.log(jnp.linalg.norm(v)))
+    empty = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
+    v, R, logged = normalise_unit(g, log_scale(0.0))
+    grad_hi, grad_lo = empty.at[depth].set(logged.hi), jnp.zeros_like(empty).at[depth].set(logged.lo)
 
     def backward_step(i, carry):
         # h_{l+1} = e^{s_{l+1}} ũ(h̃_l) with h_l = e^{s_l} h̃_l:  ∂L/∂h_l = e^{s_{l+1} − s_l} J̃ᵀ ∂L/∂h_{l+1}.
-        v, r, log_grad = carry
+        v, R, grad_hi, grad_lo = carry
         l = depth - 1 - i
 
         def block_map(u):
-            return _block(structure, scalars, attention[l], mlp_in[l], mlp_out[l], u, scales[l], token_mask)
+            return _block(structure, scalars, attention[l], mlp_in[l], mlp_out[l], u, scale_at(l), token_mask)
 
         _, pullback, s_next = jax.vjp(block_map, streams[l], has_aux=True)
         (v,) = pullback(v)
-        v, r = renormalise_unit(v, r + s_next - scales[l])
-        return v, r, log_grad.at[l].set(r + jnp.log(jnp.linalg.norm(v)))
+        v, R, logged = normalise_unit(v, scale_add(R, scale_diff(s_next, scale_at(l))))
+        return v, R, grad_hi.at[l].set(logged.hi), grad_lo.at[l].set(logged.lo)
 
-    _, _, log_grad = jax.lax.fori_loop(0, depth, backward_step, (v, r, log_grad))
+    _, _, grad_hi, grad_lo = jax.lax.fori_loop(0, depth, backward_step, (v, R, grad_hi, grad_lo))
     count = jnp.maximum(seq_len, 1) * x.shape[1]
     rms = jnp.sqrt(jnp.sum(jnp.where(token_mask[None, :, None], streams[1:] ** 2, 0.0), axis=(1, 2)) / count)
-    return log_grad, scales[1:] + jnp.log(rms)
+    rms_scale = scale_add(LogScale(scales.hi[1:], scales.lo[1:]), jnp.log(rms))
+    return (grad_hi, grad_lo), (rms_scale.hi, rms_scale.lo)
 
 
 @partial(exact_jit, static_argnames=("structure",))
 def _transformer_program(structure, scalars, attention, mlp_in, mlp_out, tokens, directions, seq_len, depth):
     def one_seed(a, w1, w2, x, g):
-        log_grad, log_rms = _stack(structure, scalars, a, w1, w2, x, g, seq_len, depth)
-        return log_grad / LN10, log_rms / LN10
+        return _stack(structure, scalars, a, w1, w2, x, g, seq_len, depth)  # natural-log (hi, lo) pairs
 
     return jax.vmap(one_seed)(attention, mlp_in, mlp_out, tokens, directions)
 
@@ -493,5 +507,5 @@ def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1
                                              bank.tokens, bank.directions, jnp.int32(net.seq_len),
                                              jnp.int32(net.depth))
     L = net.depth
-    return TransformerGradientNorms(net, seed, n_seeds, np.asarray(log_grad, np.float64)[:, : L + 1],
-                                    np.asarray(log_rms, np.float64)[:, :L])
+    return TransformerGradientNorms(net, seed, n_seeds, scale_to_float64(*log_grad)[:, : L + 1] / LN10,
+                                    scale_to_float64(*log_rms)[:, :L] / LN10)

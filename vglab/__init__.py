@@ -7,6 +7,7 @@ The numerical core (pure JAX, no plotting):
     gradient_norms      exact per-layer ‖∂L/∂h_l‖ and ‖∂L/∂W_l‖, in log10
     jacobian_spectrum   exact singular values of ∂h_L/∂h_0, in log10
     unit_activity       inactive (per input) and dead (for a whole batch) units per layer
+    layer_distributions per-layer histograms of activations, saturation and log10|∂L/∂h_l,i| over a batch
     theory              mean-field predictions and closed-form bounds
 """
 
@@ -16,6 +17,7 @@ from vglab.core.init import INITS
 from vglab.models.convolutional import ConvNet, ConvTrainingHistory, train_convnet
 from vglab.models.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
 from vglab.models.activity import UnitActivity, unit_activity
+from vglab.models.distributions import LayerDistributions, layer_distributions
 from vglab.models.mlp import MLP
 from vglab.models.recurrent import RNN
 from vglab.models.stack import Stack, StackGradientNorms, mlp_blocks
@@ -26,5 +28,6 @@ __version__ = "0.1.0"
 
 __all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "Transformer", "Stack", "StackGradientNorms", "mlp_blocks",
            "ConvNet", "ConvTrainingHistory", "train_convnet", "GradientNorms", "JacobianSpectrum",
-           "gradient_norms", "jacobian_spectrum", "unit_activity", "UnitActivity", "sup_derivative", "theory", "TrainingHistory", "train",
+           "gradient_norms", "jacobian_spectrum", "unit_activity", "UnitActivity",
+           "layer_distributions", "LayerDistributions", "sup_derivative", "theory", "TrainingHistory", "train",
            "datasets"]

@@ -58,6 +58,14 @@ def _activity_program(structure, scalars, weights, biases, inputs, depth):
     return jnp.mean(inactive, axis=(0, 2)), jnp.mean(jnp.all(inactive, axis=0), axis=1)
 
 
+def batch_inputs(bank, seed: int, batch: int) -> jax.Array:
+    """(batch, n) inputs: the seed's own x (``bank.inputs[0]``, the input of ``gradient_norms``) first, then
+    batch − 1 draws x ~ N(0, I) from a stream of their own."""
+    key = jax.random.fold_in(jax.random.key(seed), _BATCH_STREAM)
+    others = jax.random.normal(key, (batch - 1, bank.inputs.shape[-1]), jnp.float32)
+    return jnp.concatenate([bank.inputs[:1], others], axis=0)
+
+
 def unit_activity(net: MLP, seed: int = 0, batch: int = 256) -> UnitActivity:
     """Inactive (per input) and dead (for every input of a batch) fractions of ``net``'s units, per layer.
 
@@ -68,9 +76,7 @@ def unit_activity(net: MLP, seed: int = 0, batch: int = 256) -> UnitActivity:
     (seed,) = _check_seeds(seed, 1)
     batch = check_int("batch", batch, 1, MAX_BATCH)
     bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)
-    key = jax.random.fold_in(jax.random.key(seed), _BATCH_STREAM)
-    others = jax.random.normal(key, (batch - 1, net.width), jnp.float32)
-    inputs = jnp.concatenate([bank.inputs[:1], others], axis=0)
+    inputs = batch_inputs(bank, seed, batch)
     inactive, dead = _activity_program(_structure(net), _scalars(net), bank.weights, bank.biases, inputs,
                                        np.int32(net.depth))
     L = net.depth

@@ -258,6 +258,8 @@ class Trace(NamedTuple):
     post_y: jax.Array  # (C, n)
     post_rho: LogScale  # (C,)
     log_rms: LogScale  # (C,) log RMS(h_l)
+    outputs: jax.Array | None = None  # (C, n) h_l scaled (RMS 1), only with keep_outputs
+    log_output_scale: LogScale | None = None  # (C,) S_l with h_l = e^{S_l} outputs[l]
 
 
 def _put(array: LogScale, l, value: LogScale) -> LogScale:
@@ -268,14 +270,18 @@ def _at(array: LogScale, l) -> LogScale:
     return LogScale(array.hi[l], array.lo[l])
 
 
-def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth):
-    """h_0 = x through ``depth`` layers.  weights (C, n, n), biases (C, n), x (n,) → Trace."""
+def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, keep_outputs: bool = False):
+    """h_0 = x through ``depth`` layers.  weights (C, n, n), biases (C, n), x (n,) → Trace.
+
+    keep_outputs (static): also keep every layer's output h_l = e^{S_l} ũ_l (``Trace.outputs``,
+    ``log_output_scale``)."""
     activation = ACTIVATIONS[structure.activation]
     capacity, n = biases.shape
     zeros_cn = jnp.zeros((capacity, n), jnp.float32)
     zeros_c = jnp.zeros((capacity,), jnp.float32)
     pairs = LogScale(zeros_c, zeros_c)
-    trace = Trace(zeros_cn, zeros_c, zeros_cn, pairs, zeros_cn, pairs, zeros_cn, pairs, pairs)
+    trace = Trace(zeros_cn, zeros_c, zeros_cn, pairs, zeros_cn, pairs, zeros_cn, pairs, pairs,
+                  zeros_cn if keep_outputs else None, pairs if keep_outputs else None)
     log_bias_std = log_scale(scalars.log_bias_std)
 
     def layer(l, carry):
@@ -304,6 +310,9 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth):
                                inputs=trace.inputs.at[l].set(u_in),
                                log_input_scale=_put(trace.log_input_scale, l, S_in),
                                log_rms=_put(trace.log_rms, l, log_rms))
+        if keep_outputs:
+            trace = trace._replace(outputs=trace.outputs.at[l].set(u),
+                                   log_output_scale=_put(trace.log_output_scale, l, S))
         return u, S, trace
 
     u0, S0, _ = normalise_rms(x, log_scale(0.0))
@@ -311,22 +320,26 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth):
     return trace
 
 
-def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, depth):
+def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, depth,
+              keep_vectors: bool = False):
     """δ_L = g back to δ_0.  Returns natural-log norms as ``LogScale`` pairs: (C+1,) ‖∂L/∂h_l‖₂ and (C,)
-    ‖∂L/∂W_l‖_F.  Every norm is taken of a renormalised vector (a tiny branch ∂L/∂z_l is divided by its own
+    ‖∂L/∂W_l‖_F; with keep_vectors (static) also the unit vectors δ_l/‖δ_l‖ (C+1, n), so that
+    δ_l = e^{log ‖δ_l‖} · (that row) entry by entry.  Every norm is taken of a renormalised vector (a tiny
+    branch ∂L/∂z_l is divided by its own
     norm before it is multiplied by W_l), so nothing squares below float32's range."""
     capacity = weights.shape[0]
     log_grad_h = LogScale(jnp.full((capacity + 1,), -jnp.inf, jnp.float32), jnp.zeros((capacity + 1,)))
     log_grad_w = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,)))
     v, R, log_norm_g = normalise_unit(g, log_scale(0.0))
     log_grad_h = _put(log_grad_h, depth, log_norm_g)
+    vectors = jnp.zeros((capacity + 1, g.shape[0]), jnp.float32).at[depth].set(v) if keep_vectors else None
     # log ‖x_l‖ of every layer's input (e^{s_l} x̃_l), one reduction over the whole trace instead of one per step.
     log_input_norms = scale_add(trace.log_input_scale, jnp.log(jnp.linalg.norm(trace.inputs, axis=1)))
     # log α + c_l: the branch's factor α φ′(z_l) = e^{log α + c_l} d̃_l.
     log_branch_factor = scalars.log_alpha + trace.log_dphi_scale
 
     def layer(i, carry):
-        v, R, log_grad_h, log_grad_w = carry
+        v, R, log_grad_h, log_grad_w, vectors = carry
         l = depth - 1 - i
         if structure.norm == "post":
             v, R = _layernorm_transpose_exact(v, trace.post_y[l], _at(trace.post_rho, l)), \
@@ -346,9 +359,14 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
         v, R, log_norm_v = normalise_unit(v, R)
         log_grad_h = _put(log_grad_h, l, log_norm_v)
         log_grad_w = _put(log_grad_w, l, log_w)
-        return v, R, log_grad_h, log_grad_w
+        if keep_vectors:
+            vectors = vectors.at[l].set(v)
+        return v, R, log_grad_h, log_grad_w, vectors
 
-    _, _, log_grad_h, log_grad_w = jax.lax.fori_loop(0, depth, layer, (v, R, log_grad_h, log_grad_w))
+    _, _, log_grad_h, log_grad_w, vectors = jax.lax.fori_loop(0, depth, layer,
+                                                              (v, R, log_grad_h, log_grad_w, vectors))
+    if keep_vectors:
+        return log_grad_h, log_grad_w, vectors
     return log_grad_h, log_grad_w
 
 

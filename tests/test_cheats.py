@@ -420,3 +420,32 @@ print(len(os.listdir(os.environ["JAX_COMPILATION_CACHE_DIR"])))
     plain = run(code.replace("import vglab.course.autograde as autograde\n", "").replace(
         'assert autograde._SECRET == "s3cret" and "VGLAB_GRADING_SECRET" not in os.environ\n', ""))
     assert plain.returncode == 0 and int(plain.stdout.split()[-1]) > 0, plain.stderr[-2000:]
+
+
+def test_assignment_4_judges_accept_the_model_answers_and_reject_wrong_networks_and_estimates():
+    """Assignment 4's judges without nbgrader: the model answers pass on another student's inputs; the plain
+    network, another size, an MLP, pre-LayerNorm alone (0.85) and the estimate without its 1/2 each fail, and
+    say why."""
+    import vglab
+
+    key = grading.grading_key(SECRET, A4, "zoe")
+    naive = vglab.ConvNet(depth=24, channels=16, residual=True)
+
+    def verdict(gid, **answers):
+        return grading.judge(gid, _record(gid, key, **answers), key)
+
+    def profile(net, seed=0):
+        row = vglab.gradient_norms(net, seed=seed).log10_activation_grad[0]
+        return row - row[-1]
+
+    assert verdict("test_gradient_profile", log10_profile=profile) is None
+    assert "values wrong" in verdict("test_gradient_profile",
+                                     log10_profile=lambda net, seed=0: profile(net, seed) + (seed > 1))
+    assert verdict("test_residual_estimate", predicted_log10_ratio=grading.residual_estimate) is None
+    assert "values wrong" in verdict("test_residual_estimate",
+                                     predicted_log10_ratio=lambda d, a: 2 * grading.residual_estimate(d, a))
+    assert verdict("test_flat_residual", FLAT=naive.replace(residual_scale=0.2)) is None
+    assert "residual" in verdict("test_flat_residual", FLAT=naive.replace(residual=False))
+    assert "keep" in verdict("test_flat_residual", FLAT=naive.replace(depth=4))
+    assert "vglab.ConvNet" in verdict("test_flat_residual", FLAT=vglab.MLP(depth=24, width=16))
+    assert "not in [-0.5, 0.5]" in verdict("test_flat_residual", FLAT=naive.replace(norm="pre"))

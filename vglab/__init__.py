@@ -2,6 +2,7 @@
 
 The numerical core (pure JAX, no plotting):
     MLP                 an immutable network description
+    BatchNormMLP        a deep MLP with BatchNorm over a batch (exact gradients through BN's Jacobian)
     ConvNet             a 1-D convolutional network (plain or residual); train_convnet on MNIST-1D
     Stack               your own network: a sequence of JAX blocks (functions, Equinox or Flax NNX modules)
     gradient_norms      exact per-layer ‖∂L/∂h_l‖ and ‖∂L/∂W_l‖, in log10
@@ -18,6 +19,7 @@ from vglab.models.convolutional import ConvNet, ConvTrainingHistory, train_convn
 from vglab.models.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
 from vglab.models.activity import UnitActivity, unit_activity
 from vglab.models.distributions import LayerDistributions, layer_distributions
+from vglab.models.batchnorm import BatchNormMLP
 from vglab.models.mlp import MLP
 from vglab.models.recurrent import RNN
 from vglab.models.stack import Stack, StackGradientNorms, mlp_blocks
@@ -26,7 +28,7 @@ from vglab.training import TrainingHistory, train
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "INITS", "MLP", "RNN", "Transformer", "Stack", "StackGradientNorms", "mlp_blocks",
+__all__ = ["ACTIVATIONS", "INITS", "MLP", "BatchNormMLP", "RNN", "Transformer", "Stack", "StackGradientNorms", "mlp_blocks",
            "ConvNet", "ConvTrainingHistory", "train_convnet", "GradientNorms", "JacobianSpectrum",
            "gradient_norms", "jacobian_spectrum", "unit_activity", "UnitActivity",
            "layer_distributions", "LayerDistributions", "sup_derivative", "theory", "TrainingHistory", "train",

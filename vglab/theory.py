@@ -15,7 +15,7 @@ and the squared gradient norm obeys E‖∂L/∂h_{l−1}‖² = χ(q_l) E‖∂
 factor 1 + α² χ(q_l) instead, with q_l = σ_w² Q_{l−1} + σ_b² and Q_l = Q_{l−1} + α² E[φ(√q_l u)²].
 
 Expectations over u ~ N(0, 1) are computed in float64 to ~1e-10 (Gauss–Hermite for q ≤ 1, Simpson with exact
-saturated tails above), with closed forms for the piecewise-linear activations.
+saturated tails above), with closed forms for the piecewise-linear activations and for ELU (erfcx forms).
 
 References: Poole, Lahiri, Raghu, Sohl-Dickstein & Ganguli 2016, "Exponential expressivity in deep neural
 networks through transient chaos"; Schoenholz, Gilmer, Ganguli & Sohl-Dickstein 2017, "Deep information
@@ -49,6 +49,10 @@ def _phi_np(name, x, slope):
         return np.tanh(x)
     if name == "gelu":
         return x * special.ndtr(x)
+    if name == "elu":
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+    if name == "silu":
+        return x * special.expit(x)
     if name == "relu":
         return np.maximum(x, 0.0)
     if name == "leaky_relu":
@@ -65,6 +69,10 @@ def _dphi_np(name, x, slope):
         return 4.0 * e / (1.0 + e) ** 2
     if name == "gelu":
         return special.ndtr(x) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    if name == "elu":
+        return np.exp(np.minimum(x, 0.0))
+    if name == "silu":
+        return special.expit(x) * (1.0 + x * special.expit(-x))
     if name == "relu":
         return (x > 0).astype(float)
     if name == "leaky_relu":
@@ -84,7 +92,12 @@ _TAILS = {
     ("sigmoid", "phi"): ((1.0, 0.0), (0.0, 0.0)), ("sigmoid", "dphi"): ((0.0, 0.0), (0.0, 0.0)),
     ("tanh", "phi"): ((1.0, 0.0), (-1.0, 0.0)), ("tanh", "dphi"): ((0.0, 0.0), (0.0, 0.0)),
     ("gelu", "phi"): ((0.0, 1.0), (0.0, 0.0)), ("gelu", "dphi"): ((1.0, 0.0), (0.0, 0.0)),
+    ("elu", "phi"): ((0.0, 1.0), (-1.0, 0.0)), ("elu", "dphi"): ((1.0, 0.0), (0.0, 0.0)),
+    ("silu", "phi"): ((0.0, 1.0), (0.0, 0.0)), ("silu", "dphi"): ((1.0, 0.0), (0.0, 0.0)),
 }
+# Activations that grow like ReLU for |x| → ∞ (x on the right, bounded on the left): E[φ(√q u)²]/q → 1/2 and
+# E[φ(√q u)]/√q → 1/√(2π) as q → ∞.
+_RELU_LIKE = ("gelu", "elu", "silu")
 _SIMPSON_STEP = 0.005
 
 
@@ -115,6 +128,26 @@ def _gaussian_mean_square(activation: str, which: str, q: float, leaky_slope: fl
         # (a + b x)² with a·b = 0 in every case above: a² P + b² E[X² 1{…}]
         total += (a_right**2 + a_left**2) * tail_prob + (b_right**2 + b_left**2) * tail_x2
     return total
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _gaussian_mean_sigmoid_derivative(q: float) -> float:
+    """E_{u~N(0,1)}[σ′(√q u)] (for SiLU's mean, E[X σ(X)] = q E[σ′(X)]), to ~1e-10: Gauss–Hermite for q ≤ 1,
+    Simpson on [−c, c], c = min(12√q, 60), above (σ′(60) ≈ 9e-27, the tails beyond are negligible)."""
+    def f(x):
+        e = np.exp(-np.abs(x))
+        return e / (1.0 + e) ** 2
+
+    if q <= 1.0:
+        return float(_WEIGHTS @ f(math.sqrt(q) * _NODES))
+    sd = math.sqrt(q)
+    c = min(12.0 * sd, _CUT)
+    n = 2 * int(math.ceil(c / _SIMPSON_STEP))
+    x = np.linspace(-c, c, n + 1)
+    simpson = np.ones(n + 1)
+    simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
+    integrand = f(x) * np.exp(-0.5 * x * x / q) / (sd * math.sqrt(2 * math.pi))
+    return float(integrand @ simpson) * (x[1] - x[0]) / 3.0
 
 
 # ------------------------------------------------------------------------------------------- argument checks
@@ -155,12 +188,50 @@ def mean_activation(activation: str, q: float, leaky_slope: float = 0.01) -> flo
 
     Odd φ (tanh, linear): 0.  Sigmoid: 1/2 (σ(x) − 1/2 is odd).  ReLU: √(q/2π); leaky ReLU: (1 − a)√(q/2π).
     GELU x Φ(x): E[X Φ(X)] = q E[Φ′(X)] = q/√(2π(1 + q)) for X ~ N(0, q) (Stein's lemma).
+    ELU (α = 1): E[X; X > 0] + E[e^X − 1; X < 0] = √(q/2π) + e^{q/2}Φ(−√q) − 1/2, with e^{q/2}Φ(−√q) =
+    erfcx(√(q/2))/2 (no overflow).  SiLU x σ(X): no closed form; by Stein's lemma E[X σ(X)] = q E[σ′(X)],
+    integrated numerically as the mean squares are (~1e-10).
     """
     activation, leaky_slope = _check_activation(activation, leaky_slope)
     return _mean_activation(activation, _check_q(q), leaky_slope)
 
 
+def _elu_negative_side(coefficient, q):
+    """E[f(X); X < 0] for X ~ N(0, q) and f(x) = Σ_k coefficient(k) x^k, k = 1..8, using the half moments
+    E[X^k; X < 0] = (−1)^k q^{k/2} E|u|^k / 2, E|u|^k = 2^{k/2} Γ((k+1)/2)/√π.  For q < 1e-4, where the
+    closed forms below lose their digits to cancellation (truncation error < q^{4.5} relative)."""
+    return sum(coefficient(k) * (-1) ** k * q ** (0.5 * k) * 2 ** (0.5 * k) * math.gamma(0.5 * (k + 1))
+               / (2.0 * math.sqrt(math.pi)) for k in range(1, 9))
+
+
+_ELU_SERIES_Q = 1e-4
+
+
+def _elu_mean(q):
+    # E[X; X > 0] + E[e^X − 1; X < 0] = √(q/2π) + e^{q/2}Φ(−√q) − 1/2, e^{q/2}Φ(−√q) = erfcx(√(q/2))/2.
+    if q < _ELU_SERIES_Q:
+        return math.sqrt(q / (2.0 * math.pi)) + _elu_negative_side(lambda k: 1.0 / math.factorial(k), q)
+    return math.sqrt(q / (2.0 * math.pi)) + 0.5 * float(special.erfcx(math.sqrt(0.5 * q))) - 0.5
+
+
+def _elu_mean_square(q):
+    # E[X²; X > 0] + E[(e^X − 1)²; X < 0] = q/2 + e^{2q}Φ(−2√q) − 2 e^{q/2}Φ(−√q) + 1/2
+    #                                     = q/2 + erfcx(√(2q))/2 − erfcx(√(q/2)) + 1/2;  (e^x − 1)² = Σ (2^k − 2) x^k/k!.
+    if q < _ELU_SERIES_Q:
+        return 0.5 * q + _elu_negative_side(lambda k: (2.0**k - 2.0) / math.factorial(k), q)
+    return 0.5 * q + 0.5 * float(special.erfcx(math.sqrt(2.0 * q))) - float(special.erfcx(math.sqrt(0.5 * q))) + 0.5
+
+
+def _elu_mean_square_derivative(q):
+    # P(X > 0) + E[e^{2X}; X < 0] = 1/2 + e^{2q}Φ(−2√q) = 1/2 + erfcx(√(2q))/2 (a sum: no cancellation).
+    return 0.5 + 0.5 * float(special.erfcx(math.sqrt(2.0 * q)))
+
+
 def _mean_activation(activation, q, leaky_slope):
+    if activation == "elu":
+        return _elu_mean(q)
+    if activation == "silu":
+        return q * _gaussian_mean_sigmoid_derivative(q)
     root = math.sqrt(q / (2.0 * math.pi))
     return {"sigmoid": 0.5, "relu": root, "leaky_relu": (1.0 - leaky_slope) * root,
             "gelu": q / math.sqrt(2.0 * math.pi * (1.0 + q))}.get(activation, 0.0)
@@ -176,6 +247,8 @@ def _mean_square_activation(activation, q, leaky_slope):
     gain = _piecewise_linear_gain(activation, leaky_slope)
     if gain is not None:
         return gain * q
+    if activation == "elu":
+        return _elu_mean_square(q)
     return _gaussian_mean_square(activation, "phi", q, leaky_slope)
 
 
@@ -189,6 +262,8 @@ def _mean_square_derivative(activation, q, leaky_slope):
     gain = _piecewise_linear_gain(activation, leaky_slope)
     if gain is not None:
         return gain
+    if activation == "elu":
+        return _elu_mean_square_derivative(q)
     return _gaussian_mean_square(activation, "dphi", q, leaky_slope)
 
 
@@ -293,8 +368,9 @@ def log10_derivative_bound(activation: str, depth: int, leaky_slope: float = 0.0
     return depth * math.log10(sup_derivative(activation, leaky_slope))
 
 
-# Activations with φ(x) = x φ′(x) (exactly, or for |x| ≫ 1 as GELU): the net is 1-homogeneous in its stream.
-_HOMOGENEOUS = ("relu", "leaky_relu", "linear", "gelu")
+# Activations with φ(x) = x φ′(x) (exactly, or up to a bounded part for |x| ≫ 1 as GELU, ELU, SiLU): the net
+# is 1-homogeneous in its stream.
+_HOMOGENEOUS = ("relu", "leaky_relu", "linear") + _RELU_LIKE
 
 
 class MeanFieldProfile(NamedTuple):
@@ -374,8 +450,8 @@ def _stream_variances(net) -> tuple[np.ndarray, np.ndarray]:
     """
     sw, sb, a, act, slope = net.sigma_w, net.bias_std, net.residual_scale, net.activation, net.leaky_slope
     # lim E[φ(√q u)²]/q and lim E[φ(√q u)]/√q as q → ∞ for the φ that grow linearly (GELU → ReLU's), else None.
-    gain = 0.5 if act == "gelu" else _piecewise_linear_gain(act, slope)
-    mean_gain = _mean_activation("relu" if act == "gelu" else act, 1.0, slope)
+    gain = 0.5 if act in _RELU_LIKE else _piecewise_linear_gain(act, slope)
+    mean_gain = _mean_activation("relu" if act in _RELU_LIKE else act, 1.0, slope)
     q = np.empty(net.depth)
     log_second_moment = np.zeros(net.depth + 1)
     scale, second, mean = 0.0, 1.0, 0.0  # S, Q̂, m̂
@@ -473,3 +549,29 @@ def linear_rnn_log10_grad(net, log10_output_grad: float) -> np.ndarray | None:
     if net.cell != "vanilla" or not net.orthogonal or net.activation != "linear" or net.spectral_radius <= 0:
         return None
     return log10_output_grad + (net.steps - np.arange(net.steps + 1)) * math.log10(net.spectral_radius)
+
+
+# --------------------------------------------------------------------------------------------- batch normalization
+def batchnorm_gradient_growth(activation: str, batch: int | None = None) -> float:
+    """λ: the factor by which E‖∂L/∂H_{l-1}‖² exceeds E‖∂L/∂H_l‖² per layer in a deep plain BatchNorm MLP
+    at initialisation, H_l = φ(BN(H_{l-1} W_lᵀ)) (Yang, Pennington, Rao, Sohl-Dickstein & Schoenholz 2019,
+    "A Mean Field Theory of Batch Normalization", ICLR 2019); the gradient *norm* grows by √λ per layer.
+
+    linear:  λ = (B − 2)/(B − 3), B > 3 the batch size.  BN's Jacobian (1/s)(I − 11ᵀ/B − yyᵀ/B) keeps
+             (B − 2)/(B − 1) of a gradient's square in the batch's centred (B − 1)-dimensional space, and at
+             the forward fixed point 1/s² averages (B − 1)/(B − 3) (an inverse χ² with B − 1 degrees of
+             freedom, times σ_w² that the weights give back): explosion that vanishes as B → ∞.
+    relu:    λ = π/(π − 1) ≈ 1.467 in the limit of large B: ReLU halves the square, He's σ_w² = 2 doubles it,
+             and BN divides by the batch variance of W relu(y), σ_w² var relu(y) = 2 · (π − 1)/(2π).
+             (Finite-B corrections are not included: ``batch`` is ignored.)
+    Conditions: width ≫ B (mean field: infinite width), depth past the first few layers (the batch's Gram
+    matrix at its fixed point), BN before φ, no residual connections, no gain/bias (γ = 1, β = 0).
+    """
+    name = check_choice("activation", activation, ("linear", "relu"))
+    if name == "relu":
+        return math.pi / (math.pi - 1.0)
+    if batch is None:
+        raise ValueError("batchnorm_gradient_growth('linear') needs the batch size: batch must be an integer > 3")
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 3:
+        raise ValueError(f"batch must be an integer > 3, got {batch!r}")
+    return (batch - 2.0) / (batch - 3.0)

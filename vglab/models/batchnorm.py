@@ -1,0 +1,231 @@
+"""A deep MLP with batch normalization, at initialisation: exact per-layer gradients over a batch.
+
+BatchNorm couples the examples of a batch, so the network acts on a whole batch H ∈ ℝ^{B×n} (B examples, n
+units); layer l = 1..L is (Ioffe & Szegedy 2015, the placement of Yang et al. 2019: BN before φ)
+
+    Z_l = H_{l-1} W_lᵀ                                    W_l ~ N(0, σ_w²/n), no bias (BN removes it)
+    Y_l = BN(Z_l):  Y[:, j] = (Z[:, j] − μ_j) / s_j,      μ_j, s_j² − ε the mean and variance of unit j
+                                                          over the batch, ε = 1e-5, no gain/bias (1 and 0 at init)
+    plain:     H_l = φ(Y_l)
+    residual:  H_l = H_{l-1} + α φ(Y_l)                   (α = ``residual_scale``)
+
+H_0 = X with i.i.d. N(0, 1) entries and L = ⟨G, H_L⟩ with G ~ N(0, 1) entries (the MLP's input and output
+direction drawn for B·n numbers).  The backward chain, per unit j of layer l:
+
+    ∂L/∂Z[:, j] = (1/s_j) (I − 11ᵀ/B − Y[:, j] Y[:, j]ᵀ/B) u_j,     u = φ′(Y_l) ⊙ ∂L/∂H_l  (× α if residual)
+    ∂L/∂H_{l-1} = (∂L/∂Z_l) W_l  (+ ∂L/∂H_l if residual),           ∂L/∂W_l = (∂L/∂Z_l)ᵀ H_{l-1}
+
+The BN Jacobian is symmetric and projects out the two directions 1 and Y[:, j] of the batch.  Norms are
+Frobenius norms over the whole batch: ‖∂L/∂H_l‖_F.  The gradient is renormalised after every layer and its
+scale kept as a log (``vglab.core.logspace`` pairs), so a 1000-layer plain BN net whose gradient grows by
+10^80 is finite; the forward pass needs no rescaling (BN keeps every unit at unit variance; the residual
+stream grows only like √l).
+
+Speed: one compiled program per (activation, residual, batch, width) and depth bucket, shared with
+``vglab.MLP``'s weight bank (the same seed draws the same Ŵ_l as an MLP of that width); depth, σ_w and α are
+traced, so changing them does not recompile.  Seeds are vmapped.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vglab.core import init as _init
+from vglab.core.activations import ACTIVATIONS
+from vglab.core.compilation import exact_jit
+from vglab.core.init import default_weight_std
+from vglab.core.logspace import LN10, LogScale, log_scale, normalise_unit, scale_add, scale_to_float64
+from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
+from vglab.models.mlp import MAX_DEPTH, MAX_WIDTH
+
+BATCHNORM_EPS = 1e-5
+MAX_BATCH = 1024
+_BN_INITS = ("he", "xavier", "lecun", "gaussian")
+
+
+@keywords_checked(owner="vglab.BatchNormMLP")
+@dataclass(frozen=True)
+class BatchNormMLP:
+    """A deep fully-connected network with BatchNorm before every activation, on a batch of ``batch`` inputs.
+
+    depth, width:   ``depth`` square layers of ``width`` units.
+    batch:          B, the examples BatchNorm averages over (4..1024; the linear-BN theory needs B > 3).
+    activation:     one of vglab.ACTIVATIONS (relu by default).
+    init:           he, xavier, lecun or gaussian; sets σ_w unless ``weight_std`` is given.  BN divides by
+                    the batch's own scale, so σ_w changes nothing in a plain BN net (up to ε); it matters
+                    only beside a residual connection (it does not: the branch is normalised too).
+    weight_std:     σ_w, with W_l ~ N(0, σ_w²/width).
+    residual:       H_l = H_{l-1} + α φ(BN(H_{l-1} W_lᵀ)) with α = ``residual_scale``.
+    leaky_slope:    the negative slope of leaky ReLU.
+    """
+
+    depth: int
+    width: int
+    batch: int = 32
+    activation: str = "relu"
+    init: str = "he"
+    weight_std: float | None = None
+    residual: bool = False
+    residual_scale: float = 1.0
+    leaky_slope: float = 0.01
+    sigma_w: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        set_ = object.__setattr__
+        set_(self, "depth", check_int("depth", self.depth, 1, MAX_DEPTH))
+        set_(self, "width", check_int("width", self.width, 1, MAX_WIDTH))
+        set_(self, "batch", check_int("batch", self.batch, 4, MAX_BATCH))
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("init", self.init, _BN_INITS)
+        if self.weight_std is not None:
+            set_(self, "weight_std", check_float("weight_std", self.weight_std, 0.0, 100.0, low_inclusive=False))
+        if not isinstance(self.residual, bool):
+            raise ValueError(f"residual must be True or False, got {self.residual!r}")
+        set_(self, "residual_scale",
+             check_float("residual_scale", self.residual_scale, 0.0, 100.0, low_inclusive=False))
+        set_(self, "leaky_slope", check_float("leaky_slope", self.leaky_slope, -10.0, 10.0))
+        sigma_w = default_weight_std(self.init) if self.weight_std is None else self.weight_std
+        set_(self, "sigma_w", float(sigma_w))
+
+    def replace(self, **changes) -> BatchNormMLP:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_code(self) -> str:
+        """The Python expression that rebuilds this network."""
+        defaults = BatchNormMLP(depth=1, width=1)
+        parts = [f"depth={self.depth}", f"width={self.width}"]
+        for name in ("batch", "activation", "init", "weight_std", "residual", "residual_scale", "leaky_slope"):
+            value = getattr(self, name)
+            if value != getattr(defaults, name):
+                parts.append(f"{name}={value!r}")
+        return f"vglab.BatchNormMLP({', '.join(parts)})"
+
+    def __hash__(self):
+        return hash(tuple(getattr(self, f) for f in (
+            "depth", "width", "batch", "activation", "init", "weight_std", "residual", "residual_scale",
+            "leaky_slope")))
+
+    def _gradient_norms(self, seed: int = 0, n_seeds: int = 1):
+        return gradient_norms(self, seed=seed, n_seeds=n_seeds)
+
+    def batch_inputs(self, seed: int):
+        """(X, G): the batch H_0 = X (B, n) and the loss direction G (B, n) drawn with ``seed``."""
+        n = self.batch * self.width
+        return (_init.network_input(seed, n).reshape(self.batch, self.width),
+                _init.output_direction(seed, n).reshape(self.batch, self.width))
+
+    def weights(self, seed: int):
+        """The (depth, n, n) weight matrices W_l = σ_w/√n · Ŵ_l of the network drawn with ``seed``."""
+        from vglab.models.jacobians import weight_bank
+
+        bank = weight_bank((seed,), self.width, False, self.depth)
+        return bank.weights[0, : self.depth] * np.float32(self.sigma_w / math.sqrt(self.width))
+
+
+def batchnorm(Z):
+    """BN over the batch axis 0 of Z (B, n): (Y, s) with Y = (Z − μ)/s, s = √(var + ε) per unit."""
+    centred = Z - jnp.mean(Z, axis=0, keepdims=True)
+    s = jnp.sqrt(jnp.mean(centred * centred, axis=0) + BATCHNORM_EPS)
+    return centred / s, s
+
+
+def batchnorm_transpose(U, Y, s):
+    """J_BNᵀ U per unit: (U − mean U − Y mean(Y ⊙ U)) / s, J_BN = (1/s)(I − 11ᵀ/B − YYᵀ/B) (symmetric)."""
+    return (U - jnp.mean(U, axis=0, keepdims=True) - Y * jnp.mean(Y * U, axis=0, keepdims=True)) / s
+
+
+@partial(exact_jit, static_argnames=("activation", "residual"))
+def _program(activation, residual, weight_scale, alpha, leaky_slope, sup_dphi, weights, X, G, depth):
+    """weights (S, C, n, n) unit draws, X and G (S, B, n), depth traced → log norms (natural log, pairs)."""
+    act = ACTIVATIONS[activation]
+
+    def one_seed(weights, X, G):
+        capacity, n = weights.shape[0], weights.shape[1]
+        B = X.shape[0]
+
+        def layer_out(l, H):
+            Z = weight_scale * (H @ weights[l].T)
+            Y, s = batchnorm(Z)
+            A = act.phi(Y, leaky_slope)
+            return Y, s, (H + alpha * A if residual else A)
+
+        def forward(l, carry):
+            H, inputs, log_rms = carry
+            inputs = inputs.at[l].set(H)
+            _, _, H = layer_out(l, H)
+            log_rms = log_rms.at[l].set(0.5 * jnp.log(jnp.mean(H * H)))
+            return H, inputs, log_rms
+
+        inputs = jnp.zeros((capacity, B, n), jnp.float32)
+        _, inputs, log_rms = jax.lax.fori_loop(0, depth, forward, (X, inputs, jnp.zeros((capacity,), jnp.float32)))
+
+        minus_inf_h = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
+        log_grad_h = LogScale(minus_inf_h, jnp.zeros((capacity + 1,), jnp.float32))
+        log_grad_w = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,), jnp.float32))
+        saturated = jnp.zeros((capacity,), jnp.float32)
+        dead = jnp.zeros((capacity,), jnp.float32)
+        V, R, log_g = normalise_unit(G, log_scale(0.0))
+        log_grad_h = LogScale(log_grad_h.hi.at[depth].set(log_g.hi), log_grad_h.lo.at[depth].set(log_g.lo))
+
+        def backward(i, carry):
+            V, R, log_grad_h, log_grad_w, saturated, dead = carry
+            l = depth - 1 - i
+            H = inputs[l]
+            Y, s, _ = layer_out(l, H)
+            dphi = act.dphi(Y, leaky_slope)
+            U = (alpha * dphi * V) if residual else dphi * V
+            dZ = batchnorm_transpose(U, Y, s)
+            dW_norm = jnp.linalg.norm(dZ.T @ H)
+            lw = scale_add(R, jnp.log(dW_norm))
+            log_grad_w = LogScale(log_grad_w.hi.at[l].set(lw.hi), log_grad_w.lo.at[l].set(lw.lo))
+            dH = weight_scale * (dZ @ weights[l])
+            if residual:
+                dH = dH + V
+            V, R, lh = normalise_unit(dH, R)
+            log_grad_h = LogScale(log_grad_h.hi.at[l].set(lh.hi), log_grad_h.lo.at[l].set(lh.lo))
+            abs_dphi = jnp.abs(dphi)
+            saturated = saturated.at[l].set(jnp.mean(abs_dphi <= 0.1 * sup_dphi))
+            if act.flat:  # dead: inactive for every example of the batch
+                dead = dead.at[l].set(jnp.mean(jnp.all(abs_dphi == 0.0, axis=0)))
+            return V, R, log_grad_h, log_grad_w, saturated, dead
+
+        _, _, log_grad_h, log_grad_w, saturated, dead = jax.lax.fori_loop(
+            0, depth, backward, (V, R, log_grad_h, log_grad_w, saturated, dead))
+        return (*log_grad_h, *log_grad_w, log_rms, saturated, dead)
+
+    return jax.vmap(one_seed)(weights, X, G)
+
+
+def gradient_norms(net: BatchNormMLP, seed: int = 0, n_seeds: int = 1):
+    """Exact per-layer ‖∂L/∂H_l‖_F (l = 0..depth) and ‖∂L/∂W_l‖_F of L = ⟨G, H_L⟩, for seeds
+    seed..seed+n_seeds−1, as a ``vglab.GradientNorms`` (``net`` is this BatchNormMLP; log10_activation_rms is
+    the RMS of H_l over the whole batch; dead_fraction counts units inactive for every example)."""
+    from vglab.models.jacobians import GradientNorms, _check_seeds, weight_bank
+
+    if not isinstance(net, BatchNormMLP):
+        raise ValueError(f"expected a vglab.BatchNormMLP, got {type(net).__name__}")
+    seeds = _check_seeds(seed, n_seeds)
+    bank = weight_bank(seeds, net.width, False, net.depth)
+    X, G = (jnp.stack(a) for a in zip(*(net.batch_inputs(s) for s in seeds), strict=True))
+    sup = np.float32(ACTIVATIONS[net.activation].sup_dphi(net.leaky_slope))
+    out = _program(net.activation, net.residual, np.float32(net.sigma_w / math.sqrt(net.width)),
+                   np.float32(net.residual_scale if net.residual else 1.0), np.float32(net.leaky_slope), sup,
+                   bank.weights, X, G, np.int32(net.depth))
+    out = [np.asarray(a) for a in out]
+    grad_h, grad_w = (scale_to_float64(out[k], out[k + 1]) / LN10 for k in (0, 2))
+    L = net.depth
+    rms = out[4][:, :L].astype(np.float64) / LN10
+    return GradientNorms(net, seed, n_seeds, grad_h[:, : L + 1].astype(np.float64), grad_w[:, :L].astype(np.float64),
+                         rms, out[5][:, :L].astype(np.float64), out[6][:, :L].astype(np.float64))
+
+
+def compiled_programs() -> int:
+    """How many BatchNorm programs have been compiled (a depth change must not add one)."""
+    return _program._cache_size()

@@ -1,9 +1,11 @@
 import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-# No persistent JAX compilation cache for the test session and the kernels it starts: the clean-clone CI run
-# segfaulted inside jax's cache write (compilation_cache.put_executable_and_time) in this process, with several
-# processes sharing ~/.cache/vglab/jax.  tests/test_compilation_cache.py sets the variable itself in each probe.
+# No persistent JAX compilation cache for the test session and the kernels it starts, so that no test depends
+# on programs an earlier run left in ~/.cache/vglab/jax.  (A clean-clone CI run once segfaulted inside
+# compilation_cache.put_executable_and_time; its native step, executable.serialize(), touches no file, and a later
+# run crashed at the same place with the cache off.  Sharing one directory between processes is tested in
+# tests/test_compilation_cache.py, which sets the variable itself in each process it starts.)
 os.environ.setdefault("VGLAB_COMPILATION_CACHE", "off")
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,104 @@ def test_a_second_process_loads_what_the_first_compiled(tmp_path):
     assert second["loaded"] == first["compiled"] and second["compiled"] == 0
     off = probe(tmp_path, compute=True, VGLAB_COMPILATION_CACHE="off")  # the control: off compiles again
     assert off["compiled"] == first["compiled"] and off["loaded"] == 0
+
+
+# ----------------------------------------------------------------------------------------- shared by processes
+RAW_WORKER = """
+import hashlib, json, sys, time
+mode, folder, go = sys.argv[1], sys.argv[2], float(sys.argv[3])
+if mode == "vglab":
+    import vglab.core.compilation  # makes the cache's writes atomic
+from jax._src import lru_cache
+cache = lru_cache.LRUCache(folder, max_size=-1)  # what JAX builds for a cache without a size limit
+def value(key):
+    return hashlib.sha256(key.encode()).digest() * (1 << 17)  # 4 MiB, different for every key
+while time.time() < go:
+    time.sleep(0.001)
+torn = reads = writes = 0
+for i in range(40):
+    key = f"entry{i}"
+    for attempt in range(3):
+        got = cache.get(key)
+        if got is None:
+            cache.put(key, value(key)); writes += 1
+        else:
+            reads += 1; torn += got != value(key)
+print(json.dumps({"torn": torn, "reads": reads, "writes": writes}))
+"""
+
+
+def run_together(scripts: list[list[str]], env: dict, start_in: float = 8.0) -> list[dict]:
+    """Start every ``python -c`` argument list at once (each waits for the same wall-clock instant after
+    its imports), wait for all, and return the JSON each printed last; every one must exit 0."""
+    go = time.time() + start_in
+    procs = [subprocess.Popen([sys.executable, "-c", args[0], *args[1:], str(go)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in scripts]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def test_three_processes_never_read_a_half_written_entry(tmp_path):
+    """Three processes read and write the same 40 entries (4 MiB each) of one cache directory at once: with
+    vglab's writes no read returns anything but the whole entry.  The control, JAX's own in-place write,
+    hands out torn entries under the same load (seen: 59–77 of ~150 reads per process), so this test can
+    tell the two apart."""
+    env = {**os.environ, "VGLAB_COMPILATION_CACHE": "off"}
+    ours = run_together([[RAW_WORKER, "vglab", str(tmp_path / "vglab")] for _ in range(3)], env)
+    theirs = run_together([[RAW_WORKER, "jax", str(tmp_path / "jax")] for _ in range(3)], env)
+    assert sum(r["reads"] for r in ours) > 0 and sum(r["writes"] for r in ours) >= 40
+    assert [r["torn"] for r in ours] == [0, 0, 0], ours
+    assert sum(r["torn"] for r in theirs) > 0, theirs  # the hazard is real in this JAX
+    entries = sorted(p.name for p in (tmp_path / "vglab").iterdir())
+    assert entries == sorted(f"entry{i}-cache" for i in range(40))  # no temporary file left behind
+
+
+COMPILE_WORKER = """
+import json, sys, time, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import numpy as np
+    import vglab
+    from vglab.core.compilation import CompileCounter
+    counter = CompileCounter()
+    activations, go = sys.argv[1].split(","), float(sys.argv[2])
+    while time.time() < go:
+        time.sleep(0.002)
+    out = {}
+    for name in activations:
+        g = vglab.gradient_norms(vglab.MLP(depth=6, width=8, activation=name), n_seeds=2)
+        out[name] = np.asarray(g.log10_activation_grad, dtype=float).ravel().tolist()
+print(json.dumps({"out": out, "compiled": counter.compiled, "loaded": counter.loaded,
+                  "warnings": [str(w.message) for w in caught]}))
+"""
+SHARED_PLAN = ["tanh,relu", "tanh,sigmoid", "tanh,gelu"]  # one program all three compile, one each alone
+
+
+def test_three_kernels_compiling_into_one_cache_finish_and_agree(tmp_path):
+    """Three processes compile the same program (tanh) and one program each into one cache directory at
+    the same moment: all finish, none warns (a torn entry would make JAX warn and recompile), each number
+    equals the uncached computation of this test process, and a later process loads all four programs."""
+    import numpy as np
+
+    import vglab
+
+    reference = {name: np.asarray(vglab.gradient_norms(vglab.MLP(depth=6, width=8, activation=name),
+                                                       n_seeds=2).log10_activation_grad, dtype=float).ravel()
+                 for name in ["tanh", "relu", "sigmoid", "gelu"]}
+    env = {**{k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"},
+           "VGLAB_COMPILATION_CACHE": str(tmp_path / "cache")}
+    together = run_together([[COMPILE_WORKER, plan] for plan in SHARED_PLAN], env)
+    for seen in together:
+        assert seen["warnings"] == []
+        assert seen["compiled"] + seen["loaded"] >= 2
+        for name, values in seen["out"].items():
+            np.testing.assert_allclose(values, reference[name], rtol=0, atol=1e-6)
+    assert not [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith("-cache")]
+    later = run_together([[COMPILE_WORKER, "tanh,relu,sigmoid,gelu"]], env, start_in=0)[0]
+    assert later["warnings"] == [] and later["compiled"] == 0 and later["loaded"] >= 4
+    for name, values in later["out"].items():
+        np.testing.assert_allclose(values, reference[name], rtol=0, atol=1e-6)

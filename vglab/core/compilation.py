@@ -19,6 +19,17 @@ student at one), ``VGLAB_COMPILATION_CACHE=off`` (or 0, false, no) leaves JAX's 
 the user gave JAX itself (``JAX_COMPILATION_CACHE_DIR``, ``jax.config``) is left as it is.  JAX trusts its
 cache: whoever can write to the directory can run code in every kernel that reads it, so share one only among
 people who trust each other (or let only the instructor write it).
+
+Several kernels may share one cache directory (two notebooks open, a JupyterHub's shared directory, pytest
+workers).  JAX's own file cache (``jax._src.lru_cache.LRUCache``, jax 0.4.35–0.10) takes no lock unless a
+size limit is set (``jax_compilation_cache_max_size``, which needs the ``filelock`` package) and writes an
+entry in place (``exists()``, then ``write_bytes``): a kernel reading that entry at the same moment gets a
+truncated file, which zlib rejects, so JAX warns ("Error reading persistent compilation cache entry") and
+compiles again.  vglab therefore writes each entry atomically — into a temporary file in the same directory,
+then ``os.replace`` onto its name (atomic on POSIX and Windows) — so a reader sees either no entry or the
+whole one, and two writers of one key leave one whole entry (``make_cache_writes_atomic``;
+tests/test_compilation_cache.py runs three processes against one directory).  The file write is pure
+Python: the native step of a cache write (``executable.serialize()``) touches no file and no other process.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -124,6 +136,7 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
     returned unchanged.  A directory that cannot be created or written leaves the cache off with a warning:
     the lab works without it, only its first plots are slower.
     """
+    make_cache_writes_atomic()  # also for a cache the user turned on in JAX itself
     current = jax.config.jax_compilation_cache_dir
     if current:
         return current
@@ -141,6 +154,61 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> str | Non
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     jax.config.update("jax_compilation_cache_dir", str(target))
     return str(target)
+
+
+def _atomic_put(original):
+    """``LRUCache.put`` writing the entry through a temporary file and ``os.replace`` (see the module
+    docstring); a cache with eviction (JAX holds a file lock then) or on a non-local filesystem keeps JAX's
+    own ``put``."""
+
+    @functools.wraps(original)
+    def put(self, key: str, value: bytes) -> None:
+        where = str(self.path)
+        if getattr(self, "eviction_enabled", True) or ("://" in where and not where.startswith("file://")):
+            return original(self, key, value)
+        if not key:
+            raise ValueError("key cannot be empty")
+        folder = Path(where.removeprefix("file://"))
+        target = folder / f"{key}{_cache_suffix()}"
+        if target.exists():
+            return
+        fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{key[:64]}-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(value)
+            try:
+                os.replace(temporary, target)
+            except PermissionError:  # Windows: a reader holds the entry another writer just made
+                if not target.exists():
+                    raise
+        finally:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+
+    put.vglab_atomic = True
+    return put
+
+
+def _cache_suffix() -> str:
+    from jax._src import lru_cache
+
+    return lru_cache._CACHE_SUFFIX
+
+
+def make_cache_writes_atomic() -> bool:
+    """Make JAX's file cache write each entry atomically (True), or leave it (False: this JAX has no
+    ``LRUCache.put`` of the known shape, and its own writes stand)."""
+    try:
+        from jax._src import lru_cache
+    except ImportError:
+        return False
+    cls = getattr(lru_cache, "LRUCache", None)
+    original = getattr(cls, "put", None)
+    if original is None or not isinstance(getattr(lru_cache, "_CACHE_SUFFIX", None), str):
+        return False
+    if not getattr(original, "vglab_atomic", False):
+        cls.put = _atomic_put(original)
+    return True
 
 
 enable_compilation_cache()

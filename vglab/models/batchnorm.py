@@ -229,3 +229,23 @@ def gradient_norms(net: BatchNormMLP, seed: int = 0, n_seeds: int = 1):
 def compiled_programs() -> int:
     """How many BatchNorm programs have been compiled (a depth change must not add one)."""
     return _program._cache_size()
+
+
+def predicted_log10_grad(net: BatchNormMLP, log10_output_grad: float) -> np.ndarray | None:
+    """(depth+1,) log10 √E‖∂L/∂H_l‖² = log10_output_grad + ½ (L − l) log10 λ for a plain ReLU or linear BN
+    net (λ = ``vglab.theory.batchnorm_gradient_growth``, its conditions there); None for any other net."""
+    from vglab import theory
+
+    if net.residual or net.activation not in ("relu", "linear"):
+        return None
+    lam = theory.batchnorm_gradient_growth(net.activation, net.batch)
+    return float(log10_output_grad) + 0.5 * (net.depth - np.arange(net.depth + 1)) * math.log10(lam)
+
+
+def without_batchnorm(net: BatchNormMLP):
+    """The same network (same seed → same Ŵ_l, same init, residual, α) without BatchNorm, a ``vglab.MLP``."""
+    from vglab.models.mlp import MLP
+
+    return MLP(depth=net.depth, width=net.width, activation=net.activation, init=net.init,
+               weight_std=net.weight_std, residual=net.residual, residual_scale=net.residual_scale,
+               leaky_slope=net.leaky_slope)

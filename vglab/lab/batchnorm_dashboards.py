@@ -1,0 +1,127 @@
+"""The BatchNorm dashboard (lesson 13): per-layer gradients and activation scales of a deep MLP with and
+without BatchNorm, at initialisation.  Numerics come from ``vglab.models.batchnorm``; this module only draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import vglab
+from vglab.lab import plots
+from vglab.lab.dashboards import Dashboard, make_control
+from vglab.models import batchnorm
+
+BN_COLOUR, PLAIN_COLOUR, THEORY_COLOUR = plots.OKABE_ITO["blue"], plots.OKABE_ITO["vermillion"], "#000000"
+BN_LABEL = "with BatchNorm"
+PLAIN_LABEL = "same net without BatchNorm"
+INIT_FOR = {"relu": "he", "linear": "xavier", "tanh": "xavier"}  # the no-BN net's critical σ_w
+THEORY_LABEL = r"Yang et al. 2019: $\sqrt{\lambda}$ per layer"
+
+
+@dataclass(frozen=True)
+class BatchNormView:
+    """bn, plain: ``vglab.GradientNorms`` of the BN net and of the same net without BN; theory: (depth+1,)
+    predicted log10 √E‖∂L/∂H_l‖² or None (``batchnorm.predicted_log10_grad``)."""
+
+    bn: vglab.GradientNorms
+    plain: vglab.GradientNorms
+    theory: np.ndarray | None
+
+
+class BatchNormDashboard(Dashboard):
+    """Left: log10 of the root mean square over seeds of ‖∂L/∂H_l‖_F (the whole batch) per layer, with and
+    without BatchNorm, and the mean-field prediction where it applies (plain ReLU or linear).  Right: RMS(H_l),
+    the forward scale.  Controls: depth, batch size, activation, residual connections.  σ_w is He's for ReLU and 1 otherwise
+    (``INIT_FOR``): the net without BN starts critical, so what changes is BatchNorm's doing."""
+
+    kind = "batchnorm"
+
+    def __init__(self, *, depth: int = 50, width: int = 128, batch: int = 32, activation: str = "relu",
+                 residual: bool = False, n_seeds: int = 2, max_depth: int = 64, warm_up: bool = True):
+        batchnorm.BatchNormMLP(depth=depth, width=width, batch=batch, activation=activation, residual=residual)
+        if not 1 <= depth <= max_depth:
+            raise ValueError(f"depth must be an integer in 1..{max_depth} (max_depth), got {depth}")
+        self.width, self.n_seeds, self.max_depth = width, n_seeds, max_depth
+        controls = {"depth": make_control("depth", depth, low=1, high=max_depth),
+                    "batch": make_control("batch", batch, options=sorted({8, 32, 128, batch}),
+                                          description="batch size B"),
+                    "activation": make_control("activation", activation, options=("relu", "linear", "tanh")),
+                    "residual": make_control("residual", residual)}
+        super().__init__(controls, title="BatchNorm at initialisation: forward scale vs gradient",
+                         figsize=(9.0, 3.8), warm_up=warm_up)
+
+    def network(self, state: dict | None = None) -> batchnorm.BatchNormMLP:
+        s = self.state if state is None else state
+        return batchnorm.BatchNormMLP(depth=s["depth"], width=self.width, batch=s["batch"],
+                                      activation=s["activation"], residual=bool(s["residual"]),
+                                      init=INIT_FOR[s["activation"]])
+
+    def warm_up(self) -> None:
+        """Compile at max_depth (the depth bucket every drag stays in)."""
+        self.compute({**self.state, "depth": self.max_depth})
+
+    def setup_figure(self, figure) -> None:
+        self.grad_ax, self.rms_ax = figure.subplots(1, 2)
+        kw = dict(marker="o", markersize=2.5, linewidth=1.4)
+        self.bn_line = self.grad_ax.plot([], [], color=BN_COLOUR, label=BN_LABEL, **kw)[0]
+        self.plain_line = self.grad_ax.plot([], [], color=PLAIN_COLOUR, label=PLAIN_LABEL, **kw)[0]
+        self.theory_line = self.grad_ax.plot([], [], color=THEORY_COLOUR, linestyle=":", linewidth=1.6,
+                                             label=THEORY_LABEL)[0]
+        self.bn_rms = self.rms_ax.plot([], [], color=BN_COLOUR, label=BN_LABEL, **kw)[0]
+        self.plain_rms = self.rms_ax.plot([], [], color=PLAIN_COLOUR, label=PLAIN_LABEL, **kw)[0]
+        self.grad_ax.set_ylabel(r"$\|\partial L/\partial H_l\|_F$, rms over seeds")
+        self.grad_ax.set_title("gradient per layer", fontsize=10)
+        self.rms_ax.set_ylabel(r"RMS$(H_l)$")
+        self.rms_ax.set_title("activation scale per layer", fontsize=10)
+        for ax in (self.grad_ax, self.rms_ax):
+            ax.set_xlabel("layer $l$")
+            plots.use_power_of_ten_ticks(ax.yaxis)
+            ax.grid(True, alpha=0.3)
+        figure.set_layout_engine("constrained")
+
+    def compute(self, state: dict) -> BatchNormView:
+        net = self.network(state)
+        bn = vglab.gradient_norms(net, seed=0, n_seeds=self.n_seeds)
+        plain = vglab.gradient_norms(batchnorm.without_batchnorm(net), seed=0, n_seeds=self.n_seeds)
+        theory = batchnorm.predicted_log10_grad(net, bn.log10_rms_activation_grad[-1])
+        return BatchNormView(bn, plain, theory)
+
+    def draw(self, view: BatchNormView) -> None:
+        layers = np.arange(view.bn.net.depth + 1)
+        self.bn_line.set_data(layers, view.bn.log10_rms_activation_grad)
+        self.plain_line.set_data(layers, view.plain.log10_rms_activation_grad)
+        self.theory_line.set_data(layers if view.theory is not None else [],
+                                  view.theory if view.theory is not None else [])
+        self.theory_line.set_visible(view.theory is not None)
+        self.bn_rms.set_data(layers[1:], batchnorm_rms(view.bn))
+        self.plain_rms.set_data(layers[1:], batchnorm_rms(view.plain))
+        for ax in (self.grad_ax, self.rms_ax):
+            ax.relim(visible_only=True)
+            ax.autoscale_view()
+        rms = np.concatenate([self.bn_rms.get_ydata(), self.plain_rms.get_ydata()])
+        self.rms_ax.set_ylim(min(rms.min() - 0.2, -1.0), max(rms.max() + 0.2, 1.0))  # at least 10^-1..10^1
+        handles = [self.bn_line, self.plain_line] + ([self.theory_line] if view.theory is not None else [])
+        self.grad_ax.legend(handles=handles, fontsize=8, loc="best")
+        self.rms_ax.legend(fontsize=8, loc="best")
+
+    def summarise(self, view: BatchNormView) -> str:
+        bn, plain = (float(np.mean(v.log10_gradient_ratio)) for v in (view.bn, view.plain))
+        return (f"‖∂L/∂H_0‖/‖∂L/∂H_L‖: with BN 10^{bn:.1f}, without 10^{plain:.1f} "
+                f"(mean over {self.n_seeds} seeds of log10)")
+
+    def code_for(self, state: dict) -> str:
+        net = self.network(state)
+        return (f"net = {net.to_code()}\n"
+                f"result = vglab.gradient_norms(net, seed=0, n_seeds={self.n_seeds})")
+
+    def plotted(self) -> dict:
+        """label → (x, y) as drawn, for the tests."""
+        lines = {"gradient " + BN_LABEL: self.bn_line, "gradient " + PLAIN_LABEL: self.plain_line,
+                 "theory": self.theory_line, "rms " + BN_LABEL: self.bn_rms, "rms " + PLAIN_LABEL: self.plain_rms}
+        return {k: (np.asarray(v.get_xdata(), float), np.asarray(v.get_ydata(), float)) for k, v in lines.items()}
+
+
+def batchnorm_rms(norms: vglab.GradientNorms) -> np.ndarray:
+    """(depth,) the mean over seeds of log10 RMS(H_l)."""
+    return np.mean(norms.log10_activation_rms, axis=0)

@@ -57,6 +57,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -637,6 +638,7 @@ class GradientView:
     theory: np.ndarray | None
     bound: np.ndarray | None
     theory_pending: bool = False  # being computed in the background (a live drag); drawn when ready
+    distributions: vglab.LayerDistributions | None = None  # for the "histograms" panel (seed's batch)
 
     @property
     def net(self) -> vglab.MLP:
@@ -722,6 +724,61 @@ def _phase_grid(activation: str, leaky_slope: float, sigma_w2: tuple, sigma_b2: 
 PHASE_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "linear")
 
 
+class Panel(NamedTuple):
+    """One panel a ``GradientDashboard`` can show: ``make(ax)`` builds its plot once, ``draw(board, plot,
+    view)`` updates that plot in place from a ``GradientView`` (no new figure per update)."""
+
+    make: Callable
+    draw: Callable
+
+
+HISTOGRAM_BATCH, HISTOGRAM_BINS = 16, 60  # inputs and bins behind the "histograms" panel (layer_distributions)
+
+
+def _layers(view: GradientView, first: int = 0) -> np.ndarray:
+    return np.arange(first, view.net.depth + 1)
+
+
+def _make_phase(ax):
+    return plots.PhaseDiagram(ax, np.linspace(0.05, 5.0, 34), np.linspace(0.0, 1.0, 21))
+
+
+def _draw_histograms(board, plot, view):
+    d = view.distributions
+    plot.update(_layers(view), d.gradient_edges, d.gradient_counts, d.gradient_zero)
+
+
+GRADIENT_PANELS = {
+    "gradient": Panel(
+        lambda ax: plots.LogProfilePlot(ax, title="gradient per layer", label=TYPICAL_LABEL,
+                                        reference_labels=THEORY_LABELS),
+        lambda board, plot, view: plot.update(_layers(view), view.norms.log10_activation_grad, references={
+            "theory": view.theory, "bound": view.bound, "rms": view.rms})),
+    "weights": Panel(
+        lambda ax: plots.LogProfilePlot(ax, ylabel=r"$\|\partial L/\partial W_l\|_F$  (log scale)",
+                                        title="weight gradient per layer", colour="tab:orange"),
+        lambda board, plot, view: plot.update(_layers(view, 1), view.norms.log10_weight_grad)),
+    "activations": Panel(
+        lambda ax: plots.LogProfilePlot(ax, ylabel=r"RMS$(h_l)$  (log scale)", title="activation scale per layer",
+                                        colour="tab:green"),
+        lambda board, plot, view: plot.update(_layers(view, 1), view.norms.log10_activation_rms,
+                                              zero_reason="every unit zero")),
+    "dead": Panel(
+        lambda ax: plots.FractionPlot(ax, ylabel="inactive units (φ′ = 0)",
+                                      title="inactive units per layer (each seed's input)"),
+        lambda board, plot, view: plot.update(_layers(view, 1), view.norms.dead_fraction)),
+    "saturated": Panel(
+        lambda ax: plots.FractionPlot(ax, ylabel="saturated units (|φ′| ≤ 0.1 sup|φ′|)",
+                                      title="saturated units per layer", colour="tab:brown"),
+        lambda board, plot, view: plot.update(_layers(view, 1), view.norms.saturated_fraction)),
+    "phase": Panel(_make_phase, lambda board, plot, view: board._draw_phase(plot, view.net)),
+    "histograms": Panel(
+        lambda ax: plots.LayerHistogramPlot(ax, ylabel=r"$|\partial L/\partial h_{l,i}|$  (log scale)",
+                                            title=f"gradient entries per layer ({HISTOGRAM_BATCH} inputs)"),
+        _draw_histograms),
+}
+
+
 class GradientDashboard(Dashboard):
     """Per-layer gradient magnitudes ‖∂L/∂h_l‖ of a deep MLP, live.
 
@@ -737,6 +794,8 @@ class GradientDashboard(Dashboard):
                        is *dead* only when inactive for every input: ``vglab.unit_activity``)
         "saturated"    share of units with |φ′(z)| ≤ 0.1 sup|φ′|
         "phase"        order/chaos diagram over (σ_w², σ_b²) with the current setting marked
+        "histograms"   per-layer histograms of the gradient entries log10|∂L/∂h_l,i| over a batch of inputs
+                       (``vglab.layer_distributions``): a layer × bin heat map
 
     The mean-field curve can take seconds for saturating nets with large variance q (residual tanh at depth
     1000); it is cached per network and, during a live drag, computed in a worker thread and drawn when
@@ -791,12 +850,12 @@ class GradientDashboard(Dashboard):
         self._compiled_keys: set = set()
         if "init" in made and "sigma_w" in made:
             made["init"].observe(self._init_sets_sigma_w, names="value")
-        wide = 0.8 if "phase" in panels else 0.0  # the phase diagram's colour bar
+        wide = 0.8 if {"phase", "histograms"} & set(panels) else 0.0  # a colour bar
         figsize = figsize or (min(10.0, 4.4 * len(panels) + 0.4 + wide), 3.8)  # fits a JupyterLab output area
         super().__init__(made, fixed=fixed, title=title, figsize=figsize, warm_up=warm_up,
                          extra_buttons=pin_buttons(self))
 
-    PANELS = ("gradient", "weights", "activations", "dead", "saturated", "phase")
+    PANELS = tuple(GRADIENT_PANELS)  # the registry above: name → (make a plot on an axes, draw a view on it)
 
     # ---- controls
     def _init_sets_sigma_w(self, change):
@@ -828,29 +887,7 @@ class GradientDashboard(Dashboard):
     # ---- figure
     def setup_figure(self, figure):
         axes = figure.subplots(1, len(self.panels), squeeze=False)[0]
-        self.plots = {}
-        for ax, panel in zip(axes, self.panels, strict=True):
-            if panel == "gradient":
-                self.plots[panel] = plots.LogProfilePlot(ax, title="gradient per layer",
-                                                         label=TYPICAL_LABEL, reference_labels=THEORY_LABELS)
-            elif panel == "weights":
-                self.plots[panel] = plots.LogProfilePlot(ax, ylabel=r"$\|\partial L/\partial W_l\|_F$  (log scale)",
-                                                         title="weight gradient per layer",
-                                                         colour="tab:orange")
-            elif panel == "activations":
-                self.plots[panel] = plots.LogProfilePlot(ax, ylabel=r"RMS$(h_l)$  (log scale)",
-                                                         title="activation scale per layer",
-                                                         colour="tab:green")
-            elif panel == "dead":
-                self.plots[panel] = plots.FractionPlot(ax, ylabel="inactive units (φ′ = 0)",
-                                                       title="inactive units per layer (each seed's input)")
-            elif panel == "saturated":
-                self.plots[panel] = plots.FractionPlot(ax, ylabel="saturated units (|φ′| ≤ 0.1 sup|φ′|)",
-                                                       title="saturated units per layer", colour="tab:brown")
-            else:
-                sigma_w2 = np.linspace(0.05, 5.0, 34)
-                sigma_b2 = np.linspace(0.0, 1.0, 21)
-                self.plots[panel] = plots.PhaseDiagram(ax, sigma_w2, sigma_b2)
+        self.plots = {panel: GRADIENT_PANELS[panel].make(ax) for ax, panel in zip(axes, self.panels, strict=True)}
         figure.tight_layout()
 
     # ---- compute
@@ -868,7 +905,13 @@ class GradientDashboard(Dashboard):
                 predicted = theory_curve(net, log10_g, self.max_depth)
         bound = bound_curve(net, log10_g) if self.show_bound else None
         self._compiled_keys.add(self._compile_key(state))
-        return GradientView(norms, predicted, bound, pending)
+        return GradientView(norms, predicted, bound, pending, self._distributions(net, state))
+
+    def _distributions(self, net: vglab.MLP, state: dict):
+        """Per-layer histograms over a batch, only when a panel shows them."""
+        if "histograms" not in self.panels:
+            return None
+        return vglab.layer_distributions(net, seed=state["seed"], batch=HISTOGRAM_BATCH, bins=HISTOGRAM_BINS)
 
     def _start_theory(self, deepest: vglab.MLP) -> None:
         """Compute a mean-field curve in a worker thread (it can take seconds for saturating nets with
@@ -891,7 +934,8 @@ class GradientDashboard(Dashboard):
         if view.net.replace(depth=max(self.max_depth, view.net.depth)) != deepest:
             return  # the plot moved on; its own curve is on its way
         log10_g = float(view.norms.log10_rms_activation_grad[-1])
-        self.result = GradientView(view.norms, theory_curve(view.net, log10_g, self.max_depth), view.bound)
+        self.result = GradientView(view.norms, theory_curve(view.net, log10_g, self.max_depth), view.bound,
+                                   distributions=view.distributions)
         try:
             self.draw(self.result)
             self._redraw_figure()
@@ -937,6 +981,7 @@ class GradientDashboard(Dashboard):
     def warm_variant(self, state):
         net = self._warm_net(state)
         vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
+        self._distributions(net, state)
         self._compiled_keys.add(self._compile_key(state))
         if state["theory"] and theory_applies(net):
             theory_profile(net.replace(depth=max(self.max_depth, net.depth)))
@@ -951,22 +996,8 @@ class GradientDashboard(Dashboard):
 
     # ---- draw
     def draw(self, view: GradientView) -> None:
-        norms, net = view.norms, view.net
-        layers = np.arange(net.depth + 1)
         for panel, plot in self.plots.items():
-            if panel == "gradient":
-                plot.update(layers, norms.log10_activation_grad,
-                            references={"theory": view.theory, "bound": view.bound, "rms": view.rms})
-            elif panel == "weights":
-                plot.update(layers[1:], norms.log10_weight_grad)
-            elif panel == "activations":
-                plot.update(layers[1:], norms.log10_activation_rms, zero_reason="every unit zero")
-            elif panel == "dead":
-                plot.update(layers[1:], norms.dead_fraction)
-            elif panel == "saturated":
-                plot.update(layers[1:], norms.saturated_fraction)
-            else:
-                self._draw_phase(plot, net)
+            GRADIENT_PANELS[panel].draw(self, plot, view)
 
     def _draw_phase(self, plot: plots.PhaseDiagram, net: vglab.MLP):
         key = (net.activation, net.leaky_slope)

@@ -599,6 +599,60 @@ class FractionPlot:
                 "mean": np.asarray(self.mean_line.get_ydata(), float)}
 
 
+# --------------------------------------------------------------------------------------------- histograms
+class LayerHistogramPlot:
+    """Per-layer histograms as one heat map: column l is layer l's histogram, shaded by the share of that
+    layer's entries in each bin (``vglab.layer_distributions``), so a distribution that drifts or spreads with
+    depth is a band that bends or widens.  ``log_values``: the bins are log10 values, ticked as powers of ten.
+    Exact zeros (no logarithm) are not in the map; their share is noted under the title."""
+
+    def __init__(self, ax: Axes, *, ylabel: str, title: str, xlabel: str = "layer $l$",
+                 log_values: bool = True, colour_label: str = "share of the layer's entries"):
+        self.ax = ax
+        self.image = ax.imshow(np.zeros((1, 1)), origin="lower", aspect="auto", cmap="Blues",
+                               interpolation="nearest", vmin=0.0, vmax=1.0, extent=(0.0, 1.0, 0.0, 1.0))
+        colourbar = ax.figure.colorbar(self.image, cax=ax.inset_axes([1.03, 0.0, 0.04, 1.0]))
+        colourbar.set_label(colour_label, fontsize=LEGEND_FONT)
+        colourbar.ax.tick_params(labelsize=LEGEND_FONT)
+        self.colourbar = colourbar
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if log_values:
+            use_power_of_ten_ticks(ax.yaxis)
+        self.title = title
+        ax.set_title(title, fontsize=TITLE_FONT)
+        self.note = ax.title
+        self.shares = np.zeros((0, 0))
+        self.edges = np.zeros(0)
+        self.layers = np.zeros(0)
+
+    def update(self, layers, edges, counts, zeros=None) -> None:
+        """layers (R,), edges (bins+1,), counts (R, bins), zeros (R,) entries left out (exact zeros)."""
+        layers, edges = np.asarray(layers, float), np.asarray(edges, float)
+        counts = np.asarray(counts, float)
+        zeros = np.zeros(len(counts)) if zeros is None else np.asarray(zeros, float)
+        totals = counts.sum(axis=1) + zeros
+        self.shares = counts / np.where(totals > 0, totals, 1.0)[:, None]
+        self.edges, self.layers = edges, layers
+        self.image.set_data(self.shares.T)
+        half = 0.5 * (layers[1] - layers[0]) if layers.size > 1 else 0.5
+        extent = (layers[0] - half, layers[-1] + half, edges[0], edges[-1])
+        self.image.set_extent(extent)
+        self.image.set_clim(0.0, max(float(self.shares.max(initial=0.0)), 1e-6))
+        self.ax.set_xlim(extent[0], extent[1])
+        self.ax.set_ylim(extent[2], extent[3])
+        zero_share = zeros.sum() / max(totals.sum(), 1.0)
+        note = f"exact zeros: {100 * zero_share:.1f}% of entries" if zero_share > 0 else ""
+        self.note.set_text("\n".join(part for part in (self.title, note) if part))
+
+    def animated_artists(self) -> list:
+        """The heat map and the title with its note (new limits or colour-bar ticks make a full frame)."""
+        return [self.image, self.note]
+
+    def data(self) -> dict:
+        return {"layers": self.layers, "edges": self.edges, "shares": self.shares}
+
+
 # --------------------------------------------------------------------------------------------- phase diagram
 class PhaseDiagram:
     """The order/chaos phase diagram of a deep random net (Poole et al. 2016; Schoenholz et al. 2017).

@@ -40,8 +40,15 @@ from vglab.core.compilation import exact_jit
 from vglab.core.logspace import LN10
 from vglab.core.validation import check_float, check_int
 from vglab.models.activity import MAX_BATCH, batch_inputs, unit_activity
-from vglab.models.jacobians import SATURATION_LEVEL, _backward, _check_seeds, _forward, _scalars, _structure, \
-    weight_bank
+from vglab.models.jacobians import (
+    SATURATION_LEVEL,
+    _backward,
+    _check_seeds,
+    _forward,
+    _scalars,
+    _structure,
+    weight_bank,
+)
 from vglab.models.mlp import MLP
 
 SATURATION_RANGE = (-6.0, 0.0)

@@ -25,6 +25,8 @@ def _phi(name, x, slope):
         "relu": lambda: jnp.where(x > 0, x, 0.0),
         "leaky_relu": lambda: jnp.where(x > 0, x, slope * x),
         "gelu": lambda: jax.nn.gelu(x, approximate=False),
+        "elu": lambda: jax.nn.elu(x),
+        "silu": lambda: jax.nn.silu(x),
         "linear": lambda: x,
     }[name]()
 

@@ -8,7 +8,7 @@ from vglab import theory
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(activation="sigmod"),
-     r"unknown activation 'sigmod'; did you mean 'sigmoid'\? \(valid: sigmoid, tanh, relu, leaky_relu, gelu, linear\)"),
+     r"unknown activation 'sigmod'; did you mean 'sigmoid'\? \(valid: sigmoid, tanh, relu, leaky_relu, gelu, linear, elu, silu\)"),
     (dict(activation="swish"), r"unknown activation 'swish' \(valid: "),
     (dict(init="hee"), r"unknown init 'hee'; did you mean 'he'\? \(valid: xavier, he, lecun, orthogonal, gaussian\)"),
     (dict(norm="batchnorm"),

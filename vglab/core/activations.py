@@ -42,7 +42,8 @@ class Activation:
                      leaves float32's range (tanh′(50) ≈ 1e-43, GELU′(−15) ≈ −1e-47); None for the piecewise
                      linear ones (φ′ ∈ {0, 1, a} is always representable).
     flat:            φ′ is exactly 0 on a set of positive measure (ReLU's flat side): the only activation
-                     whose units can be *dead*.  Sigmoid, tanh and GELU units saturate but never die.
+                     whose units can be *dead*.  Sigmoid, tanh, GELU, ELU and SiLU units saturate but never
+                     die (ELU′ = e^x > 0; SiLU′ vanishes only at the single point x₀ ≈ −1.2785).
     """
 
     name: str
@@ -163,6 +164,69 @@ def _gelu_scaled(zt, s, slope):
     return zt * _normal_cdf(z), s, _gelu_dphi(z)
 
 
+def _elu_phi(x, slope=0.0):
+    # ELU with α = 1: x for x > 0, e^x − 1 (expm1: exact near 0) otherwise.  The minimum keeps the unused
+    # branch finite, so jax.grad through jnp.where never meets 0·∞.
+    return jnp.where(x > 0.0, x, jnp.expm1(jnp.minimum(x, 0.0)))
+
+
+def _elu_dphi(x, slope=0.0):
+    return jnp.where(x > 0.0, 1.0, jnp.exp(jnp.minimum(x, 0.0))).astype(x.dtype)
+
+
+def _elu_log_dphi(x, slope=0.0):
+    # log ELU′(x) = min(x, 0) exactly: e^x underflows float32 below x ≈ −103, its logarithm never does.
+    return jnp.minimum(x, 0.0), jnp.ones_like(x)
+
+
+def _elu_scaled(zt, s, slope):
+    # ELU(e^s z̃) = e^s z̃ on the positive side (keep the scale).  Negative side: e^z − 1 ∈ (−1, 0].  Small
+    # signals (s ≤ 0) keep their own scale through the ratio (e^z − 1)/z → 1; large ones (s > 0) are the
+    # bounded value e^z − 1 divided by e^s (negligible beside the positive side's e^s z̃ when s is large).
+    z = zt * jnp.exp(jnp.minimum(s, _MAX_EXP))
+    neg = jnp.minimum(z, 0.0)
+    small_z = jnp.abs(neg) < 1e-4
+    ratio = jnp.where(small_z, 1.0 + 0.5 * neg, jnp.expm1(neg) / jnp.where(small_z, 1.0, neg))
+    negative = jnp.where(s > 0.0, jnp.expm1(neg) * jnp.exp(-s), zt * ratio)
+    return jnp.where(zt > 0.0, zt, negative), s, _elu_dphi(z)
+
+
+def _silu_phi(x, slope=0.0):
+    return x * jax.nn.sigmoid(x)
+
+
+def _silu_dphi(x, slope=0.0):
+    # SiLU′(x) = σ(x)(1 + x σ(−x)) = σ(x) + x σ(x)σ(−x); SiLU′(x) + SiLU′(−x) = 1.
+    return jax.nn.sigmoid(x) * (1.0 + x * jax.nn.sigmoid(-x))
+
+
+def _silu_log_dphi(x, slope=0.0):
+    """log|SiLU′(x)| = log σ(x) + log|1 + x σ(−x)| and sign(1 + x σ(−x)): log σ(x) = −softplus(−x) never
+    underflows (SiLU′(−200) ≈ −199 e^{−200} ≈ −2.8e-85), and 1 + x σ(−x) ≈ 1 + x is an ordinary number there.
+    SiLU′ < 0 for x < x₀ ≈ −1.2785 (its only zero, where 1 + x σ(−x) = 0), minimum ≈ −0.0998 at x ≈ −2.3994."""
+    factor = 1.0 + x * jax.nn.sigmoid(-x)
+    return jax.nn.log_sigmoid(x) + jnp.log(jnp.abs(factor)), jnp.sign(factor)
+
+
+def _silu_scaled(zt, s, slope):
+    # SiLU(e^s z̃) = e^s · z̃ σ(e^s z̃): keep the scale, clamp only the argument of σ (which saturates).
+    z = zt * jnp.exp(jnp.minimum(s, _MAX_EXP))
+    return zt * jax.nn.sigmoid(z), s, _silu_dphi(z)
+
+
+def _silu_sup_derivative() -> tuple[float, float]:
+    """(x*, SiLU′(x*)): the maximum of SiLU′, where SiLU″(x) = σ(x)σ(−x)(2 + x(σ(−x) − σ(x))) = 0, i.e.
+    2 + x(σ(−x) − σ(x)) = 2 − x tanh(x/2) = 0: x* = 2.39935…, SiLU′(x*) = 1.09984….  Solved by bisection
+    in float64 (2 − x tanh(x/2) decreases on [2, 3])."""
+    lo, hi = 2.0, 3.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if 2.0 - mid * math.tanh(0.5 * mid) > 0.0 else (lo, mid)
+    x = 0.5 * (lo + hi)
+    sig = 1.0 / (1.0 + math.exp(-x))
+    return x, sig * (1.0 + x * (1.0 - sig))
+
+
 def _linear_phi(x, slope=0.0):
     return x
 
@@ -173,6 +237,10 @@ def _linear_dphi(x, slope=0.0):
 
 # sup |GELU′| is reached at x = √2: Φ(√2) + √2 φ(√2) ≈ 1.1289.
 GELU_SUP_DERIVATIVE = 0.5 * (1.0 + math.erf(1.0)) + math.sqrt(2.0) * math.exp(-1.0) / _SQRT_2PI
+
+# sup |SiLU′| is reached at x ≈ 2.3994 (2 = x tanh(x/2)): ≈ 1.0998; by SiLU′(−x) = 1 − SiLU′(x) its minimum is
+# ≈ −0.0998 at x ≈ −2.3994, so |SiLU′| ≤ 1.0998 everywhere.
+SILU_ARGMAX_DERIVATIVE, SILU_SUP_DERIVATIVE = _silu_sup_derivative()
 
 ACTIVATIONS: dict[str, Activation] = {
     "sigmoid": Activation("sigmoid", _sigmoid_phi, _sigmoid_dphi, lambda a=0.0: 0.25, _sigmoid_scaled,
@@ -188,6 +256,10 @@ ACTIVATIONS: dict[str, Activation] = {
                        "x·Φ(x) (exact, erf form),  sup φ′ ≈ 1.1289", _gelu_log_dphi),
     "linear": Activation("linear", _linear_phi, _linear_dphi, lambda a=0.0: 1.0,
                          _homogeneous_scaled(_linear_phi, _linear_dphi), "φ(x) = x"),
+    "elu": Activation("elu", _elu_phi, _elu_dphi, lambda a=0.0: 1.0, _elu_scaled,
+                      "x (x > 0), e^x − 1 (x ≤ 0),  φ′ = min(1, e^x) ∈ (0, 1]", _elu_log_dphi),
+    "silu": Activation("silu", _silu_phi, _silu_dphi, lambda a=0.0: SILU_SUP_DERIVATIVE, _silu_scaled,
+                       "x·σ(x) (SiLU/Swish),  sup φ′ ≈ 1.0998", _silu_log_dphi),
 }
 
 
@@ -220,7 +292,8 @@ def get_activation(name: str) -> Activation:
 
 
 def sup_derivative(name: str, leaky_slope: float = 0.01) -> float:
-    """sup_x |φ′(x)|: 0.25 for sigmoid, 1 for tanh/ReLU, max(1, |a|) for leaky ReLU, ≈1.1289 for GELU.
+    """sup_x |φ′(x)|: 0.25 for sigmoid, 1 for tanh/ReLU/ELU, max(1, |a|) for leaky ReLU, ≈1.1289 for GELU,
+    ≈1.0998 for SiLU (at x ≈ 2.3994).
 
     leaky_slope: the leaky-ReLU slope a, a finite number in [−10, 10] (as ``vglab.MLP`` accepts)."""
     activation = get_activation(name)

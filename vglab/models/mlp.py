@@ -75,7 +75,7 @@ class MLP:
     """A deep fully-connected network of ``depth`` square layers of ``width`` units, or of the layer sizes
     ``widths=(n_0, …, n_L)`` (a width profile; see the module docstring).
 
-    activation:     one of sigmoid, tanh, relu, leaky_relu, gelu, linear.
+    activation:     one of sigmoid, tanh, relu, leaky_relu, gelu, linear, elu, silu.
     init:           xavier, he, lecun, orthogonal or gaussian; sets σ_w unless ``weight_std`` is given; also
                     he_fan_in (= he), he_fan_out, and constant (every unit identical: no symmetry breaking).
     widths:         (n_0, …, n_L) layer sizes instead of depth × width (plain layers, not orthogonal).

@@ -14,6 +14,14 @@ Model (hidden size n, steps T, every sequence drawn from the seed):
         c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t             cell state (the "constant error carousel")
         h_t = o_t ⊙ tanh(c_t)
 
+    gru (Cho et al. 2014):
+        r_t = σ(W_r h_{t-1} + U_r x_t + b_r)        reset gate
+        u_t = σ(W_u h_{t-1} + U_u x_t + b_u)        update gate, b_u = update_bias (+ σ_b noise)
+        n_t = tanh(W_n (r_t ⊙ h_{t-1}) + U_n x_t + b_n)   candidate
+        h_t = u_t ⊙ h_{t-1} + (1 − u_t) ⊙ n_t        (Cho et al.'s and PyTorch's convention)
+    The update gate u_t is the GRU's forget gate: u_t → 1 copies h_{t-1} unchanged (the memory is kept),
+    u_t → 0 overwrites it.  So a *positive* ``update_bias`` keeps memory, as a positive LSTM forget bias does.
+
 Weights: W = (σ_w/√n) Ŵ with Ŵ ~ N(0, 1) (``weight_std`` = σ_w, default 1), or, with ``spectral_radius`` ρ,
 W = ρ Q with Q Haar orthogonal, so every singular value (and eigenvalue modulus) of W is exactly ρ.  The LSTM
 draws its four n×n blocks W_i, W_f, W_o, W_g that way.  U = (σ_in/√n) Û with Û ~ N(0, 1) (``input_std``),
@@ -27,6 +35,9 @@ everything computed from h_t recomputed; likewise ∂L/∂c_t for the LSTM, wher
 includes h_t = o_t ⊙ tanh(c_t) (for t = 0 only c_1, since h_0 is a given initial state).  Backward:
 
     vanilla:  ∂L/∂h_{t-1} = Wᵀ (φ′(z_t) ⊙ ∂L/∂h_t)
+    gru:      δn = ∂L/∂h_t ⊙ (1 − u_t) ⊙ tanh′(z_n),  δu = ∂L/∂h_t ⊙ (h_{t-1} − n_t) ⊙ σ′(z_u),
+              q = W_nᵀ δn,  δr = q ⊙ h_{t-1} ⊙ σ′(z_r)
+              ∂L/∂h_{t-1} = ∂L/∂h_t ⊙ u_t + q ⊙ r_t + W_rᵀ δr + W_uᵀ δu
     lstm:     δc_t = ∂L/∂c_t = ∂L/∂c_t|_{via c_{t+1}} + ∂L/∂h_t ⊙ o_t ⊙ tanh′(c_t)
               ∂L/∂c_{t-1}|_{via c_t} = f_t ⊙ δc_t
               ∂L/∂h_{t-1} = Wᵀ [δc_t ⊙ g_t ⊙ σ′_i;  δc_t ⊙ c_{t-1} ⊙ σ′_f;  ∂L/∂h_t ⊙ tanh(c_t) ⊙ σ′_o;
@@ -75,12 +86,13 @@ from vglab.core.logspace import (
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.jacobians import DEPTH_BUCKETS, SeededGradients, _check_seeds
 
-CELLS = ("vanilla", "lstm")
+CELLS = ("vanilla", "lstm", "gru")
+_GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
 MAX_STEPS = 10_000
 MAX_HIDDEN = 2048
 # Largest float32 per-step trace (inputs and what the backward pass reads) one call may hold, all seeds.
 TRACE_BUDGET_BYTES = 2 * 2**30
-_TRACE_FLOATS = {"vanilla": 3, "lstm": 12}  # floats per step and hidden unit (inputs + trace + output)
+_TRACE_FLOATS = {"vanilla": 3, "lstm": 12, "gru": 10}  # floats per step and hidden unit (inputs + trace + output)
 
 
 @keywords_checked(owner="vglab.RNN")
@@ -88,14 +100,16 @@ _TRACE_FLOATS = {"vanilla": 3, "lstm": 12}  # floats per step and hidden unit (i
 class RNN:
     """A recurrent network of ``hidden`` units unrolled for ``steps`` time steps (see the module docstring).
 
-    cell:            "vanilla" (h_t = φ(W h_{t-1} + U x_t + b)) or "lstm".
-    activation:      φ of the vanilla cell (any of ``vglab.ACTIVATIONS``); the LSTM uses σ and tanh.
+    cell:            "vanilla" (h_t = φ(W h_{t-1} + U x_t + b)), "lstm" or "gru".
+    activation:      φ of the vanilla cell (any of ``vglab.ACTIVATIONS``); the LSTM and GRU use σ and tanh.
     weight_std:      σ_w, recurrent W ~ N(0, σ_w²/n) (the default, σ_w = 1; ‖W‖₂ ≈ 2σ_w for large n).
     spectral_radius: ρ, recurrent W = ρ·Q with Q Haar orthogonal (all singular values equal ρ).
                      Give ``weight_std`` or ``spectral_radius``, not both.
     input_std:       σ_in, input weights U ~ N(0, σ_in²/n) (the drive U x_t has unit-order size σ_in).
     bias_std:        σ_b, b ~ N(0, σ_b²).
-    forget_bias:     the constant added to the LSTM forget-gate bias (ignored by the vanilla cell).
+    forget_bias:     the constant added to the LSTM forget-gate bias (ignored by the other cells).
+    update_bias:     the constant added to the GRU update-gate bias (ignored by the other cells).  Positive
+                     keeps memory: u_t = σ(… + update_bias) → 1 makes h_t ≈ h_{t-1} (the GRU's forget-bias).
     leaky_slope:     the negative slope of leaky ReLU.
     """
 
@@ -109,6 +123,7 @@ class RNN:
     bias_std: float = 0.0
     forget_bias: float = 1.0
     leaky_slope: float = 0.01
+    update_bias: float = 1.0
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -118,6 +133,9 @@ class RNN:
         check_choice("activation", self.activation, ACTIVATIONS)
         if self.cell == "lstm" and self.activation != "tanh":
             raise ValueError(f"the LSTM cell uses σ gates and tanh (Hochreiter & Schmidhuber 1997); "
+                             f"activation applies to cell='vanilla' only, got activation={self.activation!r}")
+        if self.cell == "gru" and self.activation != "tanh":
+            raise ValueError(f"the GRU cell uses σ gates and tanh (Cho et al. 2014); "
                              f"activation applies to cell='vanilla' only, got activation={self.activation!r}")
         if self.weight_std is not None and self.spectral_radius is not None:
             raise ValueError("give weight_std (Gaussian W) or spectral_radius (W = ρ·orthogonal), not both")
@@ -129,6 +147,7 @@ class RNN:
         set_(self, "bias_std", check_float("bias_std", self.bias_std, 0.0, 100.0))
         set_(self, "forget_bias", check_float("forget_bias", self.forget_bias, -100.0, 100.0))
         set_(self, "leaky_slope", check_float("leaky_slope", self.leaky_slope, -10.0, 10.0))
+        set_(self, "update_bias", check_float("update_bias", self.update_bias, -100.0, 100.0))
 
     @property
     def orthogonal(self) -> bool:
@@ -144,8 +163,8 @@ class RNN:
 
     @property
     def gates(self) -> int:
-        """Blocks of W: 1 for the vanilla cell, 4 (i, f, o, g) for the LSTM."""
-        return 4 if self.cell == "lstm" else 1
+        """Blocks of W: 1 for the vanilla cell, 4 (i, f, o, g) for the LSTM, 3 (r, u, n) for the GRU."""
+        return _GATES[self.cell]
 
     def replace(self, **changes) -> RNN:
         """A copy with some fields changed (validated again)."""
@@ -156,7 +175,7 @@ class RNN:
         defaults = RNN()
         parts = [f"cell={self.cell!r}", f"hidden={self.hidden}", f"steps={self.steps}"]
         for name in ("activation", "weight_std", "spectral_radius", "input_std", "bias_std", "forget_bias",
-                     "leaky_slope"):
+                     "leaky_slope", "update_bias"):
             value = getattr(self, name)
             if value != getattr(defaults, name):
                 parts.append(f"{name}={value!r}")
@@ -314,6 +333,7 @@ class Scalars(NamedTuple):
     bias_std: jax.Array
     forget_bias: jax.Array
     leaky_slope: jax.Array
+    update_bias: jax.Array
     log_recurrent_scale: LogScale  # log(ρ/√n) to float64 accuracy (W = e^{this} Ŵ exactly)
 
 
@@ -325,7 +345,7 @@ def _scalars(net: RNN) -> Scalars:
     lo = np.float32(log_scale64 - float(hi)) if math.isfinite(log_scale64) else np.float32(0.0)
     return Scalars(jnp.float32(net.recurrent_scale / root_n), jnp.float32(net.input_std / root_n),
                    jnp.float32(net.bias_std), jnp.float32(net.forget_bias), jnp.float32(net.leaky_slope),
-                   LogScale(jnp.float32(hi), jnp.float32(lo)))
+                   jnp.float32(net.update_bias), LogScale(jnp.float32(hi), jnp.float32(lo)))
 
 
 def _put(array: LogScale, t, value: LogScale) -> LogScale:
@@ -337,10 +357,13 @@ def _minus_inf(size):
 
 
 def _bias(scalars: Scalars, unit_bias, gates: int, n: int):
-    """b = σ_b b̂, plus the forget bias on the LSTM's forget block (rows n..2n)."""
+    """b = σ_b b̂, plus the forget bias on the LSTM's forget block (rows n..2n), or the update bias on the
+    GRU's update block (rows n..2n)."""
     b = scalars.bias_std * unit_bias
     if gates == 4:
         b = b.at[n: 2 * n].add(scalars.forget_bias)
+    if gates == 3:
+        b = b.at[n: 2 * n].add(scalars.update_bias)
     return b
 
 
@@ -452,10 +475,72 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
     return log_grad_h, log_grad_c, log_scale(log_rms), forget_mean
 
 
+class GRUTrace(NamedTuple):
+    """Per step t = 1..T (row t−1), what the backward pass reads; states has rows h_0..h_T."""
+
+    r: jax.Array
+    u: jax.Array
+    n: jax.Array
+    states: jax.Array
+    dr: jax.Array  # σ′(z_r)
+    du: jax.Array  # σ′(z_u)
+    dn: jax.Array  # tanh′(z_n)
+
+
+def _gru(structure, scalars, W, U, b, xs, g_out, steps):
+    """Forward in float32 (|h_t| < 1: a convex mix of h_{t−1} and a tanh), backward in log space: the adjoint
+    is renormalised to unit norm every step and its log-norm accumulated (TwoSum), as for the LSTM."""
+    sigmoid, tanh = ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
+    capacity, n = xs.shape
+    zeros = jnp.zeros((capacity, n), jnp.float32)
+    trace = GRUTrace(zeros, zeros, zeros, jnp.zeros((capacity + 1, n), jnp.float32), zeros, zeros, zeros)
+    s = scalars.recurrent_scale
+
+    def forward(t, carry):  # computes h_{t+1}
+        h, trace, log_rms = carry
+        drive = scalars.input_scale * (U @ xs[t]) + b
+        zr = s * (W[:n] @ h) + drive[:n]
+        zu = s * (W[n: 2 * n] @ h) + drive[n: 2 * n]
+        r, u = jax.nn.sigmoid(zr), jax.nn.sigmoid(zu)
+        zn = s * (W[2 * n:] @ (r * h)) + drive[2 * n:]
+        cand = jnp.tanh(zn)
+        h_next = u * h + (1.0 - u) * cand
+        trace = GRUTrace(trace.r.at[t].set(r), trace.u.at[t].set(u), trace.n.at[t].set(cand),
+                         trace.states.at[t + 1].set(h_next), trace.dr.at[t].set(sigmoid.dphi(zr)),
+                         trace.du.at[t].set(sigmoid.dphi(zu)), trace.dn.at[t].set(tanh.dphi(zn)))
+        return h_next, trace, log_rms.at[t].set(jnp.log(jnp.sqrt(jnp.mean(h_next * h_next))))
+
+    init = (jnp.zeros((n,), jnp.float32), trace, jnp.full((capacity,), -jnp.inf, jnp.float32))
+    _, trace, log_rms = jax.lax.fori_loop(0, steps, forward, init)
+
+    a, r_log, logged = normalise_unit(g_out, log_scale(0.0))  # ∂L/∂h_T = g
+    log_grad_h = _put(_minus_inf(capacity + 1), steps, logged)
+
+    def backward(k, carry):  # step t = steps − k: ∂L/∂h_t → ∂L/∂h_{t−1}
+        a, r_log, log_grad_h = carry
+        t = steps - k
+        row = t - 1
+        h_prev = trace.states[t - 1]
+        u, reset = trace.u[row], trace.r[row]
+        delta_n = a * (1.0 - u) * trace.dn[row]
+        delta_u = a * (h_prev - trace.n[row]) * trace.du[row]
+        q = s * (delta_n @ W[2 * n:])  # W_nᵀ δn as a row-vector product (see _vanilla)
+        delta_r = q * h_prev * trace.dr[row]
+        a_prev = a * u + q * reset + s * (jnp.concatenate([delta_r, delta_u]) @ W[: 2 * n])
+        a, r_log, logged = normalise_unit(a_prev, r_log)
+        return a, r_log, _put(log_grad_h, t - 1, logged)
+
+    _, _, log_grad_h = jax.lax.fori_loop(0, steps, backward, (a, r_log, log_grad_h))
+    return log_grad_h, _minus_inf(capacity + 1), log_scale(log_rms), jnp.mean(trace.u, axis=1)
+
+
+_RUNS = {"vanilla": _vanilla, "lstm": _lstm, "gru": _gru}
+
+
 @partial(exact_jit, static_argnames=("structure",))
 def _recurrent_program(structure, scalars, recurrent, input_weights, bias, inputs, directions, steps):
-    run = _lstm if structure.cell == "lstm" else _vanilla
-    gates = 4 if structure.cell == "lstm" else 1
+    run = _RUNS[structure.cell]
+    gates = _GATES[structure.cell]
 
     def one_seed(W, U, b_unit, xs, g):
         b = _bias(scalars, b_unit, gates, xs.shape[1])
@@ -479,7 +564,8 @@ class RecurrentGradientNorms(SeededGradients):
     log10_cell_grad:       (n_seeds, steps+1)  LSTM only: log10 ‖∂L/∂c_t‖₂, the gradient carried by the cell
                            state (c_t's total adjoint, see the module docstring); None for the vanilla cell.
     log10_hidden_rms:      (n_seeds, steps)    log10 RMS(h_t), t = 1..T (the forward signal).
-    forget_gate_mean:      (n_seeds, steps)    LSTM only: mean_j f_t,j, t = 1..T; None for the vanilla cell.
+    forget_gate_mean:      (n_seeds, steps)    LSTM only: mean_j f_t,j, t = 1..T; None for the other cells.
+    update_gate_mean:      (n_seeds, steps)    GRU only: mean_j u_t,j, t = 1..T (near 1: memory kept); else None.
     An exactly zero gradient is −inf: it is zero (e.g. dead ReLUs), not underflow.
     """
 
@@ -490,6 +576,7 @@ class RecurrentGradientNorms(SeededGradients):
     log10_cell_grad: np.ndarray | None
     log10_hidden_rms: np.ndarray
     forget_gate_mean: np.ndarray | None
+    update_gate_mean: np.ndarray | None = None
 
 
 def recurrent_gradient_norms(net: RNN, seed: int = 0, n_seeds: int = 1) -> RecurrentGradientNorms:
@@ -508,6 +595,7 @@ def recurrent_gradient_norms(net: RNN, seed: int = 0, n_seeds: int = 1) -> Recur
     log_h, log_c, log_rms = (scale_to_float64(out[k], out[k + 1]) / LN10 for k in (0, 2, 4))
     forget = np.asarray(out[6], np.float64)
     T = net.steps
-    lstm = net.cell == "lstm"
+    lstm, gru = net.cell == "lstm", net.cell == "gru"
     return RecurrentGradientNorms(net, seed, n_seeds, log_h[:, : T + 1], log_c[:, : T + 1] if lstm else None,
-                                  log_rms[:, :T], forget[:, :T] if lstm else None)
+                                  log_rms[:, :T], forget[:, :T] if lstm else None,
+                                  forget[:, :T] if gru else None)

@@ -720,8 +720,9 @@ def _phase_grid(activation: str, leaky_slope: float, sigma_w2: tuple, sigma_b2: 
     return theory.chi1_grid(activation, np.array(sigma_w2), np.array(sigma_b2), leaky_slope)
 
 
-# Activations whose χ₁ grid is quick to compute (closed forms or Gauss–Hermite at moderate q).
-PHASE_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "linear")
+# Activations whose χ₁ grid is quick to compute (closed forms or Gauss–Hermite at moderate q; ELU's moments
+# are erfcx closed forms).  GELU and SiLU need Simpson sums at large q: too slow for a live grid.
+PHASE_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "linear", "elu")
 
 
 class Panel(NamedTuple):

@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.layout_engine import PlaceHolderLayoutEngine, TightLayoutEngine
-from matplotlib.ticker import FuncFormatter, Locator
+from matplotlib.ticker import FuncFormatter, Locator, MaxNLocator
 
 # Okabe & Ito (2008), "Color Universal Design": told apart with every common colour-vision deficiency.
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
@@ -617,6 +617,7 @@ class LayerHistogramPlot:
         self.colourbar = colourbar
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
         if log_values:
             use_power_of_ten_ticks(ax.yaxis)
         self.title = title
@@ -638,7 +639,10 @@ class LayerHistogramPlot:
         half = 0.5 * (layers[1] - layers[0]) if layers.size > 1 else 0.5
         extent = (layers[0] - half, layers[-1] + half, edges[0], edges[-1])
         self.image.set_extent(extent)
-        self.image.set_clim(0.0, max(float(self.shares.max(initial=0.0)), 1e-6))
+        top = max(float(self.shares.max(initial=0.0)), 1e-6)
+        self.image.set_clim(0.0, top)
+        ticks = MaxNLocator(5).tick_values(0.0, top)
+        self.colourbar.set_ticks(ticks[(ticks >= 0.0) & (ticks <= top * (1 + 1e-9))])  # none beyond the bar
         self.ax.set_xlim(extent[0], extent[1])
         self.ax.set_ylim(extent[2], extent[3])
         zero_share = zeros.sum() / max(totals.sum(), 1.0)

@@ -142,8 +142,12 @@ def _init_params(seed, sigma_w, sigma_b, depth, width, features, classes, orthog
 def initial_parameters(net: MLP, features: int, classes: int, seed: int = 0) -> Params:
     """The parameters ``train`` starts from: body weights W_l = (σ_w/√n) Ŵ_l exactly as ``gradient_norms``
     draws them for ``seed``, the input projection P and readout R from their own streams."""
-    return _init_params(seed, jnp.float32(net.sigma_w), jnp.float32(net.bias_std), net.depth, net.width,
-                        features, classes, net.orthogonal)
+    params = _init_params(seed, jnp.float32(net.sigma_w), jnp.float32(net.bias_std), net.depth, net.width,
+                          features, classes, net.orthogonal)
+    if net.init == "constant":  # W_l = (σ_w/n) 11ᵀ, b_l = σ_b 1 (vglab.core.init): every unit identical
+        params = params._replace(weights=jnp.full_like(params.weights, net.sigma_w / net.width),
+                                 biases=jnp.full_like(params.biases, net.bias_std))
+    return params
 
 
 class Structure(NamedTuple):
@@ -333,6 +337,8 @@ def train(net: MLP, data="digits", steps: int = 500, optimizer: str = "sgd",
     """
     if not isinstance(net, MLP):
         raise ValueError(f"train expects a vglab.MLP, got {type(net).__name__}")
+    if net.widths is not None:
+        raise ValueError(f"train needs square layers (depth=, width=); got a width profile {net.widths!r}")
     if net.n_parameters > MAX_PARAMETERS:
         raise ValueError(f"train holds weights, gradients and optimizer state in memory: depth × (width² + "
                          f"width) = {net.n_parameters} parameters, above the {MAX_PARAMETERS} bound")

@@ -481,6 +481,10 @@ def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1, loss=None) -> Grad
         return own_engine(seed=seed, n_seeds=n_seeds)
     if loss is not None:
         raise ValueError("loss= is for a vglab.Stack; a vglab.MLP uses L = <g, h_L>")
+    if net.widths is not None or net.init == "constant":  # non-square layers or the constant init
+        from vglab.models.profile import profile_gradient_norms
+
+        return profile_gradient_norms(net, seed=seed, n_seeds=n_seeds)
     seeds = _check_seeds(seed, n_seeds)
     bank = weight_bank(seeds, net.width, net.orthogonal, net.depth)
     sup = np.float32(ACTIVATIONS[net.activation].sup_dphi(net.leaky_slope))
@@ -643,6 +647,10 @@ def jacobian_spectrum(net: MLP, seed: int = 0) -> JacobianSpectrum:
         if own_engine is None:
             raise ValueError(f"jacobian_spectrum expects a vglab.MLP or Stack, got {type(net).__name__}")
         return own_engine(seed=seed)
+    if net.widths is not None or net.init == "constant":
+        raise ValueError(f"jacobian_spectrum needs square layers drawn at random: "
+                         f"{'a width profile' if net.widths is not None else 'init=constant'} is not supported "
+                         f"(got {net.to_code()}); use gradient_norms, or depth= and width=")
     (seed,) = _check_seeds(seed, 1)
     bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)
     with single_threaded_lapack():

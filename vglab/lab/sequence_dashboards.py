@@ -47,6 +47,7 @@ TRANSFORMER_WIDTHS = (32, 64, 128)
 RNN_ACTIVATIONS = ("tanh", "linear", "relu", "sigmoid", "gelu")
 TRANSFORMER_ACTIVATIONS = ("gelu", "relu", "tanh")
 _RNN_DEFAULTS = vglab.RNN()
+_GATED = ("lstm", "gru")  # cells with σ gates and tanh: the activation control does not apply
 
 
 # --------------------------------------------------------------------------------------------- references
@@ -111,6 +112,18 @@ class _SequenceDashboard(Dashboard):
     def pin_targets(self) -> list:
         return [self.plots["gradient"]]
 
+    # ---- background warm-up (vglab.lab.warmup): each option of the choice controls in warm_controls
+    def warm_variants(self, state):
+        """Each option's variant; those needing a program not compiled yet come first."""
+        variants = super().warm_variants(state)
+        return sorted(variants, key=lambda v: self._compile_key(v) in self._compiled_keys)
+
+    def warm_key(self, state):
+        return (self._compile_key(state), self._warm_network(state), state["seed"])
+
+    def warm_variant(self, state):
+        self.compute(state)  # compute touches neither the figure nor the widgets
+
     def plotted(self) -> dict:
         """The data on screen, per panel, read back from the artists (see ``LogProfilePlot.data``)."""
         return {panel: plot.data() for panel, plot in self.plots.items()}
@@ -126,14 +139,16 @@ class RecurrentDashboard(_SequenceDashboard):
     only (Hochreiter & Schmidhuber 1997; forget bias 1: Jozefowicz, Zaremba & Sutskever 2015).
 
     Parameters are the ``vglab.RNN`` fields (with ``spectral_radius`` ρ: W = ρQ) plus seed and n_seeds;
-    ``controls`` names those that get a widget.  ``activation`` applies to the vanilla cell (the LSTM uses σ
-    and tanh); ``forget_bias`` to the LSTM.  ``max_steps`` bounds the steps slider.
+    ``controls`` names those that get a widget.  ``activation`` applies to the vanilla cell (the LSTM and GRU
+    use σ and tanh); ``forget_bias`` is the gated cells' "keep" bias: the LSTM's forget bias b_f, or the GRU's
+    update bias b_u (``vglab.RNN(update_bias=...)``; positive keeps memory in both).  ``max_steps`` bounds
+    the steps slider.
     """
 
     kind = "recurrent-dashboard"
     LABELS = {"cell": "cell", "steps": "steps T", "hidden": "hidden n",
               "activation": "activation φ (vanilla)", "spectral_radius": "ρ = ‖W‖₂",
-              "forget_bias": "forget bias b_f (LSTM)", "seed": "seed"}
+              "forget_bias": "keep bias b_f (LSTM) / b_u (GRU)", "seed": "seed"}
     CONTROLS = ("cell", "steps", "hidden", "activation", "spectral_radius", "forget_bias", "seed")
 
     def __init__(self, *, cell: str = "vanilla", steps: int = 100, hidden: int = 64, activation: str = "tanh",
@@ -145,7 +160,7 @@ class RecurrentDashboard(_SequenceDashboard):
         max_steps = check_int("max_steps", max_steps, 1, recurrent.MAX_STEPS)
         if not isinstance(steps, int) or not 1 <= steps <= max_steps:
             raise ValueError(f"steps must be an integer in 1..{max_steps} (max_steps), got {steps!r}")
-        vglab.RNN(cell=cell, hidden=hidden, steps=steps, activation="tanh" if cell == "lstm" else activation,
+        vglab.RNN(cell=cell, hidden=hidden, steps=steps, activation="tanh" if cell in _GATED else activation,
                   spectral_radius=spectral_radius, forget_bias=forget_bias, input_std=input_std)  # validates
         for panel in panels:
             check_choice("panel", panel, ("gradient", "cell"))
@@ -170,15 +185,22 @@ class RecurrentDashboard(_SequenceDashboard):
         """The ``vglab.RNN`` a state describes (the LSTM ignores ``activation``, the vanilla cell
         ``forget_bias``, so changing them there is no new network)."""
         s = self.state if state is None else state
-        lstm = s["cell"] == "lstm"
+        lstm, gru = s["cell"] == "lstm", s["cell"] == "gru"
         return vglab.RNN(cell=s["cell"], hidden=s["hidden"], steps=s["steps"],
-                         activation="tanh" if lstm else s["activation"],
+                         activation="tanh" if s["cell"] in _GATED else s["activation"],
                          spectral_radius=_tidy(s["spectral_radius"]), input_std=_tidy(s["input_std"]),
-                         forget_bias=_tidy(s["forget_bias"]) if lstm else _RNN_DEFAULTS.forget_bias)
+                         forget_bias=_tidy(s["forget_bias"]) if lstm else _RNN_DEFAULTS.forget_bias,
+                         update_bias=_tidy(s["forget_bias"]) if gru else _RNN_DEFAULTS.update_bias)
 
     def _compile_key(self, state):
         net = self.network(state)
         return (net.cell, net.activation, net.hidden, state["n_seeds"])
+
+    warm_controls = ("cell", "activation")
+
+    def _warm_network(self, state):
+        """The network whose draws (at max_steps) and program every steps value reuses."""
+        return self.network(state).replace(steps=self.max_steps)
 
     # ---- figure
     def setup_figure(self, figure):
@@ -216,7 +238,7 @@ class RecurrentDashboard(_SequenceDashboard):
                                       references={"theory": view.theory, "bound": view.bound})
         if "cell" in self.plots:
             if norms.log10_cell_grad is None:
-                self.plots["cell"].clear("the vanilla cell has no cell state:\nchoose cell = lstm", x=t)
+                self.plots["cell"].clear(f"the {view.net.cell} cell has no cell state:\nchoose cell = lstm", x=t)
             else:
                 self.plots["cell"].update(t, norms.log10_cell_grad)
 
@@ -226,6 +248,8 @@ class RecurrentDashboard(_SequenceDashboard):
         text = f"T = {net.steps}, {net.cell}"
         if net.cell == "lstm":
             text += f" (b_f = {net.forget_bias:g})"
+        elif net.cell == "gru":
+            text += f" (b_u = {net.update_bias:g}, ρ = {net.spectral_radius:g})"
         else:
             text += f" {net.activation}, ρ = {net.spectral_radius:g}"
         text += f": ‖∂L/∂h₀‖/‖∂L/∂h_T‖ ≈ {_power(norms.log10_gradient_ratio)}"
@@ -233,6 +257,8 @@ class RecurrentDashboard(_SequenceDashboard):
             cell = norms.log10_cell_grad[:, 0] - norms.log10_activation_grad[:, -1]
             text += (f", ‖∂L/∂c₀‖/‖∂L/∂h_T‖ ≈ {_power(cell)}, "
                      f"mean forget gate {np.mean(norms.forget_gate_mean):.2f}")
+        if norms.update_gate_mean is not None:
+            text += f", mean update gate {np.mean(norms.update_gate_mean):.2f}"
         return text
 
     def code_for(self, state: dict) -> str:
@@ -250,6 +276,8 @@ class RecurrentDashboard(_SequenceDashboard):
         net = self.network(s)
         if net.cell == "lstm":
             return f"lstm, b_f={net.forget_bias:g}, ρ={net.spectral_radius:g}, n={net.hidden}"
+        if net.cell == "gru":
+            return f"gru, b_u={net.update_bias:g}, ρ={net.spectral_radius:g}, n={net.hidden}"
         return f"{net.activation}, ρ={net.spectral_radius:g}, n={net.hidden}"
 
 
@@ -314,6 +342,12 @@ class TransformerDashboard(_SequenceDashboard):
     def _compile_key(self, state):
         net = self.network(state)
         return (net.width, net.heads, net.activation, net.residual, net.norm, state["n_seeds"])
+
+    warm_controls = ("residual", "norm", "activation")
+
+    def _warm_network(self, state):
+        """The network whose blocks (at max_depth) and program every depth reuses."""
+        return self.network(state).replace(depth=self.max_depth)
 
     # ---- figure
     def setup_figure(self, figure):

@@ -251,6 +251,29 @@ class TrainingDashboard(Dashboard):
     def equivalent(self, state: dict, other: dict) -> bool:
         return self.run_arguments(state) == self.run_arguments(other)
 
+    # ---- background warm-up (vglab.lab.warmup): the training step of each option a choice control offers
+    warm_controls = ("activation", "init", "residual", "norm", "optimizer", "clip_norm")
+
+    def warm_state(self, state, name, value):
+        variant = {**state, name: value}
+        if name == "init" and "sigma_w" in self.controls:
+            variant["sigma_w"] = default_weight_std(value)  # what _init_sets_sigma_w does to the slider
+        if name == "optimizer" and "learning_rate" in self.controls:
+            variant["learning_rate"] = training.DEFAULT_LEARNING_RATES[value]
+        return variant
+
+    def warm_key(self, state):
+        """What the compiled programs of a run depend on: the step's structure (activation, skip, norm,
+        optimizer, clipping on/off), the shapes (depth, width, batch, data) and the init family."""
+        run = self.run_arguments(state)
+        net = run["net"]
+        return (net.activation, net.residual, net.norm, net.depth, net.width, net.init, run["optimizer"],
+                run["clip_norm"] is not None, run["batch_size"], run["data"])
+
+    def warm_variant(self, state):
+        """One training step of the variant: compiles its initialisation, step and evaluation."""
+        vglab.train(**{**self.run_arguments(state), "steps": 1, "eval_every": 1})
+
     # ---- training
     def compute(self, state: dict) -> TrainingView:
         """A synchronous run (``update_now``, ``set``): progress bar updated as it goes."""

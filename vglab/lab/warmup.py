@@ -1,7 +1,8 @@
 """Compiling, in the background, what a dashboard's controls can reach, so the first switch is as fast as the next.
 
 A dashboard compiles one XLA program per static setting (activation, residual, norm, init family, width,
-n_seeds); the first time a student picks another activation the plot waits for that compile (0.3–3 s on two
+n_seeds; a recurrent one per cell and activation, a transformer per skip, norm and activation, a training one
+per activation, skip, norm, init, optimizer and clipping on/off); the first time a student picks another activation the plot waits for that compile (0.3–3 s on two
 cores).  After the first plot, ``Warmup`` works through the settings one control change away from the plotted
 state (``dashboard.warm_variants(state)``: each activation, init, residual and norm option) in a daemon thread,
 running ``dashboard.warm_variant(variant)`` for each (the compile, the weights it draws, its theory curve), so
@@ -116,7 +117,8 @@ class Warmup:
     def _busy(self) -> bool:
         dashboard = self.dashboard
         return bool(self._updating or getattr(dashboard, "_pending", False)
-                    or getattr(dashboard, "_scheduled", False))
+                    or getattr(dashboard, "_scheduled", False)
+                    or getattr(dashboard, "running", False))  # a training dashboard's run in its thread
 
     def _next(self):
         """The next (key, variant) once the dashboard is quiet, or None when stopped."""

@@ -2,8 +2,9 @@
 
 A dashboard compiles one XLA program per static setting (activation, residual, norm, init family, width,
 n_seeds; a recurrent one per cell and activation, a transformer per skip, norm and activation, a training one
-per activation, skip, norm, init, optimizer and clipping on/off); the first time a student picks another activation the plot waits for that compile (0.3–3 s on two
-cores).  After the first plot, ``Warmup`` works through the settings one control change away from the plotted
+per activation, skip, norm, init, optimizer and clipping on/off); the first time a student picks another
+activation the plot waits for that compile (0.3–3 s on two cores).  After the first plot, ``Warmup`` works
+through the settings one control change away from the plotted
 state (``dashboard.warm_variants(state)``: each activation, init, residual and norm option) in a daemon thread,
 running ``dashboard.warm_variant(variant)`` for each (the compile, the weights it draws, its theory curve), so
 that switch finds everything ready.  After every update it plans again from the new state.

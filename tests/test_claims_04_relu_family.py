@@ -111,6 +111,64 @@ def test_gelu_derivative_goes_from_0_through_half_to_about_1_13_and_back_to_1(te
     assert d.max() == pytest.approx(1.13, abs=0.005) and d[-1] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_no_elu_unit_is_ever_dead(text):
+    """"$\\varphi' = e^z > 0$ on the negative side: no ELU unit is ever dead" (ELU′ > 0 down to z = −1e4 in log
+    space; no unit dead over 256 inputs at He, nor where σ_b = 3 pushes units far left)."""
+    assert "no ELU unit is ever dead" in text
+    log_abs, sign = ACTIVATIONS["elu"].log_dphi(jnp.array([-1e4, -200.0, -1.0, 0.5]), 0.0)
+    assert np.all(np.asarray(sign) == 1.0) and np.all(np.isfinite(np.asarray(log_abs)))
+    for kwargs in (dict(init="he"), dict(init="gaussian", weight_std=3.0, bias_std=3.0)):
+        net = M(depth=50, width=64, activation="elu", **kwargs)
+        assert vglab.unit_activity(net, seed=0, batch=256).dead_fraction.max() == 0.0
+
+
+def test_silu_derivative_dips_crosses_zero_once_and_peaks_at_1_10(text):
+    """"$\\varphi'$ dips to about $-0.10$ at $z \\approx -2.40$, is 0 only at $z \\approx -1.28$, and peaks at about
+    $1.10$ at $z \\approx 2.40$" (to the stated digits, on a 1e-4 grid)."""
+    assert "dips to about $-0.10$ at $z \\approx -2.40$, is 0 only" in text
+    assert "peaks at about $1.10$ at $z \\approx 2.40$" in text
+    z = np.linspace(-20.0, 20.0, 400_001)
+    d = np.asarray(ACTIVATIONS["silu"].dphi(jnp.asarray(z), 0.0))
+    assert d.min() == pytest.approx(-0.10, abs=0.005) and z[np.argmin(d)] == pytest.approx(-2.40, abs=0.005)
+    assert d.max() == pytest.approx(1.10, abs=0.005) and z[np.argmax(d)] == pytest.approx(2.40, abs=0.005)
+    crossings = z[:-1][np.diff(np.sign(d)) != 0]
+    assert len(crossings) == 1 and crossings[0] == pytest.approx(-1.28, abs=0.005)
+
+
+@pytest.fixture(scope="module")
+def zoo_at_he():
+    nets = {name: M(depth=50, width=64, activation=name, init="he") for name in ("elu", "silu")}
+    runs = {name: vglab.gradient_norms(net, seed=0, n_seeds=4) for name, net in nets.items()}
+    return {name: r.log10_activation_grad[:, 0] - r.log10_activation_grad[:, -1] for name, r in runs.items()}
+
+
+def test_elu_at_he_has_chi1_1_and_ends_slightly_above(text, zoo_at_he):
+    """"ELU grows the signal like ReLU on its positive side, $\\chi_1 = 1$, and over 50 layers (width 64, 4 seeds)
+    the input gradient ends slightly *above* the output's, by 0.3 to 0.9 decades" (χ₁ to 1e-6; measured per
+    seed 0.30, 0.64, 0.87, 0.88: each in [0.25, 0.95]; the stream's q grows without bound)."""
+    assert "ends slightly *above* the output's, by 0.3 to 0.9 decades" in text and "$\\chi_1 = 1$, and over 50" in text
+    assert theory.chi1("elu", np.sqrt(2.0)) == pytest.approx(1.0, abs=1e-6)
+    assert theory.q_star("elu", np.sqrt(2.0)) == np.inf
+    assert np.all((zoo_at_he["elu"] >= 0.25) & (zoo_at_he["elu"] <= 0.95)), zoo_at_he["elu"]
+
+
+def test_silu_at_he_has_chi1_half_and_vanishes_about_7_decades(text, zoo_at_he):
+    """"SiLU is about $z/2$ near 0, so the signal shrinks toward 0, where $\\varphi' = 1/2$:
+    $\\chi_1 = \\sigma_w^2/4 = 1/2$, and the gradient vanishes by about 7 decades over 50 layers. GELU, also about
+    $z/2$ near 0, has the same $\\chi_1 = 1/2$ at He." (q* = 0; χ₁ = 1/2 to 1e-9 for both; measured per seed
+    −7.30, −7.19, −6.63, −7.33: mean within 7 ± 0.5, each within 7 ± 0.6; mean field −6.88.)"""
+    assert "$\\chi_1 = \\sigma_w^2/4 = 1/2$, and the gradient vanishes by about 7 decades" in text
+    assert "has the same $\\chi_1 = 1/2$ at He" in text
+    for name in ("silu", "gelu"):
+        assert theory.q_star(name, np.sqrt(2.0)) == 0.0
+        assert theory.chi1(name, np.sqrt(2.0)) == pytest.approx(0.5, abs=1e-9)
+    assert float(ACTIVATIONS["silu"].dphi(jnp.array(0.0), 0.0)) == 0.5
+    silu = zoo_at_he["silu"]
+    assert abs(silu.mean() + 7.0) <= 0.5 and np.all(np.abs(silu + 7.0) <= 0.6), silu
+    predicted = theory.predicted_log10_grad(M(depth=50, width=64, activation="silu", init="he"), 0.0)
+    assert abs(predicted[0] + 7.0) <= 0.5
+
+
 @pytest.fixture(scope="module")
 def end():
     dash = build(STEM, warm_up=False)

@@ -38,7 +38,9 @@ from tests.test_coursework import (
 )
 from vglab.course import grading
 
-pytestmark = pytest.mark.coursework
+# The module's fixture runs several nbgrader commands over four assignments (each up to COMMAND_TIMEOUT_S):
+# pytest-timeout's 900 s default (pyproject.toml) counts it against the first test.  A safety net, not a speed target.
+pytestmark = [pytest.mark.coursework, pytest.mark.timeout(1800)]
 
 SECRET = "test-cheats-secret-7f3a"
 A1, A2, A3, A4 = NOTEBOOKS

@@ -34,7 +34,9 @@ import pytest
 pytest.importorskip("nbgrader")
 from nbgrader.api import Gradebook  # noqa: E402
 
-pytestmark = pytest.mark.coursework
+# The module's fixture runs several nbgrader commands over four assignments (each up to COMMAND_TIMEOUT_S):
+# pytest-timeout's 900 s default (pyproject.toml) counts it against the first test.  A safety net, not a speed target.
+pytestmark = [pytest.mark.coursework, pytest.mark.timeout(2700)]
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "notebooks" / "coursework"

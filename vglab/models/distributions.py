@@ -14,8 +14,8 @@ For an MLP (``vglab.models.mlp``), seed s and a batch of B inputs x_b (the seed'
                   exactly (ReLU's flat side) have no logarithm: they are counted in ``saturation_zero``; a
                   smooth φ (sigmoid, tanh, GELU) has none, its most saturated units land in the first bin.
     gradients     log10|δ_{l,i}(x_b)| with δ_l = ∂L/∂h_l, l = 0..L, in bins over [⌊min⌋, ⌈max⌉] of the batch's
-                  finite values (or a given range).  The engine carries δ_l = e^{r_l} v_l with ‖v_l‖ = 1, so
-                  log10|δ_{l,i}| = (r_l + ln|v_{l,i}|)/ln 10 is finite for 1e-60 or 1e-600 alike; only an entry
+                  finite values (or a given range).  The engine carries δ_l = e^{R_l} ṽ_l with ‖ṽ_l‖ ≈ 1, so
+                  log10|δ_{l,i}| = (R_l + ln|ṽ_{l,i}|)/ln 10 is finite for 1e-60 or 1e-600 alike; only an entry
                   that is exactly 0 (behind a dead unit) is −inf, and it is counted in ``gradient_zero``.
     dead units    a unit is dead when φ′ = 0 for every input of the batch (``vglab.unit_activity``, same
                   inputs): only activations with a flat side (ReLU) have any; sigmoid, tanh, GELU never.
@@ -121,9 +121,9 @@ def _distributions_program(structure, scalars, sup_dphi, weights, biases, inputs
 
     def one(x):
         trace = _forward(structure, scalars, weights, biases, x, depth, keep_outputs=True)
-        log_grad_h, _, vectors = _backward(structure, scalars, weights, trace, g, depth, keep_vectors=True)
+        _, _, vectors, scales = _backward(structure, scalars, weights, trace, g, depth, keep_vectors=True)
         return (trace.outputs, trace.log_output_scale.hi + trace.log_output_scale.lo, trace.dphi,
-                trace.log_dphi_scale, vectors, log_grad_h.hi + log_grad_h.lo)
+                trace.log_dphi_scale, vectors, scales.hi + scales.lo)
 
     outputs, log_output_scale, dphi, log_dphi_scale, vectors, log_grad = jax.vmap(one)(inputs)
     layer_rows = (jnp.arange(capacity) < depth)[None, :, None] & jnp.ones((inputs.shape[0], capacity, n), bool)
@@ -147,7 +147,7 @@ def _distributions_program(structure, scalars, sup_dphi, weights, biases, inputs
     sat_zero = jnp.sum(layer_rows & ~sat_nonzero, axis=(0, 2))
     saturated = jnp.mean(log10_sat <= _LOG10_SATURATION, axis=(0, 2))
 
-    # gradients: log10|δ_{l,i}| = (r_l + ln|v_{l,i}|)/ln 10, finite unless δ_{l,i} = 0 exactly
+    # gradients: log10|δ_{l,i}| = (R_l + ln|ṽ_{l,i}|)/ln 10, finite unless δ_{l,i} = 0 exactly
     nonzero = vectors != 0.0
     log10_grad = (jnp.log(jnp.where(nonzero, jnp.abs(vectors), 1.0)) + log_grad[..., None]) / LN10
     counted = grad_rows & nonzero & jnp.isfinite(log10_grad)

@@ -323,16 +323,18 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
 def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, depth,
               keep_vectors: bool = False):
     """δ_L = g back to δ_0.  Returns natural-log norms as ``LogScale`` pairs: (C+1,) ‖∂L/∂h_l‖₂ and (C,)
-    ‖∂L/∂W_l‖_F; with keep_vectors (static) also the unit vectors δ_l/‖δ_l‖ (C+1, n), so that
-    δ_l = e^{log ‖δ_l‖} · (that row) entry by entry.  Every norm is taken of a renormalised vector (a tiny
-    branch ∂L/∂z_l is divided by its own
-    norm before it is multiplied by W_l), so nothing squares below float32's range."""
+    ‖∂L/∂W_l‖_F; with keep_vectors (static) also every δ_l as the engine carries it,
+    δ_l = e^{R_l} ṽ_l entry by entry: ṽ (C+1, n) and R (C+1,) as a ``LogScale`` pair.  Every norm is taken
+    of a renormalised vector (a tiny branch ∂L/∂z_l is divided by its own norm before it is multiplied by
+    W_l), so nothing squares below float32's range."""
     capacity = weights.shape[0]
     log_grad_h = LogScale(jnp.full((capacity + 1,), -jnp.inf, jnp.float32), jnp.zeros((capacity + 1,)))
     log_grad_w = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,)))
     v, R, log_norm_g = normalise_unit(g, log_scale(0.0))
     log_grad_h = _put(log_grad_h, depth, log_norm_g)
-    vectors = jnp.zeros((capacity + 1, g.shape[0]), jnp.float32).at[depth].set(v) if keep_vectors else None
+    vectors = (jnp.zeros((capacity + 1, g.shape[0]), jnp.float32).at[depth].set(v),
+               _put(LogScale(jnp.zeros((capacity + 1,)), jnp.zeros((capacity + 1,))), depth, R)) \
+        if keep_vectors else None
     # log ‖x_l‖ of every layer's input (e^{s_l} x̃_l), one reduction over the whole trace instead of one per step.
     log_input_norms = scale_add(trace.log_input_scale, jnp.log(jnp.linalg.norm(trace.inputs, axis=1)))
     # log α + c_l: the branch's factor α φ′(z_l) = e^{log α + c_l} d̃_l.
@@ -360,13 +362,13 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
         log_grad_h = _put(log_grad_h, l, log_norm_v)
         log_grad_w = _put(log_grad_w, l, log_w)
         if keep_vectors:
-            vectors = vectors.at[l].set(v)
+            vectors = (vectors[0].at[l].set(v), _put(vectors[1], l, R))
         return v, R, log_grad_h, log_grad_w, vectors
 
     _, _, log_grad_h, log_grad_w, vectors = jax.lax.fori_loop(0, depth, layer,
                                                               (v, R, log_grad_h, log_grad_w, vectors))
     if keep_vectors:
-        return log_grad_h, log_grad_w, vectors
+        return log_grad_h, log_grad_w, *vectors
     return log_grad_h, log_grad_w
 
 

@@ -71,13 +71,13 @@ def test_13_end_state_four_decades_flat_vermillion_flat_blue_activations(dash):
          "stays flat, and the blue activations are a flat line at $\\sqrt{1/2}$")
     assert dash.state["residual"] is False and dash.state["activation"] == "relu" and dash.state["depth"] == 50
     lines = dash.plotted()
-    _, bn = lines["gradient with BatchNorm"]
-    _, plain = lines["gradient same net without BatchNorm"]
-    _, rms = lines["rms with BatchNorm"]
+    bn = lines["gradient"]["mean"]
+    plain = lines["gradient without BatchNorm"]["mean"]
+    rms = lines["activations"]["mean"]
     assert 3.5 < bn[0] - bn[-1] < 5.0
     assert np.ptp(plain) < 0.5
     np.testing.assert_allclose(rms, SQRT_HALF, atol=0.01)
-    assert lines["theory"][1].size == 51 and dash.theory_line.get_visible()
+    assert lines["gradient"]["theory"].size == 51 and dash.theory_line.get_visible()
 
 
 def test_13_try_1_residual_about_ten_times_and_without_bn_ten_decades(dash):
@@ -89,9 +89,9 @@ def test_13_try_1_residual_about_ten_times_and_without_bn_ten_decades(dash):
     dash.set(residual=True)
     try:
         lines = dash.plotted()
-        _, bn = lines["gradient with BatchNorm"]
-        _, plain = lines["gradient same net without BatchNorm"]
-        _, plain_rms = lines["rms same net without BatchNorm"]
+        bn = lines["gradient"]["mean"]
+        plain = lines["gradient without BatchNorm"]["mean"]
+        plain_rms = lines["activations without BatchNorm"]["mean"]
         assert 0.5 < bn[0] - bn[-1] < 1.5
         assert plain[0] - plain[-1] > 10 and plain_rms[-1] - plain_rms[0] > 10
         assert not dash.theory_line.get_visible()  # the prediction is for plain nets only
@@ -107,7 +107,7 @@ def test_13_try_2_linear_explosion_grows_as_the_batch_shrinks(dash):
     try:
         for batch in (128, 32, 8):
             dash.set(activation="linear", batch=batch)
-            _, bn = dash.plotted()["gradient with BatchNorm"]
+            bn = dash.plotted()["gradient"]["mean"]
             decades[batch] = bn[0] - bn[-1]
     finally:
         dash.set(activation="relu", batch=32)
@@ -121,8 +121,8 @@ def test_13_try_3_tanh_explodes_too(dash):
     try:
         dash.set(activation="tanh")
         lines = dash.plotted()
-        _, bn = lines["gradient with BatchNorm"]
-        _, plain = lines["gradient same net without BatchNorm"]
+        bn = lines["gradient"]["mean"]
+        plain = lines["gradient without BatchNorm"]["mean"]
         assert 1.5 < bn[0] - bn[-1] < 2.5 and plain[0] - plain[-1] < 0.0
     finally:
         dash.set(activation="relu")
@@ -136,7 +136,7 @@ def test_13_try_4_decades_in_proportion_to_depth(dash):
     try:
         for depth in (32, 64):
             dash.set(depth=depth)
-            _, bn = dash.plotted()["gradient with BatchNorm"]
+            bn = dash.plotted()["gradient"]["mean"]
             gained[depth] = bn[0] - bn[-1]
     finally:
         dash.set(depth=50)

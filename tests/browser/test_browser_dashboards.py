@@ -606,6 +606,25 @@ class TestDegradation(DashboardChecks):
         assert losses[1] > losses[0] > losses[2], losses  # plain 24 worst, residual 24 best (the lesson)
 
 
+class TestBatchNormalization(DashboardChecks):
+    """Lesson 13: BatchNorm's gradient with and without BN; its controls are depth, batch, activation, residual."""
+
+    NOTEBOOK = "13_batch_normalization"
+    AFTER_RUN_ALL = {"depth": 50, "batch": 32, "activation": "relu", "residual": False}
+
+    def test_residual_checkbox_tames_the_batchnorm_explosion(self, nb):
+        """As the lesson says: plain BN gains about four decades at depth 50, residual about one."""
+        self.go_to(nb, "depth", 50)
+        plain = self.view(nb, check=True)
+        assert plain["code_vs_plot"] < 1e-4 and 3.5 < mean(plain["ratio"]) < 5.0
+        nb.set_checkbox("residual", True)
+        assert nb.status()["residual"] in ("True", True)
+        residual = self.view(nb, check=True)
+        assert residual["code_vs_plot"] < 1e-4 and 0.5 < mean(residual["ratio"]) < 1.5
+        nb.screenshot("relu-residual-bn")
+        nb.set_checkbox("residual", False)
+
+
 def test_after_a_kernel_restart_the_dashboard_and_the_lesson_say_what_to_rerun(open_notebook):
     """A restarted kernel forgets the dashboard; its controls show a broken-link icon.  The dashboard then
     shows a note saying so and what to run; lesson 00 says it too."""

@@ -175,5 +175,10 @@ def test_gradient_entries_form_one_narrow_band_that_slides_down_with_no_exact_ze
         assert min(near) >= 0.85, min(near)
         slope = (d.gradient_mean_log10[-1] - d.gradient_mean_log10[0]) / 50
         assert 0.60 <= slope <= 0.68, slope
+        # a slider move redraws the same heat map in place (same figure, same image), one column per layer
+        figure, image = hist.figure, hist.plots["histograms"].image
+        hist.set(depth=20)
+        assert hist.figure is figure and hist.plots["histograms"].image is image and image.get_array().shape[1] == 21
+        assert hist.error_message == ""
     finally:
         hist.close()

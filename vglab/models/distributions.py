@@ -113,7 +113,7 @@ def _histogram(values, include, lo, hi, bins):
     return counts.reshape(rows, bins)
 
 
-@partial(exact_jit, static_argnames=("structure", "bins", "auto_gradient_range"))
+@partial(exact_jit, static_argnames=("structure", "bins"))
 def _distributions_program(structure, scalars, sup_dphi, weights, biases, inputs, g, depth, activation_range,
                            gradient_range, bins, auto_gradient_range):
     weights, biases = weights[0], biases[0]
@@ -151,13 +151,13 @@ def _distributions_program(structure, scalars, sup_dphi, weights, biases, inputs
     nonzero = vectors != 0.0
     log10_grad = (jnp.log(jnp.where(nonzero, jnp.abs(vectors), 1.0)) + log_grad[..., None]) / LN10
     counted = grad_rows & nonzero & jnp.isfinite(log10_grad)
-    if auto_gradient_range:
-        g_lo = jnp.floor(jnp.min(jnp.where(counted, log10_grad, jnp.inf)))
-        g_hi = jnp.ceil(jnp.max(jnp.where(counted, log10_grad, -jnp.inf)))
-        g_lo, g_hi = jnp.where(jnp.isfinite(g_lo), g_lo, -1.0), jnp.where(jnp.isfinite(g_hi), g_hi, 0.0)
-        g_hi = jnp.where(g_hi > g_lo, g_hi, g_lo + 1.0)
-    else:
-        g_lo, g_hi = gradient_range[0], gradient_range[1]
+    # the range: [⌊min⌋, ⌈max⌉] of the data, or the given one (a traced choice: one program for both)
+    g_lo = jnp.floor(jnp.min(jnp.where(counted, log10_grad, jnp.inf)))
+    g_hi = jnp.ceil(jnp.max(jnp.where(counted, log10_grad, -jnp.inf)))
+    g_lo, g_hi = jnp.where(jnp.isfinite(g_lo), g_lo, -1.0), jnp.where(jnp.isfinite(g_hi), g_hi, 0.0)
+    g_hi = jnp.where(g_hi > g_lo, g_hi, g_lo + 1.0)
+    g_lo = jnp.where(auto_gradient_range, g_lo, gradient_range[0])
+    g_hi = jnp.where(auto_gradient_range, g_hi, gradient_range[1])
     grad_counts = _histogram(log10_grad, counted, g_lo, g_hi, bins)
     grad_zero = jnp.sum(grad_rows & ~counted, axis=(0, 2))
     kept = jnp.sum(counted, axis=(0, 2))
@@ -200,7 +200,7 @@ def layer_distributions(net: MLP, seed: int = 0, batch: int = 64, bins: int = 40
     out = _distributions_program(_structure(net), _scalars(net), sup, bank.weights, bank.biases, inputs,
                                  bank.directions[0], np.int32(net.depth), np.asarray(activation_range, np.float32),
                                  np.asarray(fixed_gradient_range or (0.0, 1.0), np.float32), bins,
-                                 fixed_gradient_range is None)
+                                 np.bool_(fixed_gradient_range is None))
     act, act_out, sat, sat_zero, saturated, grad, grad_zero, grad_mean, g_range = (np.asarray(a) for a in out)
     activity = unit_activity(net, seed, batch)
     L = net.depth

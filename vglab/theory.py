@@ -29,12 +29,28 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import optimize, special
 
 from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.validation import check_choice, check_float, check_int
 from vglab.models.mlp import MLP
 from vglab.models.recurrent import RNN
+
+
+class _Lazy:
+    """A module imported on first attribute access: scipy.special and scipy.optimize took 3.5–5 s to import
+    after jax on the shared 2-core machine (load 14–17), and neither is needed by ``import vglab`` or a
+    dashboard's first plot."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attribute):
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+special = _Lazy("scipy.special")
 
 _NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(161)
 _WEIGHTS = _WEIGHTS / math.sqrt(2.0 * math.pi)
@@ -216,7 +232,8 @@ def _elu_mean(q):
 
 def _elu_mean_square(q):
     # E[X²; X > 0] + E[(e^X − 1)²; X < 0] = q/2 + e^{2q}Φ(−2√q) − 2 e^{q/2}Φ(−√q) + 1/2
-    #                                     = q/2 + erfcx(√(2q))/2 − erfcx(√(q/2)) + 1/2;  (e^x − 1)² = Σ (2^k − 2) x^k/k!.
+    #                                     = q/2 + erfcx(√(2q))/2 − erfcx(√(q/2)) + 1/2;
+    # the series uses (e^x − 1)² = Σ (2^k − 2) x^k/k!.
     if q < _ELU_SERIES_Q:
         return 0.5 * q + _elu_negative_side(lambda k: (2.0**k - 2.0) / math.factorial(k), q)
     return 0.5 * q + 0.5 * float(special.erfcx(math.sqrt(2.0 * q))) - float(special.erfcx(math.sqrt(0.5 * q))) + 0.5
@@ -325,6 +342,8 @@ def _q_star(activation, sigma_w, sigma_b, leaky_slope, q0):
             near, far = far, 0.5 * far
             if far < _Q_ZERO:
                 return 0.0
+    from scipy import optimize
+
     return optimize.brentq(excess, min(near, far), max(near, far), xtol=1e-300, rtol=1e-13, maxiter=200)
 
 

@@ -146,3 +146,28 @@ def test_fixed_ranges_are_used_and_bad_arguments_are_named():
         vglab.layer_distributions(net, activation_range=3)
     with pytest.raises(ValueError, match="layer_distributions expects a vglab.MLP, got str"):
         vglab.layer_distributions("net")
+
+
+def test_histogram_panel_after_the_warm_up_switches_and_drags_compile_nothing():
+    """The dashboard's warm-up computes the panel's distributions too: a later activation switch or depth drag
+    reuses compiled programs, and the heat map is the same artist, redrawn in place."""
+    from vglab.core.compilation import CompileCounter
+    from vglab.lab import GradientDashboard, warmup
+
+    counter = CompileCounter()
+    dash = GradientDashboard(depth=70, width=WIDTH, n_seeds=1, controls=("depth", "activation"),
+                             activations=("sigmoid", "tanh"), panels=("gradient", "histograms"), max_depth=100,
+                             show_theory=False)
+    try:
+        background = warmup.start(dash, force=True)
+        assert background.wait(timeout=600) and background.failed == []
+        image, before = dash.plots["histograms"].image, counter.count
+        for change in [dict(activation="tanh"), dict(depth=100), dict(activation="sigmoid"), dict(depth=65)]:
+            dash.set(**change)
+            assert dash.error_message == ""
+        assert counter.count == before, "a switch after the warm-up compiled a program"
+        assert dash.plots["histograms"].image is image and image.get_array().shape[1] == 66
+        d = vglab.layer_distributions(dash.network(), batch=16, bins=60)
+        np.testing.assert_array_equal(dash.result.distributions.gradient_counts, d.gradient_counts)
+    finally:
+        dash.close()

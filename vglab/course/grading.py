@@ -455,12 +455,11 @@ def residual_estimate(depth, residual_scale) -> float:
 
 
 def _profile_inputs(rng):
-    small = dict(depth=int(rng.integers(3, 11)), channels=int(rng.choice([4, 8])), kernel=int(rng.choice([3, 5])),
-                 length=int(rng.choice([16, 40])), activation=str(rng.choice(["relu", "tanh"])),
-                 init=str(rng.choice(["he", "xavier"])), residual=bool(rng.integers(2)),
-                 residual_scale=float(np.round(rng.uniform(0.2, 1.0), 3)),
-                 norm=[None, "pre"][int(rng.integers(2))])
-    return {"nets": [(dict(A4_SHAPE), 0), (dict(A4_SHAPE, residual=True), 1), (small, int(rng.integers(2, 10**6)))]}
+    # PLAIN and NAIVE at the visible seeds, then each at a hidden seed: a new seed draws new weights without a
+    # new compilation, so the cell stays far inside its time limit on a busy grading machine.
+    seeds = [int(s) for s in rng.integers(2, 10**6, 2)]
+    return {"nets": [(dict(A4_SHAPE), 0), (dict(A4_SHAPE, residual=True), 1),
+                     (dict(A4_SHAPE), seeds[0]), (dict(A4_SHAPE, residual=True), seeds[1])]}
 
 
 @_judged(A4, "test_gradient_profile", inputs=_profile_inputs,
@@ -470,7 +469,8 @@ def _check_gradient_profile(inputs, answer):
     import vglab
 
     assert len(answer) == len(inputs["nets"]), f"expected {len(inputs['nets'])} profiles"
-    for which, (fields, seed), profile in zip(("PLAIN", "NAIVE", "hidden"), inputs["nets"], answer, strict=True):
+    for which, (fields, seed), profile in zip(("PLAIN", "NAIVE", "hidden", "hidden"), inputs["nets"], answer,
+                                                   strict=True):
         net = vglab.ConvNet(**fields)
         _close(profile, conv_log10_profile(net, seed), f"log10_profile({net.to_code()}, seed={seed}) ({which})",
                rtol=0.0, atol=1e-6)

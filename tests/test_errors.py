@@ -10,7 +10,8 @@ from vglab import theory
     (dict(activation="sigmod"),
      r"unknown activation 'sigmod'; did you mean 'sigmoid'\? \(valid: sigmoid, tanh, relu, leaky_relu, gelu, linear, elu, silu\)"),
     (dict(activation="swish"), r"unknown activation 'swish' \(valid: "),
-    (dict(init="hee"), r"unknown init 'hee'; did you mean 'he'\? \(valid: xavier, he, lecun, orthogonal, gaussian\)"),
+    (dict(init="hee"), r"unknown init 'hee'; did you mean 'he'\? \(valid: xavier, he, lecun, orthogonal, gaussian, he_fan_in, he_fan_out, "
+                         r"constant\)"),
     (dict(norm="batchnorm"),
      r"unknown norm 'batchnorm'; did you mean 'layernorm'\? \(valid: none, pre, post, layernorm\)"),
     (dict(depth=0), r"depth must be an integer in 1\.\.10000, got 0"),

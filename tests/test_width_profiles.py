@@ -247,3 +247,12 @@ def test_constant_init_stays_symmetric_in_training():
                           learning_rate=0.01, batch_size=32)
     Wc = np.asarray(control.final_parameters.weights)
     assert np.max(np.abs(Wc[0] - Wc[0][:1])) > 0.1
+
+
+def test_square_only_tools_reject_profiles_and_the_constant_init():
+    for net in (vglab.MLP(widths=(6, 4, 4)), vglab.MLP(depth=3, width=4, init="constant")):
+        for call, name in ((lambda n: vglab.unit_activity(n), "unit_activity"),
+                           (lambda n: vglab.mlp_blocks(n), "mlp_blocks"),
+                           (lambda n: vglab.theory.predicted_log10_grad(n), "predicted_log10_grad")):
+            with pytest.raises(ValueError, match=f"{name}.*square layers"):
+                call(net)

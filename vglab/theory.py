@@ -186,6 +186,9 @@ def _check_activation(activation, leaky_slope) -> tuple[str, float]:
 def _check_mlp(net, function: str) -> MLP:
     if not isinstance(net, MLP):
         raise ValueError(f"{function} expects a vglab.MLP, got {type(net).__name__}")
+    if net.widths is not None or net.init == "constant":
+        raise ValueError(f"{function}: the mean-field theory here is for square layers drawn at random "
+                         f"(depth=, width=, a random init); got {net.to_code()}")
     return net
 
 

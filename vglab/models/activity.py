@@ -73,6 +73,9 @@ def unit_activity(net: MLP, seed: int = 0, batch: int = 256) -> UnitActivity:
     """
     if not isinstance(net, MLP):
         raise ValueError(f"unit_activity expects a vglab.MLP, got {type(net).__name__}")
+    if net.widths is not None or net.init == "constant":
+        raise ValueError(f"unit_activity needs square layers drawn at random (depth=, width=, a random init); got "
+                         f"{net.to_code()}")
     (seed,) = _check_seeds(seed, 1)
     batch = check_int("batch", batch, 1, MAX_BATCH)
     bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)

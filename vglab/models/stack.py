@@ -384,6 +384,9 @@ def mlp_blocks(net: MLP, seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarr
     """
     if not isinstance(net, MLP):
         raise ValueError(f"mlp_blocks expects a vglab.MLP, got {type(net).__name__}")
+    if net.widths is not None or net.init == "constant":
+        raise ValueError(f"mlp_blocks needs square layers drawn at random (depth=, width=, a random init); got "
+                         f"{net.to_code()}")
     (seed,) = _check_seeds(seed, 1)
     scale = net.sigma_w / np.sqrt(net.width)
     layers = [(scale * np.asarray(_init.unit_weight(seed, l, net.width, net.orthogonal)),

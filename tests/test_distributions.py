@@ -146,6 +146,10 @@ def test_fixed_ranges_are_used_and_bad_arguments_are_named():
         vglab.layer_distributions(net, activation_range=3)
     with pytest.raises(ValueError, match="layer_distributions expects a vglab.MLP, got str"):
         vglab.layer_distributions("net")
+    with pytest.raises(ValueError, match="layer_distributions needs square layers drawn at random: init=constant"):
+        vglab.layer_distributions(vglab.MLP(depth=3, width=4, init="constant"))
+    with pytest.raises(ValueError, match="a width profile is not supported"):
+        vglab.layer_distributions(vglab.MLP(widths=(8, 4, 4)))
 
 
 def test_histogram_panel_after_the_warm_up_switches_and_drags_compile_nothing():

@@ -188,6 +188,10 @@ def layer_distributions(net: MLP, seed: int = 0, batch: int = 64, bins: int = 40
     """
     if not isinstance(net, MLP):
         raise ValueError(f"layer_distributions expects a vglab.MLP, got {type(net).__name__}")
+    if getattr(net, "widths", None) is not None or net.init == "constant":
+        raise ValueError(f"layer_distributions needs square layers drawn at random: "
+                         f"{'a width profile' if getattr(net, 'widths', None) is not None else 'init=constant'} is "
+                         f"not supported (got {net.to_code()}); use depth= and width= with a random init")
     (seed,) = _check_seeds(seed, 1)
     batch = check_int("batch", batch, 1, MAX_BATCH)
     bins = check_int("bins", bins, 2, MAX_BINS)
@@ -204,7 +208,7 @@ def layer_distributions(net: MLP, seed: int = 0, batch: int = 64, bins: int = 40
     act, act_out, sat, sat_zero, saturated, grad, grad_zero, grad_mean, g_range = (np.asarray(a) for a in out)
     activity = unit_activity(net, seed, batch)
     L = net.depth
-    as_int = partial(np.rint)
+    as_int = np.rint  # float32 counts are whole numbers below 2^24
     g_lo, g_hi = (float(v) for v in (fixed_gradient_range or g_range))
     return LayerDistributions(
         net, seed, batch,

@@ -233,7 +233,7 @@ def test_to_code_round_trips():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    (dict(cell="gru"), r"unknown cell 'gru' \(valid: vanilla, lstm\)"),
+    (dict(cell="elman"), r"unknown cell 'elman' \(valid: vanilla, lstm, gru\)"),
     (dict(cell="lstn"), r"unknown cell 'lstn'; did you mean 'lstm'\?"),
     (dict(activation="tanhh"), r"unknown activation 'tanhh'; did you mean 'tanh'\?"),
     (dict(cell="lstm", activation="relu"), r"applies to cell='vanilla' only, got activation='relu'"),

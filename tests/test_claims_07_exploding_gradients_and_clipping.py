@@ -137,3 +137,44 @@ def test_end_state_gradient_dashboard_explodes_and_the_star_is_in_the_chaotic_ph
     assert (mean[0] - mean[-1]) / net.depth > 0.12
     history = ns["trainer"].result.history
     assert not history.diverged and history.steps_completed == history.steps and history.clipped.all()
+
+
+# ----------------------------------------------------------------------------------------- finite width (issue 13)
+EXPLODING = dict(depth=50, activation="relu", init="he", weight_std=2.0)  # the gradient dashboard's default
+
+
+def growth(width, n_seeds):
+    """(typical, root mean square, mean-field theory) growth in decades from the output to the input, as the
+    dashboard's solid, dash-dot and dashed lines show it (theory: the dashboard's own theory_profile)."""
+    from vglab.lab.dashboards import theory_profile
+
+    net = vglab.MLP(width=width, **EXPLODING)
+    g = vglab.gradient_norms(net, seed=0, n_seeds=n_seeds)
+    typical, rms = g.log10_typical_activation_grad, g.log10_rms_activation_grad
+    theory = float(np.sum(theory_profile(net).log_factors)) / (2 * np.log(10))
+    return float(typical[0] - typical[-1]), float(rms[0] - rms[-1]), theory
+
+
+def test_finite_width_theory_grows_10_to_7_5_and_the_typical_net_about_a_decade_less():
+    """"a growth of 10^7.5 over these 50 layers … at width 64 it grows about one decade less (10^6.4 with the
+    dashboard's 2 seeds)" (theory 7.45–7.6; typical 6.2–6.6, 0.8–1.4 below the theory); "The dash-dot root mean
+    square over only 2 seeds stays within 0.3 decades of the solid line"."""
+    quoted("a growth of $10^{7.5}$ over these 50\nlayers")
+    quoted("at width 64 it grows about one decade less ($10^{6.4}$ with the dashboard's 2 seeds)")
+    quoted("The dash-dot root mean square over only 2 seeds stays within 0.3 decades of the solid line")
+    typical, rms, theory = growth(64, 2)
+    assert 7.45 <= theory <= 7.6
+    assert 6.2 <= typical <= 6.6 and 0.8 <= theory - typical <= 1.4
+    assert 0.0 <= rms - typical <= 0.3
+
+
+def test_finite_width_rms_over_8_seeds_meets_the_theory_and_the_gap_closes_at_width_256():
+    """"over 8 seeds it comes within 0.1 decades of the theory … At width 256 the typical network grows within
+    0.3 decades of the theory" (and at width 64 the typical one is still > 0.3 below: the gap closes)."""
+    quoted("over 8 seeds\nit comes within 0.1 decades of the theory")
+    quoted("At width 256 the typical\nnetwork grows within 0.3 decades of the theory")
+    typical, rms, theory = growth(64, 8)
+    assert abs(rms - theory) <= 0.1 and theory - typical > 0.3
+    for n_seeds in (2, 8):
+        typical, _, theory = growth(256, n_seeds)
+        assert 0.0 <= theory - typical <= 0.3

@@ -28,6 +28,11 @@ class BatchNormView:
     plain: vglab.GradientNorms
     theory: np.ndarray | None
 
+    @property
+    def norms(self) -> vglab.GradientNorms:
+        """The BN net's result (what a GradientDashboard's view calls ``norms``)."""
+        return self.bn
+
 
 class BatchNormDashboard(Dashboard):
     """Left: the mean over seeds of log10 ‖∂L/∂H_l‖_F (the whole batch; the typical gradient) per layer, with and
@@ -112,7 +117,8 @@ class BatchNormDashboard(Dashboard):
 
     def code_for(self, state: dict) -> str:
         net = self.network(state)
-        return (f"net = {net.to_code()}\n"
+        return ("import vglab\n"
+                f"net = {net.to_code()}\n"
                 f"result = vglab.gradient_norms(net, seed=0, n_seeds={self.n_seeds})")
 
     def plotted(self) -> dict:

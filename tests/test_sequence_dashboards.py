@@ -157,7 +157,7 @@ def test_a_burst_of_steps_changes_in_the_event_loop_computes_once_with_the_final
 
 @pytest.mark.parametrize(("values", "message"), [
     (dict(steps=301), "steps must be an integer in 1..300 on this dashboard, got 301"),
-    (dict(cell="gru"), "unknown cell 'gru'"),
+    (dict(cell="elman"), "unknown cell 'elman'"),
     (dict(hidden=48), "unknown hidden '48' (valid: 16, 32)"),
     (dict(forget_bias=9.0), "forget_bias must be a number in -3.0..6.0 on this dashboard, got 9.0"),
     (dict(seed=-1), f"seed must be an integer in 0..{vglab.models.jacobians.MAX_SEED}, got -1"),
@@ -204,7 +204,7 @@ def test_recurrent_controls_status_and_pins(rnn, tmp_path):
     for name in ("cell", "steps", "hidden", "activation", "spectral-radius", "forget-bias", "seed"):
         control = rnn.controls[name.replace("-", "_")]
         assert f"vglab-control-{name}" in control._dom_classes
-    assert [o for o in rnn.controls["cell"].options] == ["vanilla", "lstm"]
+    assert [o for o in rnn.controls["cell"].options] == ["vanilla", "lstm", "gru"]
     rnn.set(cell="lstm", steps=12, forget_bias=1.5)
     for attribute in ('data-cell="lstm"', 'data-steps="12"', 'data-forget-bias="1.5"',
                       f'data-update="{rnn.updates}"'):

@@ -27,6 +27,12 @@ def _mp_derivative(name, x, slope=0.01):
         return mpmath.mpf(1) if x > 0 else mpmath.mpf(0)
     if name == "leaky_relu":
         return mpmath.mpf(1) if x > 0 else mpmath.mpf(slope)
+    if name == "elu":
+        return mpmath.mpf(1) if x > 0 else mpmath.exp(x)
+    if name == "silu":
+        s = 1 / (1 + mpmath.exp(-x))
+        return s * (1 + x * (1 - s))
+    assert name == "linear", f"no 50-digit reference for {name}"
     return mpmath.mpf(1)
 
 

@@ -96,22 +96,44 @@ def scale_to_float64(hi, lo) -> np.ndarray:
 
 
 def normalise_rms(u, S: LogScale):
-    """(u/ρ, S + log ρ, S + log ρ) with ρ = RMS(u): ``renormalise_rms_logged`` on a ``LogScale``; the last is
-    −inf for u = 0 (where the scale stays S) and NaN for a NaN ρ."""
+    """(u/2^k, S + k ln 2, S + log ρ) with ρ = RMS(u) and 2^k the power of two nearest ρ, so the returned u has
+    RMS in [√½, √2) and e^S u is unchanged exactly (``_divide_out_scaled``); the last is −inf for u = 0 (where
+    the scale stays S) and NaN for a NaN ρ."""
     return _divide_out_scaled(u, S, jnp.sqrt(jnp.mean(u * u)))
 
 
 def normalise_unit(v, R: LogScale):
-    """(v/‖v‖, R + log ‖v‖, R + log ‖v‖): ``renormalise_unit_logged`` on a ``LogScale``."""
+    """(v/2^k, R + k ln 2, R + log ‖v‖) with 2^k the power of two nearest ‖v‖ (so ‖v/2^k‖ ∈ [√½, √2)):
+    ``renormalise_unit_logged`` on a ``LogScale``, exact in the scale (``_divide_out_scaled``)."""
     return _divide_out_scaled(v, R, jnp.linalg.norm(v))
 
 
+# ln 2 = LN2_HI + LN2_LO with LN2_HI of 15 significant bits (Cody & Waite 1980): k·LN2_HI is exact for |k| < 512.
+LN2_HI = np.float32(0.693145751953125)
+LN2_LO = np.float32(math.log(2.0) - 0.693145751953125)
+_SQRT_HALF = np.float32(math.sqrt(0.5))
+
+
 def _divide_out_scaled(x, S, size):
-    positive = size > 0.0
-    safe = jnp.where(positive, size, 1.0)
-    new = scale_add(S, jnp.log(safe))
-    logged = LogScale(jnp.where(positive, new.hi, S.hi + jnp.log(size)), jnp.where(positive, new.lo, 0.0))
-    return x / safe, new, logged
+    """(x/2^k, S + k ln 2, S + log size) with 2^k the power of two nearest ``size`` (size/2^k ∈ [√½, √2)).
+
+    Dividing by a power of two is exact and k ln 2 enters the pair exactly (``LN2_HI``, ``LN2_LO``), so a
+    renormalisation adds no rounding to the scale: only the vector's own float32 arithmetic rounds.  (Dividing
+    by ``size`` itself and adding fl(log size) rounded the scale by ~ulp(log size) at every step, a drift that
+    XLA's log, a few ulp off and not unbiased, made grow with depth.)  The third value, the log of the true
+    size, is S + k ln 2 + log(size/2^k): the last term is at most 0.35, so rounds by < 3e-8."""
+    ok = (size > 0.0) & jnp.isfinite(size)
+    mantissa, exponent = jnp.frexp(jnp.where(ok, size, 1.0))
+    k = jnp.where(mantissa < _SQRT_HALF, exponent - 1, exponent)
+    half = k // 2
+    first, second = jnp.ldexp(jnp.float32(1.0), -half), jnp.ldexp(jnp.float32(1.0), half - k)  # 2^−k in two
+    scaled = x * first * second  # exact (each factor is a representable power of two)
+    kf = k.astype(jnp.float32)
+    new = scale_add(S, LogScale(kf * LN2_HI, kf * LN2_LO))
+    rest = jnp.log(jnp.where(ok, size, 1.0) * first * second)
+    logged = scale_add(new, rest)
+    logged = LogScale(jnp.where(ok, logged.hi, S.hi + jnp.log(size)), jnp.where(ok, logged.lo, 0.0))
+    return jnp.where(ok, scaled, x / jnp.where(size > 0.0, size, 1.0)), new, logged
 
 
 def scaled_add_pair(u, S: LogScale, v, T: LogScale):

@@ -92,12 +92,32 @@ _BANKS: OrderedDict = OrderedDict()
 _MAX_CACHED_BANKS = 2
 
 
+# Above this size a bank's capacity follows the finer ladder below, so it holds at most 1.25× the layers the
+# call needs (depth 65, width 1024, 4 seeds: 80 layers, 1.25 GiB, not 256 layers, 4 GiB).
+LARGE_BANK_BYTES = 256 * 2**20
+FINE_BUCKET_RATIO = 1.25
+
+
+def fine_capacity(depth: int, coarse: int, bytes_per_layer: int) -> int:
+    """``coarse`` (a bucket ≥ depth) where that bank is small; otherwise the smallest rung ⌈16·1.25^k⌉ ≥ depth
+    (below ``coarse``): still a fixed ladder, so depth changes between rungs reuse the compiled program."""
+    if coarse * bytes_per_layer <= LARGE_BANK_BYTES:
+        return coarse
+    rung = 16.0
+    while math.ceil(rung) < depth:
+        rung *= FINE_BUCKET_RATIO
+    return int(max(depth, min(coarse, math.ceil(rung))))
+
+
 def depth_capacity(depth: int, width: int, n_seeds: int) -> int:
-    """The layer capacity of the bank that serves ``depth``: the smallest bucket ≥ depth that fits the budget."""
-    fits = BANK_BUDGET_BYTES // (4 * n_seeds * width * width)
+    """The layer capacity of the bank that serves ``depth``: the smallest bucket ≥ depth that fits the budget,
+    on the finer ladder (``fine_capacity``) once a bank exceeds ``LARGE_BANK_BYTES``: a call never holds more
+    than max(256 MiB, 1.25× its own weights) in a bank, nor above ``BANK_BUDGET_BYTES`` (4 GiB)."""
+    per_layer = 4 * n_seeds * width * width
+    fits = BANK_BUDGET_BYTES // per_layer
     for bucket in DEPTH_BUCKETS:
         if bucket >= depth:
-            return int(max(depth, min(bucket, fits)))
+            return int(max(depth, min(fine_capacity(depth, bucket, per_layer), fits)))
     return depth
 
 

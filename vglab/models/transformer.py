@@ -59,10 +59,19 @@ import numpy as np
 
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
-from vglab.core.logspace import (LN10, LogScale, follow, log_scale, normalise_unit, scale_add, scale_diff,
-                                 scale_to_float64, scaled_add_pair)
+from vglab.core.logspace import (
+    LN10,
+    LogScale,
+    follow,
+    log_scale,
+    normalise_unit,
+    scale_add,
+    scale_diff,
+    scale_to_float64,
+    scaled_add_pair,
+)
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
-from vglab.models.jacobians import SeededGradients, _check_seeds
+from vglab.models.jacobians import SeededGradients, _check_seeds, fine_capacity
 from vglab.models.mlp import LAYERNORM_EPS, _canonical_norm
 
 MAX_DEPTH = 1000
@@ -235,6 +244,7 @@ def block_bank(net: Transformer, seeds: tuple[int, ...]) -> BlockBank:
     fits = BANK_BUDGET_BYTES // (4 * net.floats_per_block * len(seeds))
     if bank is None or bank.capacity < net.depth:
         capacity = _bucket(net.depth, DEPTH_BUCKETS, fits)
+        capacity = fine_capacity(net.depth, capacity, 4 * net.floats_per_block * len(seeds))  # ≤ 1.25× above 256 MiB
         start = 0 if bank is None else bank.capacity
         new = _draw(_draw_block_chunk, seeds, start, capacity, net.width, net.mlp_ratio)
         if bank is not None:

@@ -124,11 +124,20 @@ def test_scaled_form_matches_float64(name, s):
 def test_gradient_norms_match_float64_reference(config):
     net = vglab.MLP(**config)
     result = vglab.gradient_norms(net, seed=1)
-    ref_h, ref_w, ref_rms = reference.gradient_norms(net, seed=1)
-    assert np.all(np.isfinite(ref_h)) and np.all(np.isfinite(result.log10_activation_grad))
-    np.testing.assert_allclose(result.log10_activation_grad[0], ref_h, rtol=RTOL_LOG, atol=1e-5)
-    np.testing.assert_allclose(result.log10_weight_grad[0], ref_w, rtol=RTOL_LOG, atol=1e-5)
+    with np.errstate(divide="ignore"):
+        ref_h, ref_w, ref_rms = reference.gradient_norms(net, seed=1)
+    # At σ_w = 12 (6) a layer can have every unit far on the negative side (z ~ −1e34): φ′ = e^z underflows
+    # float64 too, and the reference's gradient below it is 0.  The engine's is finite and below 1e-300
+    # there; where float64 resolves it, they agree.  Forward values (RMS, ≈ 1 for saturated ELU) everywhere.
+    finite = np.isfinite(ref_h)
+    assert finite.sum() >= 9 and np.all(np.isfinite(result.log10_activation_grad))
+    assert np.all(result.log10_activation_grad[0][~finite] < -300)
+    np.testing.assert_allclose(result.log10_activation_grad[0][finite], ref_h[finite], rtol=RTOL_LOG, atol=1e-5)
+    finite_w = np.isfinite(ref_w)
+    np.testing.assert_allclose(result.log10_weight_grad[0][finite_w], ref_w[finite_w], rtol=RTOL_LOG, atol=1e-5)
     np.testing.assert_allclose(result.log10_activation_rms[0], ref_rms, rtol=RTOL_LOG, atol=1e-5)
+    if config.get("init") == "he":
+        assert np.all(finite)
 
 
 @pytest.mark.parametrize("name", ZOO)

@@ -180,15 +180,23 @@ def _elu_log_dphi(x, slope=0.0):
 
 
 def _elu_scaled(zt, s, slope):
-    # ELU(e^s z̃) = e^s z̃ on the positive side (keep the scale).  Negative side: e^z − 1 ∈ (−1, 0].  Small
-    # signals (s ≤ 0) keep their own scale through the ratio (e^z − 1)/z → 1; large ones (s > 0) are the
-    # bounded value e^z − 1 divided by e^s (negligible beside the positive side's e^s z̃ when s is large).
+    # ELU(e^s z̃) = e^s z̃ on the positive side, e^z − 1 ∈ (−1, 0] on the negative side.  Small signals (s ≤ 0)
+    # keep their own scale through the ratio (e^z − 1)/z → 1.  Large ones (s > 0): when the largest positive
+    # entry e^s max z̃⁺ exceeds 1, keep the scale s (the bounded negative side is e^{−s}(e^z − 1) beside it);
+    # otherwise every entry is at most 1 in size (all units negative, say) and the true values are returned
+    # with scale 0, so a layer of saturated negative units is ≈ −1 each, never 0 by underflow of e^{−s}.
     z = zt * jnp.exp(jnp.minimum(s, _MAX_EXP))
     neg = jnp.minimum(z, 0.0)
     small_z = jnp.abs(neg) < 1e-4
-    ratio = jnp.where(small_z, 1.0 + 0.5 * neg, jnp.expm1(neg) / jnp.where(small_z, 1.0, neg))
+    ratio = jnp.where(small_z, 1.0 + neg * (0.5 + neg / 6.0), jnp.expm1(neg) / jnp.where(small_z, 1.0, neg))
+    positive = zt > 0.0
+    log_pos_max = jnp.log(jnp.max(jnp.where(positive, zt, 0.0)))  # −inf when no entry is positive
+    keep = (s <= 0.0) | (s + log_pos_max > 0.0)
     negative = jnp.where(s > 0.0, jnp.expm1(neg) * jnp.exp(-s), zt * ratio)
-    return jnp.where(zt > 0.0, zt, negative), s, _elu_dphi(z)
+    kept = jnp.where(positive, zt, negative)
+    # Scale 0: positive entries e^{s + log z̃} ≤ 1 (no overflow), negative ones their bounded true value.
+    true_value = jnp.where(positive, jnp.exp(s + jnp.log(jnp.where(positive, zt, 1.0))), jnp.expm1(neg))
+    return jnp.where(keep, kept, true_value), jnp.where(keep, s, jnp.zeros_like(s)), _elu_dphi(z)
 
 
 def _silu_phi(x, slope=0.0):

@@ -15,11 +15,11 @@ The numerical core (pure JAX, no plotting):
 from vglab import datasets, theory
 from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.init import INITS
-from vglab.models.convolutional import ConvNet, ConvTrainingHistory, train_convnet
-from vglab.models.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
 from vglab.models.activity import UnitActivity, unit_activity
-from vglab.models.distributions import LayerDistributions, layer_distributions
 from vglab.models.batchnorm import BatchNormMLP
+from vglab.models.convolutional import ConvNet, ConvTrainingHistory, train_convnet
+from vglab.models.distributions import LayerDistributions, layer_distributions
+from vglab.models.jacobians import GradientNorms, JacobianSpectrum, gradient_norms, jacobian_spectrum
 from vglab.models.mlp import MLP
 from vglab.models.recurrent import RNN
 from vglab.models.stack import Stack, StackGradientNorms, mlp_blocks
@@ -28,7 +28,8 @@ from vglab.training import TrainingHistory, train
 
 __version__ = "0.1.0"
 
-__all__ = ["ACTIVATIONS", "INITS", "MLP", "BatchNormMLP", "RNN", "Transformer", "Stack", "StackGradientNorms", "mlp_blocks",
+__all__ = ["ACTIVATIONS", "INITS", "MLP", "BatchNormMLP", "RNN", "Transformer", "Stack", "StackGradientNorms",
+           "mlp_blocks",
            "ConvNet", "ConvTrainingHistory", "train_convnet", "GradientNorms", "JacobianSpectrum",
            "gradient_norms", "jacobian_spectrum", "unit_activity", "UnitActivity",
            "layer_distributions", "LayerDistributions", "sup_derivative", "theory", "TrainingHistory", "train",

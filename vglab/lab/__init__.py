@@ -18,5 +18,6 @@ from vglab.lab.notebook import setup
 from vglab.lab.sequence_dashboards import RecurrentDashboard, TransformerDashboard
 from vglab.lab.training_dashboards import TrainingDashboard
 
-__all__ = ["BatchNormDashboard", "DegradationDashboard", "Dashboard", "GradientDashboard", "PhaseDiagramDashboard", "SpectrumDashboard",
+__all__ = ["BatchNormDashboard", "DegradationDashboard", "Dashboard", "GradientDashboard", "PhaseDiagramDashboard",
+           "SpectrumDashboard",
            "RecurrentDashboard", "TransformerDashboard", "TrainingDashboard", "setup"]

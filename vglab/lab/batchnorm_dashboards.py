@@ -37,8 +37,8 @@ class BatchNormView:
 class BatchNormDashboard(Dashboard):
     """Left: the mean over seeds of log10 ‖∂L/∂H_l‖_F (the whole batch; the typical gradient) per layer, with and
     without BatchNorm, and the mean-field prediction where it applies (plain ReLU or linear).  Right: RMS(H_l),
-    the forward scale.  Controls: depth, batch size, activation, residual connections.  σ_w is He's for ReLU and 1 otherwise
-    (``INIT_FOR``): the net without BN starts critical, so what changes is BatchNorm's doing."""
+    the forward scale.  Controls: depth, batch size, activation, residual connections.  σ_w is He's for ReLU and 1
+    otherwise (``INIT_FOR``): the net without BN starts critical, so what changes is BatchNorm's doing."""
 
     kind = "batchnorm"
 

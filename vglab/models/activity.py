@@ -2,8 +2,9 @@
 
 A unit i of layer l is *inactive* for an input x when φ′(z_{l,i}(x)) = 0 exactly (a ReLU with z < 0): it
 passes no gradient for that x.  Only activations with a flat side (``Activation.flat``: ReLU) have such units;
-a saturated sigmoid, tanh or GELU unit still passes a (tiny) gradient and is never inactive or dead.  It is *dead* on a batch when it is inactive for every input of the batch: it
-then passes no gradient at all and its incoming weights receive none, so gradient descent cannot revive it
+a saturated sigmoid, tanh or GELU unit still passes a (tiny) gradient and is never inactive or dead.
+It is *dead* on a batch when it is inactive for every input of the batch: it then passes no gradient at all and
+its incoming weights receive none, so gradient descent cannot revive it
 (the "dying ReLU", Lu, Shin, Su & Karniadakis 2019).  About half of a ReLU layer is inactive for any one
 input at He initialisation; a dead unit is a different, much rarer thing.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import vglab
-from vglab.models import jacobians, recurrent
+from vglab.models import convolutional, jacobians, recurrent
 
 FLOAT32 = 4
 
@@ -113,6 +113,119 @@ def rnn_work(net: vglab.RNN, n_seeds: int) -> tuple[float, float]:
     return flops, bytes_moved
 
 
+# --------------------------------------------------------------------------------------------- ConvNet
+@dataclass(frozen=True)
+class ConvProblem:
+    """``n_seeds`` draws of a ``vglab.ConvNet`` body, in vglab's layout: weights (S, L, k, C, C) with W[j, c, o]
+    the weight of input channel c at offset j − ⌊k/2⌋ into output channel o, biases (S, L, C), inputs (S, T, C)
+    h_0 = x and directions (S, T, C) g of L = ⟨g, h_L⟩ (what ``vglab.gradient_norms(net, seed)`` uses)."""
+
+    net: vglab.ConvNet
+    n_seeds: int
+    weights: np.ndarray
+    biases: np.ndarray
+    inputs: np.ndarray
+    directions: np.ndarray
+
+
+def conv_problem(net: vglab.ConvNet, n_seeds: int = 1, seed: int = 0) -> ConvProblem:
+    """vglab's draws for ``net`` and seeds seed..seed+n_seeds−1 (``ConvNet.as_stack``), as float32 arrays."""
+    from vglab.core import init as _init
+
+    size = net.length * net.channels
+    draws = [convolutional.body_parameters(net, s) for s in range(seed, seed + n_seeds)]
+    stack = lambda arrays: np.ascontiguousarray(np.stack([np.asarray(a) for a in arrays]), np.float32)  # noqa: E731
+    seeds = range(seed, seed + n_seeds)
+    return ConvProblem(net, n_seeds, stack([w for w, _ in draws]), stack([b for _, b in draws]),
+                       stack([_init.network_input(s, size).reshape(net.length, net.channels) for s in seeds]),
+                       stack([_init.output_direction(s, size).reshape(net.length, net.channels) for s in seeds]))
+
+
+def conv_gradient_norms_work(net: vglab.ConvNet, n_seeds: int) -> tuple[float, float]:
+    """(flops, bytes): per layer the convolution forward (2·T·k·C² flops) and its transpose backward (the same),
+    plus O(T·C) elementwise work; every kernel is read forward and again backward."""
+    T, k, C, L = net.length, net.kernel, net.channels, net.depth
+    return n_seeds * L * (4.0 * T * k * C * C + 20.0 * T * C), 2.0 * n_seeds * L * k * C * C * FLOAT32
+
+
+CONV_PARAMETERS = ("stem", "stem_bias", "weights", "biases", "readout", "readout_bias")
+
+
+@dataclass(frozen=True)
+class ConvTrainingProblem:
+    """One step of ``vglab.train_convnet`` (its first: Adam from zero moments, step 0) from its own initial
+    parameters.  params: {name: float32 array} in vglab's layout (stem (k, 1, C), weights (L, k, C, C), readout
+    (C, classes), …); x (B, T), y (B,): the batch that step draws from the training split (x_train, y_train)."""
+
+    net: vglab.ConvNet
+    seed: int
+    learning_rate: float
+    batch_size: int
+    params: dict
+    x: np.ndarray
+    y: np.ndarray
+    x_train: np.ndarray
+    y_train: np.ndarray
+
+    @property
+    def classes(self) -> int:
+        return self.params["readout"].shape[1]
+
+
+def conv_training_problem(net: vglab.ConvNet, data, batch_size: int = 100, learning_rate: float = 3e-3,
+                          seed: int = 0) -> ConvTrainingProblem:
+    """``train_convnet(net, data, batch_size=…, learning_rate=…, seed=…)``'s initial parameters and first batch.
+
+    The batch indices are drawn as ``convolutional._train_step`` draws them for step 0; the agreement of every
+    peer's loss with vglab's (and ``tests/test_benchmarks_smoke.py``) checks that they are the same batch."""
+    import jax
+
+    x_train, y_train, _, y_test = (np.asarray(a) for a in data)
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    params = convolutional._init_classifier(net, seed, classes)
+    key = jax.random.fold_in(jax.random.key(seed), convolutional._BATCH_STREAM)
+    idx = np.asarray(jax.random.choice(jax.random.fold_in(key, 0), x_train.shape[0], (batch_size,), replace=False))
+    return ConvTrainingProblem(net, seed, float(learning_rate), batch_size,
+                               {k: np.asarray(v, np.float32) for k, v in params.items()},
+                               np.ascontiguousarray(x_train[idx], np.float32), np.asarray(y_train[idx], np.int32),
+                               np.asarray(x_train, np.float32), np.asarray(y_train, np.int32))
+
+
+def vglab_conv_training_step(problem: ConvTrainingProblem):
+    """A callable running vglab's own first step (``convolutional._train_step``, what ``train_convnet`` calls,
+    jit'ed) from the problem's parameters, returning its records and the parameters after the update as NumPy
+    arrays: loss (), accuracy (), log10_grad_norms (L,) and new_<name> for each of ``CONV_PARAMETERS``."""
+    import jax
+    import jax.numpy as jnp
+
+    net = problem.net
+    params = {k: jnp.asarray(v) for k, v in problem.params.items()}
+    state = (jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params))
+    key = jax.random.fold_in(jax.random.key(problem.seed), convolutional._BATCH_STREAM)
+    xs, ys = jnp.asarray(problem.x_train), jnp.asarray(problem.y_train)
+    lr = np.float32(problem.learning_rate)
+
+    def step():
+        new, _, (loss, accuracy, log10_grad) = jax.block_until_ready(convolutional._train_step(
+            net, params, state, jnp.int32(0), key, xs, ys, problem.batch_size, lr))
+        out = {"loss": np.asarray(loss), "accuracy": np.asarray(accuracy), "log10_grad_norms": np.asarray(log10_grad)}
+        out.update({f"new_{k}": np.asarray(new[k]) for k in CONV_PARAMETERS})
+        return out
+
+    return step
+
+
+def conv_training_work(net: vglab.ConvNet, batch_size: int, classes: int) -> tuple[float, float]:
+    """(flops, bytes) of one step: forward 2·B·T·k·C² flops per body layer (and the stem, 2·B·T·k·C), backward
+    twice that (input and kernel gradients), the readout's 2·B·C·classes three times.  Bytes: the parameters
+    read forward and backward, their gradient written, Adam's two moments read and written and the parameters
+    written (7 × P floats), and the body's activations written forward and read back (2 × B·T·C·L floats)."""
+    T, k, C, L, B = net.length, net.kernel, net.channels, net.depth, batch_size
+    flops = 3.0 * (2 * B * T * k * C * C * L + 2 * B * T * k * C + 2 * B * C * classes) + 20.0 * B * T * C * L
+    n_params = L * (k * C * C + C) + k * C + C + C * classes + classes
+    return flops, (7.0 * n_params + 2.0 * B * T * C * L) * FLOAT32
+
+
 # --------------------------------------------------------------------------------------------- agreement
 # Largest |difference| in log10 units accepted between vglab and a peer (float32 throughout; 1e-3 in log10
 # is a 0.23 % relative difference).  Small singular values of a long chain are conditioned by the gap to the
@@ -133,6 +246,10 @@ LOG10_TOLERANCE = {
     "log10_grad_norms": 1e-3,
     "log10_global_grad_norm": 1e-3,
     "update_ratio": 1e-5,
+    # The parameters after a ConvNet training step (``vglab_conv_training_step``), absolute, in the parameters'
+    # own units: Adam's first step moves every entry by ≈ lr·sign(g) (3e-3 in lesson 12), so 1e-5 is 0.3 % of
+    # a step; float32 peers differ by ~1e-7 (one entry whose gradient sign differed would differ by 2·lr).
+    **{f"new_{name}": 1e-5 for name in CONV_PARAMETERS},
 }
 
 TRAINING_RECORDS = ("loss", "accuracy", "log10_grad_norms", "log10_global_grad_norm", "update_ratio",

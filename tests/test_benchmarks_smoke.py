@@ -185,3 +185,99 @@ def test_bench_run_times_bounds_apart_from_the_peers():
                     bounds={run.BARE_CHAIN: lambda: calls.append("bound")})
     assert set(row["ms"]) == {"vglab"} and set(row["bounds_ms"]) == {run.BARE_CHAIN}
     assert calls.count("bound") >= 3 and calls.count("vglab") >= 3  # timed in the same rounds
+
+
+# --------------------------------------------------------------------------------------------- ConvNet
+def _conv_peers():
+    from benchmarks.peers.conv_backprop import JaxEager, NumPy
+
+    peers = [NumPy, JaxEager]
+    if importlib.util.find_spec("torch") is not None:
+        from benchmarks.peers import torch_conv
+
+        return peers + [torch_conv]
+    return peers + [pytest.param(None, marks=pytest.mark.skip(reason="torch not installed (benchmark-only)"))]
+
+
+CONV_PEERS = _conv_peers()
+CONV_NETS = [
+    vglab.ConvNet(depth=3, channels=4, length=12, bias_std=0.1),  # plain ReLU, biases
+    vglab.ConvNet(depth=4, channels=4, length=12, kernel=3, activation="tanh", residual=True, residual_scale=0.5,
+                  norm="pre"),  # residual branch scale, pre-LayerNorm
+]
+
+
+@pytest.mark.parametrize("peer", CONV_PEERS, ids=_peer_id)
+@pytest.mark.parametrize("net", CONV_NETS, ids=lambda n: "residual-ln" if n.residual else "plain")
+def test_conv_gradient_norms_agree(peer, net):
+    reference = vglab.gradient_norms(net, seed=1, n_seeds=2)
+    result = peer.conv_gradient_norms(peer.prepare_conv(problems.conv_problem(net, n_seeds=2, seed=1)))
+    assert result["log10_activation_grad"].shape == (2, net.depth + 1)
+    assert np.all(np.isfinite(result["log10_activation_grad"]))
+    problems.check_agreement(reference, result, peer.NAME)
+
+
+def test_the_conv_check_catches_a_flipped_kernel():
+    from benchmarks.peers.conv_backprop import NumPy
+
+    net = CONV_NETS[0]
+    problem = problems.conv_problem(net)
+    flipped = problems.ConvProblem(net, 1, problem.weights[:, :, ::-1], problem.biases, problem.inputs,
+                                   problem.directions)  # a convolution where vglab (and conv1d) correlate
+    with pytest.raises(AssertionError, match="log10_activation_grad"):
+        problems.check_agreement(vglab.gradient_norms(net), NumPy.conv_gradient_norms(NumPy.prepare_conv(flipped)),
+                                 "flipped")
+
+
+@pytest.fixture(scope="module")
+def conv_training():
+    """A residual pre-LN ConvNet's first training step on a little MNIST-1D, vglab's result, and the history of
+    ``train_convnet`` for one step with the same arguments."""
+    from vglab.models import convolutional
+
+    net = vglab.ConvNet(depth=3, channels=4, residual=True, norm="pre")
+    data = convolutional.mnist1d(n_train=60, n_test=10, seed=0)
+    problem = problems.conv_training_problem(net, data, batch_size=20, learning_rate=3e-3, seed=2)
+    history = vglab.train_convnet(net, data, steps=1, learning_rate=3e-3, batch_size=20, seed=2)
+    return problem, problems.vglab_conv_training_step(problem)(), history
+
+
+def test_the_conv_training_reference_is_train_convnets_first_step(conv_training):
+    problem, reference, history = conv_training
+    assert set(reference) == {"loss", "accuracy", "log10_grad_norms", *(f"new_{k}" for k in problems.CONV_PARAMETERS)}
+    assert float(reference["loss"]) == history.loss[0] and float(reference["accuracy"]) == history.accuracy[0]
+    np.testing.assert_array_equal(reference["log10_grad_norms"], history.log10_grad_norms[0])
+    step = reference["new_weights"] - problem.params["weights"]
+    np.testing.assert_allclose(np.abs(step), 3e-3, rtol=0.01)  # Adam's first step: ≈ lr on every entry
+
+
+@pytest.mark.parametrize("peer", CONV_PEERS, ids=_peer_id)
+def test_conv_training_step_agrees(peer, conv_training):
+    problem, reference, _ = conv_training
+    prepared = peer.prepare_conv_training(problem)
+    first, again = peer.conv_training_step(prepared), peer.conv_training_step(prepared)  # same start each call
+    assert set(first) == set(reference)
+    problems.check_agreement(reference, first, peer.NAME)
+    problems.check_agreement(reference, again, peer.NAME)
+
+
+def test_the_conv_training_check_catches_a_wrong_step(conv_training):
+    from benchmarks.peers.conv_backprop import NumPy
+
+    problem, reference, _ = conv_training
+    result = NumPy.conv_training_step(NumPy.prepare_conv_training(problem))
+    wrong = dict(result, new_stem_bias=2 * problem.params["stem_bias"] - result["new_stem_bias"])  # steps reversed
+    with pytest.raises(AssertionError, match="new_stem_bias"):
+        problems.check_agreement(reference, wrong, "wrong")
+    other_batch = problems.ConvTrainingProblem(**{**problem.__dict__, "x": problem.x[::-1].copy()})  # x, y mismatched
+    with pytest.raises(AssertionError, match="loss"):
+        problems.check_agreement(reference, NumPy.conv_training_step(NumPy.prepare_conv_training(other_batch)), "wrong")
+
+
+def test_conv_work_counts():
+    net = vglab.ConvNet(depth=24, channels=16, kernel=5, length=40)
+    flops, moved = problems.conv_gradient_norms_work(net, 1)
+    assert moved == 2 * 24 * 5 * 16 * 16 * 4
+    assert flops == pytest.approx(24 * 4 * 40 * 5 * 16**2, rel=0.1)  # the convolutions dominate
+    flops, moved = problems.conv_training_work(net, batch_size=100, classes=10)
+    assert flops == pytest.approx(3 * 2 * 100 * 40 * 5 * 16**2 * 24, rel=0.05)

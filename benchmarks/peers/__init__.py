@@ -24,3 +24,18 @@ def available_peers() -> tuple[list, dict]:
 
     peers.append(jax_eager)
     return peers, missing
+
+
+def available_conv_peers() -> tuple[list, dict]:
+    """The peers of the ConvNet workloads (``conv_backprop``'s NumPy and JAX-eager, PyTorch eager's autograd
+    with ``F.conv1d``), and {name: reason} for those that do not import."""
+    from benchmarks.peers.conv_backprop import JaxEager, NumPy
+
+    peers, missing = [NumPy], {}
+    try:
+        torch_conv = importlib.import_module("benchmarks.peers.torch_conv")
+    except ImportError as error:
+        missing["torch"] = f"not installed ({error}); pip install -r benchmarks/requirements.txt"
+    else:
+        peers.append(torch_conv)
+    return peers + [JaxEager], missing

@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 import vglab  # noqa: E402
 from benchmarks import problems  # noqa: E402
-from benchmarks.peers import available_peers  # noqa: E402
+from benchmarks.peers import available_conv_peers, available_peers  # noqa: E402
 from vglab.core.compilation import CompileCounter, exact_jit  # noqa: E402
 from vglab.models import jacobians, recurrent, transformer  # noqa: E402
 
@@ -390,6 +390,36 @@ def bench_training(bench: Bench, peers_available: bool):
     print(format_row(row), flush=True)
 
 
+def bench_convnet(bench: Bench, peers, quick: bool):
+    """Lesson 12's ConvNets (``convolutional.degradation_nets()``: 16 channels, kernel 5, 40 positions; plain 4
+    and 24 layers, residual + pre-LayerNorm 24): exact gradient norms at initialisation (the public call, its
+    parameter draw included) and one ``train_convnet`` step (batch 100 of MNIST-1D, Adam, lr 3e-3) from the
+    lesson's seed 0, each checked against the ConvNet peers (``available_conv_peers``) before it is timed."""
+    from vglab.models import convolutional
+
+    sizes = convolutional.DEGRADATION
+    nets = list(convolutional.degradation_nets().items())
+    shape = lambda net: f"{net.channels} channels, kernel {net.kernel}, {net.length} positions"  # noqa: E731
+    for label, net in nets[1:] if quick else nets:
+        problem = problems.conv_problem(net)
+        calls = peer_calls(peers, "prepare_conv", "conv_gradient_norms", problem)
+        flops, nbytes = problems.conv_gradient_norms_work(net, 1)
+        bench.run("ConvNet gradient norms", f"lesson 12, {label}, {shape(net)}",
+                  lambda net=net: vglab.gradient_norms(net), flops, nbytes, calls,
+                  note="vglab: the public call (parameter draw included)")
+    data = convolutional.cached_mnist1d(sizes["n_train"], sizes["n_test"])
+    for label, net in nets[-1:] if quick else nets:
+        problem = problems.conv_training_problem(net, data, batch_size=sizes["batch_size"],
+                                                 learning_rate=sizes["learning_rate"], seed=0)
+        calls = peer_calls(peers, "prepare_conv_training", "conv_training_step", problem)
+        flops, nbytes = problems.conv_training_work(net, sizes["batch_size"], problem.classes)
+        bench.run("ConvNet training step", f"lesson 12, {label}, batch {sizes['batch_size']} of MNIST-1D, Adam",
+                  problems.vglab_conv_training_step(problem), flops, nbytes, calls,
+                  note="vglab: one jit'ed step of train_convnet (convolutional._train_step); peers: the same step, "
+                  "checked on loss, accuracy, log10 ‖∂loss/∂W_l‖ and every parameter after the update")
+    gc.collect()
+
+
 # --------------------------------------------------------------------------------------------- interactivity
 
 
@@ -551,6 +581,8 @@ def goals(rows, inter, ceilings: dict | None = None) -> list[tuple[str, str, str
         if ceilings:
             parts.append(f"ceiling: {qr_ceiling(ceilings)}")
         out.append(("spectra ≥ 60 % of the measured matmul rate", "; ".join(parts), "met" if ok else "not met"))
+    if inter is None:  # a partial run (--only) measures no interactivity
+        return out
     out.append(("depth changes cost no compile",
                 f"{inter['depth_change_compiles']} compiles over {len(inter['depths'])} new depths "
                 f"(median {inter['depth_change_ms']:.1f} ms); dashboard: {inter['dashboard_compiles']}",
@@ -621,7 +653,8 @@ def markdown(results) -> str:
                          f"{r['naive_product_gflops']:.1f} GFLOP/s counted as the naive product (2n³ per layer)")
         if extra:
             lines.append(f"- {r['workload']}, {r['config']}: " + "; ".join(extra))
-    lines += ["", "**Interactivity** (MLP depth 200, width 256, tanh unless stated):", "",
+    lines += [] if inter is None else [
+              "", "**Interactivity** (MLP depth 200, width 256, tanh unless stated):", "",
               f"- first call of a never-compiled option (GELU, depth 200, width 256): {inter['first_call_s']:.2f} s "
               f"({inter['first_call_compiles']} XLA compiles, weight draw included); the same call warm: "
               f"{inter['warm_call_ms']:.1f} ms",
@@ -634,8 +667,8 @@ def markdown(results) -> str:
               f"plotting is {100 * inter['dashboard_draw_share']:.0f} % of it; "
               f"{inter['dashboard_compiles']} compiles; in the live path a depth step that keeps the axis limits "
               f"is blitted instead ({inter['dashboard_blits']} steps 190→200): "
-              f"{inter['dashboard_blit_ms']:.1f} ms per frame (median; Agg only, ipympl's PNG diff not included)",
-              "", "**Goals of issue 7** (evaluated by the script from the numbers above):", "",
+              f"{inter['dashboard_blit_ms']:.1f} ms per frame (median; Agg only, ipympl's PNG diff not included)"]
+    lines += ["", "**Goals of issue 7** (evaluated by the script from the numbers above):", "",
               "| goal | measured | |", "|---|---|---|"]
     for goal, measured, verdict in results["goals"]:
         lines.append(f"| {goal} | {measured} | {verdict} |")
@@ -671,10 +704,10 @@ def plot(results, path: Path):
     plt.close(fig)
 
 
-def output_names(backend: str, quick: bool) -> dict:
+def output_names(backend: str, quick: bool, only: str | None = None) -> dict:
     """Where a run's results go: the CPU keeps the plain names; an accelerator run gets its own JSON, plot and
-    README section, so neither overwrites the other."""
-    tag = "" if backend == "cpu" else f"_{backend}"
+    README section, so neither overwrites the other; so does a run of only some rows (``--only conv``)."""
+    tag = ("" if backend == "cpu" else f"_{backend}") + (f"_{only}" if only else "")
     return {"json": f"results{tag}{'_quick' if quick else ''}.json", "plot": f"results{tag}.png",
             "section": "results" + tag.replace("_", "-")}
 
@@ -695,30 +728,37 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="a subset of the workloads (a few minutes)")
     parser.add_argument("--no-readme", action="store_true", help="print only; do not rewrite README/PNG/JSON")
     parser.add_argument("--budget", type=float, default=None, help="seconds of timed runs per workload")
+    parser.add_argument("--only", choices=("conv",), default=None,
+                        help="only these rows (conv: lesson 12's ConvNet), written to their own README section")
     args = parser.parse_args(argv)
     budget = args.budget or (4.0 if args.quick else 8.0)
-    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "") + (f" --only {args.only}"
+                                                                                 if args.only else "")
     started = time.perf_counter()
     load_start = [round(x, 2) for x in os.getloadavg()]
     counter = CompileCounter()
     peers, missing = available_peers()
+    conv_peers, conv_missing = available_conv_peers()
+    missing.update(conv_missing)
     print(f"peers: {', '.join(p.NAME for p in peers)}; missing: {missing or 'none'}", flush=True)
     floor = measure_floor(budget)
     print(json.dumps({k: v for k, v in floor.items() if k != "best_of_runs"}, indent=None), flush=True)
     bench = Bench(floor, peers, missing, budget)
-    bench_gradient_norms(bench, args.quick)
-    bench_spectra(bench, args.quick)
-    bench_recurrent(bench, args.quick)
-    bench_transformer(bench, args.quick)
-    bench_training(bench, peers_available="torch" not in missing)
-    inter = bench_interactivity(counter)
+    if args.only is None:
+        bench_gradient_norms(bench, args.quick)
+        bench_spectra(bench, args.quick)
+        bench_recurrent(bench, args.quick)
+        bench_transformer(bench, args.quick)
+        bench_training(bench, peers_available="torch" not in missing)
+    bench_convnet(bench, conv_peers, args.quick)
+    inter = bench_interactivity(counter) if args.only is None else None
     floor = combine_floors([floor, measure_floor(budget)])
     print(json.dumps({k: v for k, v in floor.items() if k != "best_of_runs"}, indent=None), flush=True)
     refloor(bench.rows, floor)
     print(json.dumps(inter), flush=True)
-    ceilings = measure_ceilings(floor, budget)
+    ceilings = measure_ceilings(floor, budget) if args.only is None else None
     print(json.dumps(ceilings), flush=True)
-    names = output_names(jax.default_backend(), args.quick)
+    names = output_names(jax.default_backend(), args.quick, args.only)
     results = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "command": command,
                "machine": machine(), "load_start": load_start, "floor": floor, "rows": bench.rows,
                "interactivity": inter, "ceilings": ceilings, "missing": missing,

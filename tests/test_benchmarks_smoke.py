@@ -281,3 +281,15 @@ def test_conv_work_counts():
     assert flops == pytest.approx(24 * 4 * 40 * 5 * 16**2, rel=0.1)  # the convolutions dominate
     flops, moved = problems.conv_training_work(net, batch_size=100, classes=10)
     assert flops == pytest.approx(3 * 2 * 100 * 40 * 5 * 16**2 * 24, rel=0.05)
+
+
+def test_a_conv_only_run_has_its_own_files_and_no_interactivity_goal():
+    from benchmarks import run
+
+    assert run.output_names("cpu", quick=True, only="conv") == {
+        "json": "results_conv_quick.json", "plot": "results_conv.png", "section": "results-conv"}
+    row = {"workload": "ConvNet gradient norms", "config": "lesson 12", "ms": {"vglab": 2.0, "torch_autograd": 1.0},
+           "bound": "compute", "floor_ms": 0.01, "fraction_of_floor": 0.005, "gflops": 1.0}
+    verdicts = {goal: verdict for goal, _, verdict in run.goals([row], None)}
+    assert verdicts == {"every workload at least as fast as every peer": "not met",
+                        "memory-bound workloads within 1.5× of the bandwidth floor (floor > 0.5 ms)": "n/a"}

@@ -125,7 +125,7 @@ def test_the_message_names_the_callable_and_every_valid_keyword():
         vglab.MLP(depth=3, width=4, activaton="tanh")
     assert str(info.value) == (
         "vglab.MLP() got an unknown keyword 'activaton'; did you mean 'activation'? (valid: depth, width, "
-        "activation, init, weight_std, bias_std, residual, norm, residual_scale, leaky_slope)")
+        "activation, init, weight_std, bias_std, residual, norm, residual_scale, leaky_slope, widths)")
     with pytest.raises(TypeError, match=r"unknown keyword 'colour' \(valid: depth, "):  # nothing close
         vglab.MLP(depth=3, width=4, colour="red")
 

@@ -371,10 +371,22 @@ class TrainingDashboard(Dashboard):
         if job != self._job:
             return
         try:
-            self.draw(TrainingView(history, running=True))
-            self._redraw_figure()
+            self._draw_and_redraw(TrainingView(history, running=True))
         except Exception as error:  # noqa: BLE001
             self._show_error(error)
+
+    def _draw_and_redraw(self, view):
+        """Draw ``view`` and redraw the figure; a mathtext ParseException on a valid label (matplotlib's
+        pyparsing state is shared and not thread-safe: seen once in the browser suite, on '$10^{1}$', while
+        background threads were running) is retried once, and a second failure raised."""
+        for attempt in (1, 2):
+            try:
+                self.draw(view)
+                self._redraw_figure()
+                return
+            except ValueError as error:
+                if attempt == 2 or "ParseException" not in str(error):
+                    raise
 
     def _live_failed(self, job, error):
         if job == self._job:
@@ -391,8 +403,7 @@ class TrainingDashboard(Dashboard):
         view = TrainingView(history)
         drawing = time.perf_counter()
         try:
-            self.draw(view)
-            self._redraw_figure()
+            self._draw_and_redraw(view)
         except Exception as error:  # noqa: BLE001
             self._show_error(error)
             return

@@ -207,39 +207,21 @@ def test_unit_activity_finds_no_inactive_or_dead_units_where_phi_prime_never_van
 # --------------------------------------------------------------------------------------------- transformer
 def transformer_reference(net, seed=0, dtype=np.float64):
     """float64 (or, with ``dtype=np.float32``, a float32 twin whose scale is still summed in float64)
-    log10 ‖∂L/∂h_l‖_F, l = 0..depth, on the engine's own float32 draws: the blocks written out head
-    by head (as in tests/test_transformer.py), the adjoint pulled back block by block with ``jax.vjp`` and
+    log10 ‖∂L/∂h_l‖_F, l = 0..depth, on the engine's own float32 draws: the blocks of
+    tests/test_transformer.py (``reference_block``), the adjoint pulled back block by block with ``jax.vjp`` and
     renormalised, its log scale summed in float64.  The forward stream is carried at true scale, so only for
     stacks whose stream stays within float64 (LayerNorm, or a linear stack, see below)."""
     import jax
     import jax.numpy as jnp
 
-    from tests.test_transformer import _layernorm, _phi
+    from tests.test_transformer import reference_block
     from vglab.models import transformer
 
     p = transformer.parameters(net, seed)
     wq, wk, wv, wo, w1, w2, X, G = (jnp.asarray(a, dtype) for a in p)
-    H, dk = net.heads, net.width // net.heads
 
-    def block(h, q, k, v, o, a1, a2):
-        def attention(a):
-            heads = []
-            for j in range(H):
-                cols = slice(j * dk, (j + 1) * dk)
-                A = jax.nn.softmax((a @ q[:, cols]) @ (a @ k[:, cols]).T / np.sqrt(dk), axis=-1)
-                heads.append(A @ (a @ v[:, cols]))
-            return jnp.concatenate(heads, axis=1) @ o
-
-        def sublayer(F, h):
-            if net.norm == "pre":
-                out = F(_layernorm(h))
-                return h + out if net.residual else out
-            out = F(h)
-            out = h + out if net.residual else out
-            return _layernorm(out) if net.norm == "post" else out
-
-        h = sublayer(attention, h).astype(dtype)  # (numpy scalars would promote a float32 twin to float64)
-        return sublayer(lambda a: _phi(net.activation, a @ a1, net.leaky_slope) @ a2, h).astype(dtype)
+    def block(h, *w):
+        return reference_block(net, h, *w, dtype=dtype)
 
     @jax.jit
     def forward(h, *w):

@@ -1,7 +1,5 @@
 """vglab.Transformer: per-block gradients against float64 jax.jacfwd, and the residual / LayerNorm stories."""
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,23 +30,19 @@ def _layernorm(x):
     return c / jnp.sqrt((c * c).mean(-1, keepdims=True) + 1e-5)
 
 
-def reference_gradients(net, seed):
-    """float64 log10 ‖∂L/∂h_l‖_F, l = 0..depth: the stack written out head by head, differentiated by jacfwd
-    with respect to perturbations ε_l added to every block's output (the graph adjoints at ε = 0)."""
-    p = transformer.parameters(net, seed)
-    wq, wk, wv, wo, w1, w2, X, G = (jnp.asarray(a, jnp.float64) for a in p)
+def reference_block(net, h, q, k, v, o, a1, a2, dtype=None):
+    """One block written out head by head: the attention sublayer, then the MLP sublayer, each with the net's
+    residual and LayerNorm placement (``dtype``: each sublayer's output cast to it, for a float32 twin)."""
     H, dk = net.heads, net.width // net.heads
+    cast = (lambda x: x) if dtype is None else (lambda x: x.astype(dtype))  # numpy scalars would promote
 
-    def attention(l, a):
+    def attention(a):
         heads = []
-        for k in range(H):
-            cols = slice(k * dk, (k + 1) * dk)
-            A = jax.nn.softmax((a @ wq[l][:, cols]) @ (a @ wk[l][:, cols]).T / np.sqrt(dk), axis=-1)
-            heads.append(A @ (a @ wv[l][:, cols]))
-        return jnp.concatenate(heads, axis=1) @ wo[l]
-
-    def mlp(l, a):
-        return _phi(net.activation, a @ w1[l], net.leaky_slope) @ w2[l]
+        for j in range(H):
+            cols = slice(j * dk, (j + 1) * dk)
+            A = jax.nn.softmax((a @ q[:, cols]) @ (a @ k[:, cols]).T / np.sqrt(dk), axis=-1)
+            heads.append(A @ (a @ v[:, cols]))
+        return jnp.concatenate(heads, axis=1) @ o
 
     def sublayer(F, h):
         if net.norm == "pre":
@@ -58,11 +52,20 @@ def reference_gradients(net, seed):
         out = h + out if net.residual else out
         return _layernorm(out) if net.norm == "post" else out
 
+    h = cast(sublayer(attention, h))
+    return cast(sublayer(lambda a: _phi(net.activation, a @ a1, net.leaky_slope) @ a2, h))
+
+
+def reference_gradients(net, seed):
+    """float64 log10 ‖∂L/∂h_l‖_F, l = 0..depth: the stack written out head by head, differentiated by jacfwd
+    with respect to perturbations ε_l added to every block's output (the graph adjoints at ε = 0)."""
+    p = transformer.parameters(net, seed)
+    wq, wk, wv, wo, w1, w2, X, G = (jnp.asarray(a, jnp.float64) for a in p)
+
     def loss(eps):
         h = X + eps[0]
         for l in range(net.depth):
-            h = sublayer(partial(attention, l), h)
-            h = sublayer(partial(mlp, l), h) + eps[l + 1]
+            h = reference_block(net, h, wq[l], wk[l], wv[l], wo[l], w1[l], w2[l]) + eps[l + 1]
         return jnp.sum(G * h)
 
     d = jax.jacfwd(loss)(jnp.zeros((net.depth + 1, net.seq_len, net.width)))

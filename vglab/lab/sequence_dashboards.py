@@ -148,7 +148,7 @@ class RecurrentDashboard(_SequenceDashboard):
     kind = "recurrent-dashboard"
     LABELS = {"cell": "cell", "steps": "steps T", "hidden": "hidden n",
               "activation": "activation φ (vanilla)", "spectral_radius": "ρ = ‖W‖₂",
-              "forget_bias": "keep bias b_f (LSTM) / b_u (GRU)", "seed": "seed"}
+              "forget_bias": "keep bias b_f / b_u", "seed": "seed"}
     CONTROLS = ("cell", "steps", "hidden", "activation", "spectral_radius", "forget_bias", "seed")
 
     def __init__(self, *, cell: str = "vanilla", steps: int = 100, hidden: int = 64, activation: str = "tanh",

@@ -12,14 +12,24 @@ os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 os.environ.setdefault("VGLAB_COMPILATION_CACHE", "off")
 
 
-def pytest_collection_modifyitems(config, items):
-    """Run the browser suite last.
+# The longest test files, longest first (from the CI log's --durations), so that `make test -n 2 --dist loadfile`
+# does not end on one worker still busy with a long file while the other idles.
+LONGEST_FILES = ("test_browser_dashboards.py", "test_site.py", "test_coursework.py", "test_hub.py", "test_cheats.py",
+                 "test_notebooks.py", "test_plot_legibility.py", "test_claims_12_convolutional_resnets.py",
+                 "test_gradients.py", "test_colab.py", "test_compilation_cache.py")
 
-    Playwright's sync API keeps its event loop installed as the running loop of the main thread for as
-    long as the browser lives (a session fixture); any later test calling ``asyncio.run`` would fail with
-    "cannot be called from a running event loop".  The stable sort keeps every other order unchanged.
-    """
-    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+def pytest_collection_modifyitems(config, items):
+    """Run the longest files first (the browser suite first of all); the stable sort keeps every other order.
+
+    Playwright's sync API keeps its event loop installed as the running loop of the main thread for as long as
+    the browser lives, and ``asyncio.run`` cannot be called under it: the browser fixtures are module-scoped
+    (tests/browser/conftest.py), so the loop is gone before the next file runs in the same process."""
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(autouse=True, scope="module")

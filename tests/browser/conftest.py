@@ -85,7 +85,7 @@ def lab_server(lab_root, tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     require_browser_tools()
     from playwright.sync_api import sync_playwright
@@ -98,7 +98,7 @@ def browser():
             chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(browser):
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
     context.add_init_script(INSTRUMENTATION)
@@ -108,10 +108,10 @@ def browser_context(browser):
         context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def open_notebook(lab_server, browser_context):
     """open_notebook(name) → an opened NotebookPage; every page is closed and its kernel shut down at the
-    end of the session (tests close their own pages earlier with page.close())."""
+    end of the test file (tests close their own pages earlier with page.close())."""
     pages: list[NotebookPage] = []
 
     def opener(name: str) -> NotebookPage:

@@ -109,3 +109,25 @@ def test_bad_convnets_get_clear_errors():
     with pytest.raises(ValueError, match=r"data x_train must have shape \(examples, 40\)"):
         vglab.train_convnet(vglab.ConvNet(depth=2), (np.zeros((4, 3)), np.zeros(4, int), np.zeros((4, 3)),
                                                      np.zeros(4, int)))
+
+
+def test_as_stack_is_kept_per_net_and_seed_in_a_bounded_lru():
+    """ConvNet.as_stack draws parameters and builds a Stack once per (net, seed): an equal net gets the same
+    Stack, another seed another; at most MAX_CACHED_STACKS are kept, the least recently used dropped; a kept
+    Stack gives what a fresh draw gives."""
+    from vglab.models import convolutional
+
+    net = vglab.ConvNet(depth=3, channels=4, length=8)
+    first = net.as_stack(0)
+    assert vglab.ConvNet(depth=3, channels=4, length=8).as_stack(0) is first
+    assert net.as_stack(1) is not first and net.replace(channels=5).as_stack(0) is not first
+    cached = vglab.gradient_norms(net, seed=0).log10_activation_grad
+    for seed in range(2, 2 + convolutional.MAX_CACHED_STACKS):
+        net.as_stack(seed)
+    assert len(convolutional._STACKS) <= convolutional.MAX_CACHED_STACKS
+    fresh = net.as_stack(0)
+    assert fresh is not first  # dropped, drawn again
+    np.testing.assert_array_equal(vglab.gradient_norms(net, seed=0).log10_activation_grad, cached)
+    for (W, b), block in zip(zip(*convolutional.body_parameters(net, 0), strict=True), fresh.blocks, strict=True):
+        np.testing.assert_array_equal(block.args[0], W)
+        np.testing.assert_array_equal(block.args[1], b)

@@ -152,26 +152,100 @@ def test_fixed_ranges_are_used_and_bad_arguments_are_named():
         vglab.layer_distributions(vglab.MLP(widths=(8, 4, 4)))
 
 
-def test_histogram_panel_after_the_warm_up_switches_and_drags_compile_nothing():
-    """The dashboard's warm-up computes the panel's distributions too: a later activation switch or depth drag
-    reuses compiled programs, and the heat map is the same artist, redrawn in place."""
+HISTOGRAM_PANELS = ("histograms", "activation_histograms", "saturation_histograms")
+
+
+def test_histogram_panels_after_the_warm_up_switches_and_drags_compile_nothing():
+    """The dashboard's warm-up computes the panels' distributions too: a later activation switch or depth drag
+    reuses compiled programs, and each heat map is the same artist, redrawn in place."""
     from vglab.core.compilation import CompileCounter
     from vglab.lab import GradientDashboard, warmup
 
     counter = CompileCounter()
     dash = GradientDashboard(depth=70, width=WIDTH, n_seeds=1, controls=("depth", "activation"),
-                             activations=("sigmoid", "tanh"), panels=("gradient", "histograms"), max_depth=100,
+                             activations=("sigmoid", "tanh"), panels=HISTOGRAM_PANELS, max_depth=100,
                              show_theory=False)
     try:
         background = warmup.start(dash, force=True)
         assert background.wait(timeout=600) and background.failed == []
-        image, before = dash.plots["histograms"].image, counter.count
+        images, before = [dash.plots[p].image for p in HISTOGRAM_PANELS], counter.count
         for change in [dict(activation="tanh"), dict(depth=100), dict(activation="sigmoid"), dict(depth=65)]:
             dash.set(**change)
             assert dash.error_message == ""
         assert counter.count == before, "a switch after the warm-up compiled a program"
-        assert dash.plots["histograms"].image is image and image.get_array().shape[1] == 66
+        assert [dash.plots[p].image for p in HISTOGRAM_PANELS] == images
+        assert [image.get_array().shape[1] for image in images] == [66, 65, 65]  # h_0..h_65; h_1..h_65
         d = vglab.layer_distributions(dash.network(), batch=16, bins=60)
         np.testing.assert_array_equal(dash.result.distributions.gradient_counts, d.gradient_counts)
+    finally:
+        dash.close()
+
+
+def shown_counts(dash, panel):
+    """The counts a heat map shows, back from its shares (share × the layer's entries)."""
+    d = dash.result.distributions
+    return np.rint(dash.plotted()[panel]["shares"] * d.entries).astype(np.int64)
+
+
+@pytest.mark.parametrize("change", [{}, dict(sigma_w=4.0), dict(activation="tanh", sigma_w=4.0),
+                                    dict(activation="relu", sigma_w=1.5), dict(depth=3)])
+def test_activation_and_saturation_panels_show_layer_distributions_counts(change):
+    """Both panels at the defaults and across controls: every layer's column is layer_distributions' row
+    (16 inputs, 60 bins), over its edges; ReLU's φ′ = 0 entries are left out of the saturation map and their
+    share noted; the notes say what lies outside the map."""
+    from vglab.lab import GradientDashboard
+
+    dash = GradientDashboard(depth=12, width=WIDTH, activation="sigmoid", n_seeds=1,
+                             controls=("depth", "activation", "sigma_w"), activations=("sigmoid", "tanh", "relu"),
+                             panels=("activation_histograms", "saturation_histograms"), max_depth=12,
+                             warm_up=False)
+    try:
+        figure, images = dash.figure, [p.image for p in dash.plots.values()]
+        dash.set(**change)
+        assert dash.error_message == ""
+        assert dash.figure is figure and [p.image for p in dash.plots.values()] == images
+        net = dash.network()
+        d = vglab.layer_distributions(net, batch=16, bins=60)
+        assert dash.result.distributions.net == net
+        shown = dash.plotted()
+        act, sat = shown["activation_histograms"], shown["saturation_histograms"]
+        np.testing.assert_array_equal(act["layers"], np.arange(1, net.depth + 1))
+        np.testing.assert_array_equal(act["edges"], d.activation_edges)
+        np.testing.assert_array_equal(sat["edges"], d.saturation_edges)
+        np.testing.assert_array_equal(shown_counts(dash, "activation_histograms"), d.activation_counts)
+        np.testing.assert_array_equal(shown_counts(dash, "saturation_histograms"), d.saturation_counts)
+        np.testing.assert_allclose(sat["shares"].sum(axis=1), 1.0 - d.saturation_zero / d.entries, atol=1e-12)
+        zero_share = d.saturation_zero.sum() / (d.entries * net.depth)
+        if net.activation == "relu":
+            assert zero_share > 0.3 and f"φ′ = 0 exactly: {100 * zero_share:.1f}% of entries" in sat["note"]
+        else:
+            assert zero_share == 0 and "φ′ = 0" not in sat["note"]
+        saturated = d.saturated_fraction.mean()  # φ′ = 0 included: the engine's rule
+        assert f"saturated (dashed line and below): {100 * saturated:.1f}%" in sat["note"]
+        below = sat["shares"][:, d.saturation_edges[1:] <= -1.0 + 1e-9].sum() + d.saturation_zero.sum() / d.entries
+        assert below / net.depth == pytest.approx(saturated, abs=0.02)  # the map's mass on and below the line
+        outside = d.activation_outside.sum() / (d.entries * net.depth)
+        assert (f"beyond the range: {100 * outside:.1f}%" in act["note"]) == (outside > 0)
+        # the saturation threshold: a dashed line at log10 0.1 = −1, i.e. 10^{-1}
+        assert dash.plots["saturation_histograms"].reference.get_ydata()[0] == -1.0
+    finally:
+        dash.close()
+
+
+def test_histogram_panels_are_legible_across_their_controls():
+    """tests/test_plot_legibility.py's checks (no overlapping or clipped text, mathtext, whole-decade ticks on
+    the saturation axis, contrast) on the two new panels beside the gradient-entries one, at the defaults and
+    at each control's ends."""
+    from tests.test_plot_legibility import check_figure, sweep
+    from vglab.lab import GradientDashboard
+
+    dash = GradientDashboard(depth=12, width=WIDTH, activation="tanh", n_seeds=1, controls=("activation", "sigma_w"),
+                             activations=("sigmoid", "tanh", "relu"),
+                             panels=("activation_histograms", "saturation_histograms"), max_depth=12, warm_up=False)
+    try:
+        check_figure(dash.figure, "defaults")
+        for state in sweep(dash):
+            assert dash.error_message == ""
+            check_figure(dash.figure, state)
     finally:
         dash.close()

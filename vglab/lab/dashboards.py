@@ -70,6 +70,7 @@ from vglab.core.init import INITS, default_weight_std
 from vglab.core.validation import check_choice, keywords_checked
 from vglab.lab import cells, plots, warmup
 from vglab.lab.sliders import GridFloatSlider
+from vglab.models.jacobians import SATURATION_LEVEL
 
 NORM_CHOICES = (("none", "none"), ("pre-LN", "pre"), ("post-LN", "post"))
 WIDTH_CHOICES = (16, 32, 64, 128, 256, 512)
@@ -638,7 +639,7 @@ class GradientView:
     theory: np.ndarray | None
     bound: np.ndarray | None
     theory_pending: bool = False  # being computed in the background (a live drag); drawn when ready
-    distributions: vglab.LayerDistributions | None = None  # for the "histograms" panel (seed's batch)
+    distributions: vglab.LayerDistributions | None = None  # for the histogram panels (seed's batch)
 
     @property
     def net(self) -> vglab.MLP:
@@ -749,6 +750,24 @@ def _draw_histograms(board, plot, view):
     plot.update(_layers(view), d.gradient_edges, d.gradient_counts, d.gradient_zero)
 
 
+def _draw_activation_histograms(board, plot, view):
+    """h_{l,i} over φ's range (sigmoid [0, 1], tanh [−1, 1], else [−4, 4]); beyond it: the end bins, noted."""
+    d = view.distributions
+    outside = d.activation_outside.sum() / max(d.entries * view.net.depth, 1)
+    note = f"beyond the range: {100 * outside:.1f}% (in the end bins)" if outside > 0 else ""
+    plot.update(_layers(view, 1), d.activation_edges, d.activation_counts, note=note)
+
+
+def _draw_saturation_histograms(board, plot, view):
+    """log10(|φ′(z_{l,i})|/sup|φ′|) over [−6, 0] (below: the first bin); φ′ = 0 exactly is left out, noted."""
+    d = view.distributions
+    saturated = f"saturated (dashed line and below): {100 * d.saturated_fraction.mean():.1f}%"
+    plot.update(_layers(view, 1), d.saturation_edges, d.saturation_counts, d.saturation_zero, note=saturated)
+
+
+HISTOGRAM_PANELS = ("histograms", "activation_histograms", "saturation_histograms")  # need layer_distributions
+
+
 GRADIENT_PANELS = {
     "gradient": Panel(
         lambda ax: plots.LogProfilePlot(ax, title="gradient per layer", label=TYPICAL_LABEL,
@@ -777,6 +796,16 @@ GRADIENT_PANELS = {
         lambda ax: plots.LayerHistogramPlot(ax, ylabel=r"$|\partial L/\partial h_{l,i}|$  (log scale)",
                                             title=f"gradient entries per layer ({HISTOGRAM_BATCH} inputs)"),
         _draw_histograms),
+    "activation_histograms": Panel(
+        lambda ax: plots.LayerHistogramPlot(ax, ylabel=r"activation $h_{l,i}$", log_values=False,
+                                            title=f"activations per layer ({HISTOGRAM_BATCH} inputs)"),
+        _draw_activation_histograms),
+    "saturation_histograms": Panel(
+        lambda ax: plots.LayerHistogramPlot(
+            ax, ylabel=r"$|\varphi'(z_{l,i})|\,/\,\sup|\varphi'|$  (log scale)", zero_label="φ′ = 0 exactly",
+            reference=math.log10(SATURATION_LEVEL),
+            title=f"saturation per layer ({HISTOGRAM_BATCH} inputs)"),
+        _draw_saturation_histograms),
 }
 
 
@@ -797,6 +826,9 @@ class GradientDashboard(Dashboard):
         "phase"        order/chaos diagram over (σ_w², σ_b²) with the current setting marked
         "histograms"   per-layer histograms of the gradient entries log10|∂L/∂h_l,i| over a batch of inputs
                        (``vglab.layer_distributions``): a layer × bin heat map
+        "activation_histograms"  the same heat map of the activations h_l,i (over φ's range)
+        "saturation_histograms"  the same heat map of log10(|φ′(z_l,i)|/sup|φ′|) over [−6, 0], a dashed line
+                       at the saturation threshold 0.1 sup|φ′| (ReLU's φ′ = 0 entries left out, their share noted)
 
     The mean-field curve can take seconds for saturating nets with large variance q (residual tanh at depth
     1000); it is cached per network and, during a live drag, computed in a worker thread and drawn when
@@ -851,7 +883,7 @@ class GradientDashboard(Dashboard):
         self._compiled_keys: set = set()
         if "init" in made and "sigma_w" in made:
             made["init"].observe(self._init_sets_sigma_w, names="value")
-        wide = 0.8 if {"phase", "histograms"} & set(panels) else 0.0  # a colour bar
+        wide = 0.8 if {"phase", *HISTOGRAM_PANELS} & set(panels) else 0.0  # a colour bar
         figsize = figsize or (min(10.0, 4.4 * len(panels) + 0.4 + wide), 3.8)  # fits a JupyterLab output area
         super().__init__(made, fixed=fixed, title=title, figsize=figsize, warm_up=warm_up,
                          extra_buttons=pin_buttons(self))
@@ -910,7 +942,7 @@ class GradientDashboard(Dashboard):
 
     def _distributions(self, net: vglab.MLP, state: dict):
         """Per-layer histograms over a batch, only when a panel shows them."""
-        if "histograms" not in self.panels:
+        if not set(HISTOGRAM_PANELS) & set(self.panels):
             return None
         return vglab.layer_distributions(net, seed=state["seed"], batch=HISTOGRAM_BATCH, bins=HISTOGRAM_BINS)
 

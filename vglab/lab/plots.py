@@ -604,10 +604,14 @@ class LayerHistogramPlot:
     """Per-layer histograms as one heat map: column l is layer l's histogram, shaded by the share of that
     layer's entries in each bin (``vglab.layer_distributions``), so a distribution that drifts or spreads with
     depth is a band that bends or widens.  ``log_values``: the bins are log10 values, ticked as powers of ten.
-    Exact zeros (no logarithm) are not in the map; their share is noted under the title."""
+    Entries left out of the map (``zeros`` in ``update``: exact zeros, which have no logarithm) are counted in
+    the shares' denominator and their share noted under the title as "<zero_label>: x % of entries";
+    ``note`` in ``update`` adds another line there (e.g. entries beyond the range, drawn in the end bins).
+    ``reference``: a dashed line across the map at that value (a threshold, in the bins' units)."""
 
     def __init__(self, ax: Axes, *, ylabel: str, title: str, xlabel: str = "layer $l$",
-                 log_values: bool = True, colour_label: str = "share of the layer's entries"):
+                 log_values: bool = True, colour_label: str = "share of the layer's entries",
+                 zero_label: str = "exact zeros", reference: float | None = None):
         self.ax = ax
         self.image = ax.imshow(np.zeros((1, 1)), origin="lower", aspect="auto", cmap="Blues",
                                interpolation="nearest", vmin=0.0, vmax=1.0, extent=(0.0, 1.0, 0.0, 1.0))
@@ -620,15 +624,19 @@ class LayerHistogramPlot:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are whole numbers
         if log_values:
             use_power_of_ten_ticks(ax.yaxis)
-        self.title = title
+        self.reference = None
+        if reference is not None:  # grey: readable over light and dark shades alike
+            self.reference = ax.axhline(reference, color="0.35", linewidth=1.2, linestyle="--")
+        self.title, self.zero_label = title, zero_label
         ax.set_title(title, fontsize=TITLE_FONT)
         self.note = ax.title
         self.shares = np.zeros((0, 0))
         self.edges = np.zeros(0)
         self.layers = np.zeros(0)
 
-    def update(self, layers, edges, counts, zeros=None) -> None:
-        """layers (R,), edges (bins+1,), counts (R, bins), zeros (R,) entries left out (exact zeros)."""
+    def update(self, layers, edges, counts, zeros=None, note: str = "") -> None:
+        """layers (R,), edges (bins+1,), counts (R, bins), zeros (R,) entries left out of the map (exact
+        zeros); ``note``: an extra line under the title."""
         layers, edges = np.asarray(layers, float), np.asarray(edges, float)
         counts = np.asarray(counts, float)
         zeros = np.zeros(len(counts)) if zeros is None else np.asarray(zeros, float)
@@ -646,15 +654,16 @@ class LayerHistogramPlot:
         self.ax.set_xlim(extent[0], extent[1])
         self.ax.set_ylim(extent[2], extent[3])
         zero_share = zeros.sum() / max(totals.sum(), 1.0)
-        note = f"exact zeros: {100 * zero_share:.1f}% of entries" if zero_share > 0 else ""
-        self.note.set_text("\n".join(part for part in (self.title, note) if part))
+        zero_note = f"{self.zero_label}: {100 * zero_share:.1f}% of entries" if zero_share > 0 else ""
+        self.note.set_text("\n".join(part for part in (self.title, zero_note, note) if part))
 
     def animated_artists(self) -> list:
-        """The heat map and the title with its note (new limits or colour-bar ticks make a full frame)."""
-        return [self.image, self.note]
+        """The heat map, its threshold line and the title with its note (new limits or colour-bar ticks make
+        a full frame)."""
+        return [self.image, *([self.reference] if self.reference is not None else []), self.note]
 
     def data(self) -> dict:
-        return {"layers": self.layers, "edges": self.edges, "shares": self.shares}
+        return {"layers": self.layers, "edges": self.edges, "shares": self.shares, "note": self.note.get_text()}
 
 
 # --------------------------------------------------------------------------------------------- phase diagram

@@ -23,6 +23,8 @@ average over positions and a linear readout to 10 classes, Adam on the cross-ent
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -109,12 +111,34 @@ class ConvNet:
         return replace(self.as_stack(seed)._jacobian_spectrum(seed), net=self)
 
     def as_stack(self, seed: int = 0) -> Stack:
-        """The body drawn with ``seed`` as a ``vglab.Stack`` on the input x ~ N(0, I) of shape (T, C)."""
+        """The body drawn with ``seed`` as a ``vglab.Stack`` on the input x ~ N(0, I) of shape (T, C).
+
+        Drawing the parameters and building the Stack costs more than its compiled chain at lesson sizes, so the
+        last ``MAX_CACHED_STACKS`` stacks are kept per (net, seed) (least recently used dropped first; a Stack
+        is immutable, so a kept one is the same value a new draw would give)."""
         (seed,) = _check_seeds(seed, 1)
+        key = (self, seed)
+        with _STACKS_LOCK:
+            stack = _STACKS.get(key)
+            if stack is not None:
+                _STACKS.move_to_end(key)
+                return stack
         weights, biases = body_parameters(self, seed)
         blocks = [jax.tree_util.Partial(_block_of(self), W, b) for W, b in zip(weights, biases, strict=True)]
         x = _init.network_input(seed, self.length * self.channels).reshape(self.length, self.channels)
-        return Stack(blocks, x)
+        stack = Stack(blocks, x)
+        if weights.size * 4 <= MAX_CACHED_STACK_BYTES:  # a huge body is drawn again rather than kept
+            with _STACKS_LOCK:
+                _STACKS[key] = stack
+                while len(_STACKS) > MAX_CACHED_STACKS:
+                    _STACKS.popitem(last=False)
+        return stack
+
+
+MAX_CACHED_STACKS = 16  # ConvNet.as_stack's LRU: (net, seed) → Stack
+MAX_CACHED_STACK_BYTES = 64 * 2**20  # bodies above this many bytes of kernels are not kept
+_STACKS: OrderedDict = OrderedDict()
+_STACKS_LOCK = threading.Lock()
 
 
 def conv1d_same(h, W, b):

@@ -304,26 +304,3 @@ def test_auto_train_runs_once_for_a_burst_of_changes_with_the_final_value():
     assert_plot_shows(d, engine(seed=20))
     d.close()
 
-
-def test_a_mathtext_parse_race_is_retried_once_and_a_second_failure_is_raised():
-    d = TrainingDashboard(depth=4, controls=("depth",), **SMALL)
-    d.update_now()
-    view, draw, failures = d.result, d.draw, []
-
-    def flaky(v, fail):
-        if len(failures) < fail:
-            failures.append(1)
-            raise ValueError("\n$10^{1}$\n^\nParseException: Expected end of text, found '$'")
-        draw(v)
-
-    d.draw = lambda v: flaky(v, 1)
-    d._draw_and_redraw(view)  # one failure: retried, drawn
-    assert len(failures) == 1
-    failures.clear()
-    d.draw = lambda v: flaky(v, 2)
-    with pytest.raises(ValueError, match="ParseException"):
-        d._draw_and_redraw(view)
-    d.draw = lambda v: (_ for _ in ()).throw(ValueError("another error"))
-    with pytest.raises(ValueError, match="another error"):  # not a parse race: raised at once
-        d._draw_and_redraw(view)
-    d.close()

@@ -68,7 +68,7 @@ from vglab import theory
 from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.init import INITS, default_weight_std
 from vglab.core.validation import check_choice, keywords_checked
-from vglab.lab import cells, plots, warmup
+from vglab.lab import cells, drawing, plots, warmup
 from vglab.lab.sliders import GridFloatSlider
 from vglab.models.jacobians import SATURATION_LEVEL
 
@@ -223,6 +223,7 @@ class Dashboard:
         cells.adopt(self)  # a cell run again replaces the dashboards its previous run made
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize)
+        drawing.lock_canvas(self.figure.canvas)  # its own draws wait for ours, and ours for them
         self.setup_figure(self.figure)
         self._frames = plots.BlitFrames(self.figure, self._changing_artists)
         self._build_layout(extra_buttons, save_path or f"vglab_{self.kind}.png")
@@ -288,15 +289,17 @@ class Dashboard:
         if self.computed_state is None:
             return
         label = self.pin_label(self.computed_state)
-        for plot in self.pin_targets():
-            plot.pin(label)
-        self._redraw_figure()
+        with drawing.DRAW_LOCK:
+            for plot in self.pin_targets():
+                plot.pin(label)
+            self._redraw_figure()
 
     def clear_pins(self) -> None:
         """Drop the pinned curves (the Clear pins button)."""
-        for plot in self.pin_targets():
-            plot.clear_pins()
-        self._redraw_figure()
+        with drawing.DRAW_LOCK:
+            for plot in self.pin_targets():
+                plot.clear_pins()
+            self._redraw_figure()
 
     def pin_targets(self) -> list:
         """The plots that keep pinned curves: by default every per-layer profile panel."""
@@ -362,7 +365,8 @@ class Dashboard:
                       {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}}
             self.widget._handle_displayed()  # (its callbacks take no arguments)
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png", dpi=self.static_dpi)
+        with drawing.DRAW_LOCK:
+            self.figure.savefig(buffer, format="png", dpi=self.static_dpi)
         bundle["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
         state = ", ".join(f"{name}={value!r}" for name, value in self.state.items())
         bundle["text/plain"] = f"{type(self).__name__}({state[:200]})"
@@ -491,8 +495,9 @@ class Dashboard:
             self.computations += 1
             result = self.compute(state)
             computed = time.perf_counter()
-            self.draw(result)
-            self._redraw_figure()
+            with drawing.DRAW_LOCK:  # another thread may be drawing (vglab.lab.drawing)
+                self.draw(result)
+                self._redraw_figure()
         except Exception as error:  # noqa: BLE001 - a dashboard shows every error and keeps working
             self._show_error(error)
             return None
@@ -546,7 +551,8 @@ class Dashboard:
     def _render_frame(self):
         self._render_scheduled = False
         try:
-            self._frames.render()
+            with drawing.DRAW_LOCK:
+                self._frames.render()
         except Exception as error:  # noqa: BLE001 - shown like any other error
             self._show_error(error)
 
@@ -603,7 +609,8 @@ class Dashboard:
         path = str(path)
         suffix = path.rsplit(".", 1)[-1].lower() if "." in path else ""
         check_choice("figure format", suffix, ("png", "pdf", "svg"))
-        self.figure.savefig(path, dpi=150, bbox_inches="tight")
+        with drawing.DRAW_LOCK:
+            self.figure.savefig(path, dpi=150, bbox_inches="tight")
         return path
 
     def _save_clicked(self):
@@ -970,8 +977,9 @@ class GradientDashboard(Dashboard):
         self.result = GradientView(view.norms, theory_curve(view.net, log10_g, self.max_depth), view.bound,
                                    distributions=view.distributions)
         try:
-            self.draw(self.result)
-            self._redraw_figure()
+            with drawing.DRAW_LOCK:
+                self.draw(self.result)
+                self._redraw_figure()
         except Exception as error:  # noqa: BLE001
             self._show_error(error)
             return

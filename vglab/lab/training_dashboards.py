@@ -60,6 +60,7 @@ from vglab.lab.dashboards import (
     make_control,
     pin_buttons,
 )
+from vglab.lab.drawing import DRAW_LOCK
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
 CLIP_NORMS = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -376,17 +377,12 @@ class TrainingDashboard(Dashboard):
             self._show_error(error)
 
     def _draw_and_redraw(self, view):
-        """Draw ``view`` and redraw the figure; a mathtext ParseException on a valid label (matplotlib's
-        pyparsing state is shared and not thread-safe: seen once in the browser suite, on '$10^{1}$', while
-        background threads were running) is retried once, and a second failure raised."""
-        for attempt in (1, 2):
-            try:
-                self.draw(view)
-                self._redraw_figure()
-                return
-            except ValueError as error:
-                if attempt == 2 or "ParseException" not in str(error):
-                    raise
+        """Draw ``view`` and redraw the figure, holding the drawing lock (``vglab.lab.drawing``: a run's
+        reports arrive on the loop of the thread that pressed Train, which in JupyterLab is a kernel subshell's
+        thread, not the main thread that runs cells)."""
+        with DRAW_LOCK:
+            self.draw(view)
+            self._redraw_figure()
 
     def _live_failed(self, job, error):
         if job == self._job:

@@ -182,3 +182,38 @@ def test_gradient_entries_form_one_narrow_band_that_slides_down_with_no_exact_ze
         assert hist.error_message == ""
     finally:
         hist.close()
+
+
+def test_tanh_at_sigma_w_4_piles_activations_at_plus_minus_one_and_saturates_about_60_percent(text):
+    """"Drag $\\sigma_w$ to 4 with tanh: in every layer more than half of the activations pile up in the end bins
+    at $\\pm 1$ and about 60 % of the units work on or below the dashed line, where at $\\sigma_w = 1$ fewer than
+    one in ten did." (the notebook's ``sat`` dashboard as built, σ_w = 1: every layer's saturated share below
+    0.1; after ``sat.set(sigma_w=4.0)``, as plotted: the two end bins of each layer's activation column hold over
+    half of it, each layer's saturated share is 0.55–0.65 (measured 0.60–0.63) and the saturation map's mass on
+    and below the dashed line is that share; the line is at 10^{-1}, i.e. |φ′| = 0.1 sup|φ′|)"""
+    assert "more\nthan half of the activations pile up in the end bins at $\\pm 1$" in text
+    assert "about 60 % of the units work on or below\nthe dashed line" in text
+    assert "where at $\\sigma_w = 1$ fewer than one in ten did" in text
+    from tests.notebook_replay import code_sources
+    from vglab.lab import GradientDashboard
+
+    (source,) = [s for s in code_sources(STEM) if s.startswith("sat = GradientDashboard(")]
+    namespace = {"GradientDashboard": GradientDashboard}
+    exec(source.replace("max_depth=10,", "max_depth=10, warm_up=False,"), namespace)  # noqa: S102
+    sat = namespace["sat"]
+    try:
+        assert sat.state["activation"] == "tanh" and sat.network().sigma_w == 1.0 and sat.state["depth"] == 10
+        assert np.all(sat.result.distributions.saturated_fraction < 0.1)
+        sat.set(sigma_w=4.0)
+        assert sat.error_message == "" and sat.network().sigma_w == 4.0
+        d, shown = sat.result.distributions, sat.plotted()
+        act, saturation = shown["activation_histograms"], shown["saturation_histograms"]
+        assert act["edges"][0] == -1.0 and act["edges"][-1] == 1.0
+        assert np.all(act["shares"][:, 0] + act["shares"][:, -1] > 0.5), act["shares"][:, [0, -1]]
+        assert np.all((0.55 <= d.saturated_fraction) & (d.saturated_fraction <= 0.65)), d.saturated_fraction
+        below = saturation["shares"][:, saturation["edges"][1:] <= -1.0 + 1e-9].sum(axis=1)
+        np.testing.assert_allclose(below, d.saturated_fraction, atol=0.02)
+        assert f"saturated (dashed line and below): {100 * d.saturated_fraction.mean():.1f}%" in saturation["note"]
+        assert sat.plots["saturation_histograms"].reference.get_ydata()[0] == math.log10(0.1)
+    finally:
+        sat.close()

@@ -81,7 +81,8 @@ for _d in list(range(21, 31)) + list(range(29, 19, -1)):
     time.sleep({pause})  # a student's pause: longer than the warm-up's quiet time, so a variant starts
     _t = time.perf_counter(); dash.set(depth=_d); _times.append(time.perf_counter() - _t)
 _w = dash.background_warmup
-print(json.dumps({{"times": _times, "warm_pending": None if _w is None else _w.pending}}))"""
+print(json.dumps({{"times": _times, "warm_pending": None if _w is None else _w.pending,
+                  "warm_pauses": None if _w is None else _w.pauses}}))"""
 
 WAIT = """import json, time
 _t = time.perf_counter(); _w = dash.background_warmup
@@ -103,7 +104,8 @@ def steps(kernel: Kernel, pause: float = 0.4) -> dict:
     """20 depth steps, each after ``pause`` seconds; with a warm-up running, most arrive during a compile."""
     seen = kernel.value(STEPS.format(pause=pause))
     times = seen["times"]
-    return {"median": statistics.median(times), "max": max(times), "warm_pending": seen["warm_pending"]}
+    return {"median": statistics.median(times), "max": max(times), "warm_pending": seen["warm_pending"],
+            "warm_pauses": seen["warm_pauses"], "times": times}
 
 
 def environment(**values) -> dict:

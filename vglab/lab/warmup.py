@@ -9,9 +9,21 @@ state (``dashboard.warm_variants(state)``: each activation, init, residual and n
 running ``dashboard.warm_variant(variant)`` for each (the compile, the weights it draws, its theory curve), so
 that switch finds everything ready.  After every update it plans again from the new state.
 
-It yields to the dashboard: a variant starts only when no update is pending or running and none has finished
-for ``quiet_seconds``; an update that arrives during a variant's compile runs at once (the compile cannot be
-interrupted, so the thread runs at the lowest CPU priority on Linux and the kernel's own work comes first).
+It yields to the dashboard.  A variant starts only when no update is pending or running and none has finished
+for ``quiet_seconds``.  A variant already running pauses where it is as soon as an update is pending or
+running, and goes on once the dashboard has been quiet for ``quiet_seconds`` (``_pause``; the thread's
+profile function, ``sys.setprofile`` in this thread only, looks at every function call).  Why: JAX traces and
+lowers a program in Python, holding the GIL, and CPython hands the GIL between two busy threads only every
+``sys.getswitchinterval()`` (5 ms), so an update arriving then ran its Python (compute, artists, status) in
+5 ms turns, at half speed or worse; the CPU priority cannot help with that (measured with a main-thread probe:
+during tracing and lowering it waited for the GIL almost all the time, during XLA's compile no more than
+beside a GIL-free numpy loop).  A full garbage collection in this thread holds the GIL too (0.3–0.9 s under
+load with ~200,000 objects): ``freeze_long_lived()`` freezes the objects alive at the first warm-up of a
+kernel, so later collections scan only newer ones.
+
+Not under this module's control: XLA compiles on its own thread pool, made when JAX starts, at the kernel's
+CPU priority, so the lowest priority this thread takes (Linux) does not reach the compile itself; a compile
+in progress shares the cores with an update at equal priority.
 
 ``start(dashboard)`` starts one inside a live kernel (a running event loop), unless ``VGLAB_WARMUP`` is 0, off,
 false or no; scripts and tests start one explicitly with ``start(dashboard, force=True)`` and can ``wait()``.
@@ -19,6 +31,7 @@ false or no; scripts and tests start one explicitly with ``start(dashboard, forc
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -52,6 +65,9 @@ class Warmup:
     """
 
     quiet_seconds = 0.3
+    yield_mid_variant = True  # pause a running variant while an update is pending or running (_pause)
+    pause_limit = 0.1
+    max_pause = 2.0
 
     def __init__(self, dashboard, *, start: bool = True):
         self.dashboard = dashboard
@@ -62,6 +78,10 @@ class Warmup:
         self._queue: deque = deque()
         self._cond = threading.Condition()
         self._updating = 0
+        self._update_began = 0.0  # when the running update started (monotonic)
+        self._run_until = 0.0  # a forced end of a pause lets the variant run until then
+        self.pauses = 0  # times a variant stopped in its middle for the dashboard (see _pause)
+        self.paused_seconds = 0.0
         self._running = False
         self._stopped = False
         self._last_activity = time.monotonic()
@@ -85,6 +105,8 @@ class Warmup:
 
     def update_started(self) -> None:
         with self._cond:
+            if not self._updating:
+                self._update_began = time.monotonic()
             self._updating += 1
             self._last_activity = time.monotonic()
 
@@ -92,6 +114,7 @@ class Warmup:
         with self._cond:
             self._updating -= 1
             self._last_activity = time.monotonic()
+            self._cond.notify_all()
         if state is not None and not self._stopped:
             self._done.add(self.dashboard.warm_key(state))  # what is on screen is compiled
             self.plan(state)
@@ -142,15 +165,59 @@ class Warmup:
                 else:
                     self._cond.wait()
 
+    def _yield_hook(self):
+        """This thread's profile function (``sys.setprofile``, called at every Python and C function call and
+        return in this thread only): while an update is pending or running, it pauses the variant where it
+        is (``_pause``), so the update runs without this thread taking the GIL back every 5 ms."""
+        dashboard = self.dashboard
+
+        def hook(frame, event, arg):
+            busy = self._updating or getattr(dashboard, "_pending", False) or getattr(dashboard, "_scheduled", False)
+            if busy and not self._stopped and time.monotonic() >= self._run_until:
+                self._pause()
+
+        return hook
+
+    def _pause(self) -> None:
+        """Wait, in the middle of a variant, until the dashboard has been quiet for ``quiet_seconds``.
+
+        Two limits keep a pause from waiting for something that waits for this thread (a lock it holds, a
+        program it is compiling that the update needs too): an update that has run for ``pause_limit``
+        seconds, or a pause of ``max_pause`` seconds, ends it, and the variant then runs for ``pause_limit``
+        seconds before it can pause again.
+        """
+        started = time.monotonic()
+        with self._cond:
+            self.pauses += 1
+            while not self._stopped:
+                now = time.monotonic()
+                if ((self._updating and now - self._update_began >= self.pause_limit)
+                        or now - started >= self.max_pause):
+                    self._run_until = now + self.pause_limit
+                    break
+                if not self._updating_or_pending() and now - self._last_activity >= self.quiet_seconds:
+                    break
+                self._cond.wait(0.01)
+            self.paused_seconds += time.monotonic() - started
+
+    def _updating_or_pending(self) -> bool:
+        dashboard = self.dashboard
+        return bool(self._updating or getattr(dashboard, "_pending", False)
+                    or getattr(dashboard, "_scheduled", False))
+
     def _work(self) -> None:
         _lowest_priority()
+        hook = self._yield_hook() if self.yield_mid_variant else None
         while (item := self._next()) is not None:
             key, variant = item
             start = time.monotonic()
+            sys.setprofile(hook)  # this thread only, for the variant only
             try:
                 self.dashboard.warm_variant(variant)
             except Exception as error:  # noqa: BLE001 - a variant that fails is skipped, never shown here
                 self.failed.append((key, error))
+            finally:
+                sys.setprofile(None)
             end = time.monotonic()
             with self._cond:
                 self._done.add(key)
@@ -158,6 +225,26 @@ class Warmup:
                 self.log.append((key, start, end))
                 self._running = False
                 self._cond.notify_all()
+
+
+_FROZEN: list = []  # whether freeze_long_lived() ran in this process
+
+
+def freeze_long_lived() -> bool:
+    """Move every object alive now out of the garbage collector's reach, once per process (True the first time).
+
+    A full collection (generation 2) scans every tracked object: ~200,000 once JAX, matplotlib and a dashboard
+    are loaded, 0.8–1.0 s here under load (and a few hundred ms during the warm-up's tracing, holding the GIL,
+    so a step then waits for it).  After ``gc.freeze()`` it scans only newer objects (2 ms after one more
+    compile).  The young generations are collected first, so the first plot's own garbage is not kept; what
+    is frozen (modules, JAX's caches, the first dashboard) lives as long as the kernel anyway.
+    """
+    if _FROZEN or not gc.isenabled():
+        return False
+    gc.collect(1)
+    gc.freeze()
+    _FROZEN.append(True)
+    return True
 
 
 def start(dashboard, *, force: bool = False) -> Warmup | None:
@@ -174,6 +261,7 @@ def start(dashboard, *, force: bool = False) -> Warmup | None:
             asyncio.get_running_loop()
         except RuntimeError:
             return None
+        freeze_long_lived()  # in a live kernel only: a test session frees its compiled programs by collecting
     state = dashboard.computed_state if dashboard.computed_state is not None else dashboard.state
     if not dashboard.warm_variants(state):
         return None

@@ -44,11 +44,15 @@ def phi(name, z):
             "gelu": lambda: z * special.ndtr(z), "linear": lambda: z}[name]()
 
 
-def mlp_reference(net, seed=0, dtype=np.float64):
+def mlp_reference(net, seed=0, dtype=np.float64, float32_products=False):
     """float64 log10 ‖∂L/∂h_l‖, l = 0..L, plain layers (no residual, no LayerNorm).  With ``dtype=np.float32``
     a float32 twin: the forward pass (z_l, φ(z_l)) and the backward vectors rounded to float32 at every layer,
-    the log scale still summed in float64, i.e. float32's own rounding floor."""
+    the log scale still summed in float64.  Its backward products are float64 matrix–vector products rounded
+    once; with ``float32_products`` they are float32 products (NumPy's float32 matvec, ``(d ⊙ δ) Ŵ_l`` on the
+    float32 draw Ŵ_l, the scale σ_w/√n kept in the float64 log), as any float32 engine computes them: the
+    rounding floor of float32 arithmetic itself."""
     Ws, bs, x, g = reference.parameters(net, seed)
+    weight_scale = net.sigma_w / math.sqrt(net.width)
     h, logs = x.astype(dtype), []
     for W, b in zip(Ws, bs, strict=True):
         z = (W.astype(dtype) @ h + b.astype(dtype)).astype(dtype).astype(np.float64)
@@ -65,7 +69,12 @@ def mlp_reference(net, seed=0, dtype=np.float64):
             out.append(-np.inf)
             delta, scale = np.zeros_like(delta), -np.inf
             continue
-        delta = (W.T @ (sign * np.exp(ld - top) * delta)).astype(dtype).astype(np.float64)
+        if float32_products:
+            branch = (sign * np.exp(ld - top)).astype(np.float32) * delta.astype(np.float32)
+            delta = (branch @ (W / weight_scale).astype(np.float32)).astype(np.float64)
+            top = top + math.log(weight_scale)
+        else:
+            delta = (W.T @ (sign * np.exp(ld - top) * delta)).astype(dtype).astype(np.float64)
         norm = np.linalg.norm(delta)
         scale = scale + top + math.log(norm) if norm > 0 else -np.inf
         delta = delta / norm if norm > 0 else delta

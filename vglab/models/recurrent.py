@@ -68,23 +68,27 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core import init as _init
-from vglab.core.activations import ACTIVATIONS, scaled_factored
+from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
     LogScale,
+    factor_scale,
     follow,
     log_scale,
     normalise_rms,
     normalise_unit,
     scale_add,
-    scale_diff,
-    scale_max,
     scale_to_float64,
-    scale_where,
 )
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
-from vglab.models.jacobians import DEPTH_BUCKETS, SeededGradients, _check_seeds
+from vglab.models.jacobians import (
+    DEPTH_BUCKETS,
+    SeededGradients,
+    _check_seeds,
+    factored_derivative,
+    pre_activation,
+)
 
 CELLS = ("vanilla", "lstm", "gru")
 _GATES = {"vanilla": 1, "lstm": 4, "gru": 3}
@@ -369,26 +373,31 @@ def _bias(scalars: Scalars, unit_bias, gates: int, n: int):
 
 def _vanilla(structure, scalars, W, U, b, xs, g, steps):
     """Forward in scaled form, then backward in log space.  Returns natural-log ``LogScale`` pairs: (C+1,)
-    grads, (C,) RMS (running scales added with TwoSum, ``vglab.core.logspace``), and φ′ factored as e^c d̃
-    (``scaled_factored``), so neither a long unroll nor a saturated step loses precision or underflows."""
+    grads, (C,) RMS (running scales added with TwoSum, ``vglab.core.logspace``), and φ′ factored as 2^k d̃
+    (``factored_derivative``), so neither a long unroll nor a saturated step loses precision or underflows.
+    The drive U x_t + b of every step is one matrix product before the loop (it does not depend on h), and
+    the pre-activation is formed as in the MLP (``pre_activation``): no rounded factor common to a step's
+    units."""
     activation = ACTIVATIONS[structure.activation]
     capacity, n = xs.shape
+    drives = scalars.input_scale * (xs @ U.T) + b  # (C, n) true values, row t−1 is U x_t + b
+    drive_scales = jnp.where(jnp.any(drives != 0.0, axis=1), 0.0, -jnp.inf)  # a zero drive has no scale
 
     def forward(t, carry):  # t = 0..steps−1 computes h_{t+1}
         u, S, dphi, log_dphi, log_rms = carry
-        drive, S_d, _ = normalise_rms(scalars.input_scale * (U @ xs[t]) + b, log_scale(0.0))
-        S_d = scale_where(jnp.any(drive != 0.0), S_d, log_scale(-jnp.inf))
-        # z = e^{s_w} Ŵ ũ + e^{s_d} d̃ (s_w = s + log(ρ/√n)), held as e^{s_z} z̃ with s_z = max(s_w, s_d).
-        S_w = scale_add(S, scalars.log_recurrent_scale)
-        S_z = scale_max(S_w, S_d)
-        zt = jnp.exp(scale_diff(S_w, S_z)) * (W @ u) + jnp.exp(scale_diff(S_d, S_z)) * drive
-        at, s_a, d, c = scaled_factored(activation, zt, S_z.hi, scalars.leaky_slope)
-        u, S, logged = normalise_rms(at, follow(S_z, s_a))
+        # z = e^{s_w} Ŵ ũ + drive (s_w = s + log(ρ/√n)), held as e^{M} z̃ (``pre_activation``).
+        zt, M = pre_activation(W @ u, scale_add(S, scalars.log_recurrent_scale), drives[t],
+                               log_scale(drive_scales[t]))
+        at, s_a, d = activation.scaled(zt, M.hi, scalars.leaky_slope)
+        d, c, _ = factored_derivative(activation, zt, M.hi, d, scalars.leaky_slope)
+        u, S, logged = normalise_rms(at, follow(M, s_a))
         return u, S, dphi.at[t].set(d), log_dphi.at[t].set(c), _put(log_rms, t, logged)
 
     init = (jnp.zeros((n,), jnp.float32), log_scale(0.0), jnp.zeros((capacity, n), jnp.float32),
             jnp.zeros((capacity,), jnp.float32), _minus_inf(capacity))
     _, _, dphi, log_dphi, log_rms = jax.lax.fori_loop(0, steps, forward, init)
+    # The scale each backward step adds: φ′'s factor 2^k (exact) and log(ρ/√n), as pairs, for all steps at once.
+    step_scales = scale_add(factor_scale(log_dphi), scalars.log_recurrent_scale)
 
     v, R, logged = normalise_unit(g, log_scale(0.0))
     log_grad = _put(_minus_inf(capacity + 1), steps, logged)
@@ -397,8 +406,9 @@ def _vanilla(structure, scalars, W, U, b, xs, g, steps):
         v, R, log_grad = carry
         t = steps - i
         # Wᵀx written as xW: XLA:CPU runs a transposed matvec several times slower than a row-vector product.
-        branch, R, _ = normalise_unit(dphi[t - 1] * v, scale_add(R, log_dphi[t - 1]))
-        v, R, logged = normalise_unit(branch @ W, scale_add(R, scalars.log_recurrent_scale))
+        branch, R, _ = normalise_unit(dphi[t - 1] * v, scale_add(R, LogScale(step_scales.hi[t - 1],
+                                                                              step_scales.lo[t - 1])))
+        v, R, logged = normalise_unit(branch @ W, R)
         return v, R, _put(log_grad, t - 1, logged)
 
     _, _, log_grad = jax.lax.fori_loop(0, steps, backward, (v, R, log_grad))

@@ -294,6 +294,20 @@ def scaled_factored(activation: Activation, zt, s, slope):
     return at, sa, d_tilde, c
 
 
+def scaled_log_dphi(activation: Activation, zt, s, slope):
+    """(log|φ′_i|, sign φ′_i) of every unit of z = e^s z̃, never underflowing: log|φ′| of the direct φ′ where
+    that is representable (|φ′| ≥ 2⁻¹⁰⁰, full float32 accuracy, as ``scaled_factored`` takes it), the log-space
+    form beyond (tanh′(60) ≈ e^{−119}, GELU′(−120) ≈ e^{−7200}).  −inf only where φ′ is exactly 0 (ReLU's flat
+    side).  For the spectrum, whose row scales are these logs unit by unit."""
+    _, _, d = activation.scaled(zt, s, slope)
+    direct = jnp.log(jnp.abs(d))
+    if activation.log_dphi is None:
+        return direct, jnp.sign(d)
+    log_abs, sign = activation.log_dphi(zt * jnp.exp(jnp.minimum(s, _MAX_EXP)), slope)
+    representable = jnp.abs(d) >= _TINY_DERIVATIVE
+    return jnp.where(representable, direct, log_abs), jnp.where(representable, jnp.sign(d), sign)
+
+
 def get_activation(name: str) -> Activation:
     """The activation called ``name``; an unknown name raises ValueError listing the valid ones."""
     return ACTIVATIONS[check_choice("activation", name, ACTIVATIONS)]

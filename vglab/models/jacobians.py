@@ -29,31 +29,24 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core import init as _init
-from vglab.core.activations import _MAX_EXP, _TINY_DERIVATIVE, ACTIVATIONS
+from vglab.core.activations import ACTIVATIONS, scaled_factored, scaled_log_dphi
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
-    POWER_OF_TWO_SCALE_LIMIT,
     LogScale,
-    exp_scaled,
-    factor_scale,
     follow,
     graded_left_multiply_scaled,
     graded_log_singular_values,
     log_scale,
     normalise_rms,
     normalise_unit,
-    power_of_two_exponent,
-    power_of_two_scale,
     scale_add,
     scale_diff,
     scale_max,
     scale_neg,
-    scale_sub,
     scale_to_float64,
     scale_where,
     scaled_add_pair,
-    times_power_of_two,
 )
 from vglab.core.validation import check_int
 from vglab.models.mlp import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
@@ -179,8 +172,6 @@ class Scalars(NamedTuple):
     log_alpha: jax.Array  # log α of the residual branch (0 without residual)
     leaky_slope: jax.Array
     log_weight_scale: LogScale  # log(σ_w/√n) to float64 accuracy: W_l = e^{log_weight_scale} Ŵ_l exactly
-    log_bias_scale: LogScale  # log σ_b to float64 accuracy (−inf for σ_b = 0): b_l = e^{this} b̂_l
-    log_residual_scale: LogScale  # log α to float64 accuracy (0 without residual)
 
 
 def _split_float64(x: float) -> LogScale:
@@ -205,8 +196,6 @@ def _scalars(net: MLP) -> Scalars:
         np.float32(math.log(net.residual_scale) if net.residual else 0.0),
         np.float32(net.leaky_slope),
         _split_float64(math.log(net.sigma_w) - 0.5 * math.log(net.width) if net.sigma_w > 0 else -math.inf),
-        _split_float64(math.log(net.bias_std) if net.bias_std > 0 else -math.inf),
-        _split_float64(math.log(net.residual_scale) if net.residual else 0.0),
     )
 
 
@@ -280,8 +269,8 @@ def _layernorm_transpose(v, y):
 class Trace(NamedTuple):
     """What the forward pass keeps of each layer for the backward pass and for the statistics."""
 
-    dphi: jax.Array  # (C, n) d̃_l with φ′(z_l) = e^{c_l} d̃_l, max|d̃_l| ∈ [√½, √2) (``factored_derivative``)
-    log_dphi_scale: jax.Array  # (C,) c_l = fl(k_l ln 2) (``vglab.core.logspace.factor_scale`` gives it exactly)
+    dphi: jax.Array  # (C, n) d̃_l with φ′(z_l) = e^{c_l} d̃_l, max|d̃_l| = 1 (``scaled_factored``)
+    log_dphi_scale: jax.Array  # (C,) c_l
     inputs: jax.Array  # (C, n) input of W_l, scaled form
     log_input_scale: LogScale  # (C,)
     pre_y: jax.Array  # (C, n) output of the pre-LN (true values)
@@ -291,6 +280,8 @@ class Trace(NamedTuple):
     log_rms: LogScale  # (C,) log RMS(h_l)
     outputs: jax.Array | None = None  # (C, n) h_l scaled (RMS 1), only with keep_outputs
     log_output_scale: LogScale | None = None  # (C,) S_l with h_l = e^{S_l} outputs[l]
+    log_abs_dphi: jax.Array | None = None  # (C, n) log|φ′(z_l)| unit by unit, only with keep_log_dphi
+    sign_dphi: jax.Array | None = None  # (C, n) sign φ′(z_l), only with keep_log_dphi
 
 
 def _put(array: LogScale, l, value: LogScale) -> LogScale:
@@ -301,71 +292,23 @@ def _at(array: LogScale, l) -> LogScale:
     return LogScale(array.hi[l], array.lo[l])
 
 
-# Pre-activations whose scale is within e^{±40} are taken at their true size (scale 0), so a saturating φ
-# sees z itself, rounded unit by unit; beyond, z̃ keeps its scale (tiny signals, saturated layers).
-_FOLD_LIMIT = 40.0
-
-
-def pre_activation(y, S_y: LogScale, b, S_b: LogScale):
-    """z = e^{S_y} y + e^{S_b} b as (z̃, M) with z = e^M z̃: M = 0 (true values) where the larger scale is
-    within e^{±40}, else M = max(S_y, S_b).  Both terms are scaled by ``exp_scaled``, so no rounded factor is
-    common to a layer's units: each z_i rounds on its own, as a float32 forward pass does (the float32
-    e^{s} that multiplied every z̃_i of a layer alike, and a float32 log σ_b, were systematic per-layer
-    errors that 1000 layers added up).  y (n,), b (n,)."""
-    S_z = scale_max(S_y, S_b)
-    fold = (S_z.hi > -_FOLD_LIMIT) & (S_z.hi < _FOLD_LIMIT)
-    M = scale_where(fold, log_scale(0.0), S_z)
-    return exp_scaled(y, scale_sub(S_y, M)) + exp_scaled(b, scale_sub(S_b, M)), M
-
-
-def factored_derivative(activation, zt, s, d, slope):
-    """φ′ = e^c d̃ over a layer's units with c = k ln 2 (``power_of_two_scale``): (d̃, c, C), C the exact pair.
-
-    Where every direct φ′ d is representable (|d| ≥ 2⁻¹⁰⁰), 2^k is the power of two nearest max|d| and
-    d̃ = d 2^{−k} exactly: no rounding (a float32 e^{−c} rounded every unit's φ′ of a layer alike).  Where some
-    φ′ is not (tanh at σ_w = 40, GELU far on its negative side) those units take d̃ = sign · e^{log|φ′| − k ln 2}
-    from ``activation.log_dphi`` (a ``lax.cond``: the log-space form costs three transcendentals a unit and is
-    evaluated only then); if every one is below, k rounds max log|φ′| (or c = max log|φ′| itself beyond
-    ``POWER_OF_TWO_SCALE_LIMIT``).  Only the piecewise-linear ReLU side is exactly 0."""
-    if activation.log_dphi is None:
-        zero = jnp.zeros((), d.dtype)
-        return d, zero, LogScale(zero, zero)
-    absd = jnp.abs(d)
-    top = jnp.max(absd)
-    k, _ = power_of_two_exponent(top)
-
-    def direct(_):
-        c, C = power_of_two_scale(k)
-        return times_power_of_two(d, -k), c, C
-
-    def from_logs(_):
-        log_abs, sign = activation.log_dphi(zt * jnp.exp(jnp.minimum(s, _MAX_EXP)), slope)
-        log_top = jnp.max(log_abs)
-        log_top = jnp.where(jnp.isfinite(log_top), log_top, 0.0)
-        use_d = top >= _TINY_DERIVATIVE
-        kf = jnp.where(use_d, k.astype(jnp.float32), jnp.round(log_top * np.float32(1.0 / math.log(2.0))))
-        c2, C2 = power_of_two_scale(kf)
-        moderate = jnp.abs(c2) < POWER_OF_TWO_SCALE_LIMIT
-        rel = jnp.where(moderate, (log_abs - C2.hi) - C2.lo, log_abs - log_top)
-        d_tilde = jnp.where(absd >= _TINY_DERIVATIVE, times_power_of_two(d, -k), sign * jnp.exp(rel))
-        c = jnp.where(moderate, c2, log_top)
-        return d_tilde, c, LogScale(jnp.where(moderate, C2.hi, log_top), jnp.where(moderate, C2.lo, 0.0))
-
-    return jax.lax.cond(jnp.min(absd) < _TINY_DERIVATIVE, from_logs, direct, None)
-
-
-def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, keep_outputs: bool = False):
+def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, keep_outputs: bool = False,
+             keep_log_dphi: bool = False):
     """h_0 = x through ``depth`` layers.  weights (C, n, n), biases (C, n), x (n,) → Trace.
 
     keep_outputs (static): also keep every layer's output h_l = e^{S_l} ũ_l (``Trace.outputs``,
-    ``log_output_scale``)."""
+    ``log_output_scale``).  keep_log_dphi (static): also keep log|φ′| and sign φ′ of every unit
+    (``scaled_log_dphi``; the spectrum's row scales, which may span beyond float32 within a layer)."""
     activation = ACTIVATIONS[structure.activation]
     capacity, n = biases.shape
     zeros_cn = jnp.zeros((capacity, n), jnp.float32)
     zeros_c = jnp.zeros((capacity,), jnp.float32)
     pairs = LogScale(zeros_c, zeros_c)
     trace = Trace(zeros_cn, zeros_c, zeros_cn, pairs, zeros_cn, pairs, zeros_cn, pairs, pairs,
-                  zeros_cn if keep_outputs else None, pairs if keep_outputs else None)
+                  zeros_cn if keep_outputs else None, pairs if keep_outputs else None,
+                  zeros_cn if keep_log_dphi else None, zeros_cn if keep_log_dphi else None)
+    log_bias_std = log_scale(scalars.log_bias_std)
+
     def layer(l, carry):
         u, S, trace = carry
         if structure.norm == "pre":
@@ -373,14 +316,18 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
             trace = trace._replace(pre_y=trace.pre_y.at[l].set(pre_y), pre_rho=_put(trace.pre_rho, l, pre_rho))
         else:
             u_in, S_in = u, S
-        # z = e^{s_w} Ŵ u_in + σ_b b̂ with s_w = s_in + log(σ_w/√n), held as e^{M} z̃ (``pre_activation``).
-        zt, M = pre_activation(weights[l] @ u_in, scale_add(S_in, scalars.log_weight_scale), biases[l],
-                               scalars.log_bias_scale)
-        at, s_a, d = activation.scaled(zt, M.hi, scalars.leaky_slope)
-        dphi, log_dphi_scale, _ = factored_derivative(activation, zt, M.hi, d, scalars.leaky_slope)
-        S_a = follow(M, s_a)
+        # z = e^{s_w} Ŵ u_in + σ_b b̂ with s_w = s_in + log(σ_w/√n), held as e^{s_z} z̃, s_z = max(s_w, log σ_b).
+        S_w = scale_add(S_in, scalars.log_weight_scale)
+        S_z = scale_max(S_w, log_bias_std)
+        zt = jnp.exp(scale_diff(S_w, S_z)) * (weights[l] @ u_in) + jnp.exp(scale_diff(log_bias_std, S_z)) * biases[l]
+        at, s_a, dphi, log_dphi_scale = scaled_factored(activation, zt, S_z.hi, scalars.leaky_slope)
+        if keep_log_dphi:
+            log_abs, sign = scaled_log_dphi(activation, zt, S_z.hi, scalars.leaky_slope)
+            trace = trace._replace(log_abs_dphi=trace.log_abs_dphi.at[l].set(log_abs),
+                                   sign_dphi=trace.sign_dphi.at[l].set(sign))
+        S_a = follow(S_z, s_a)
         if structure.residual:
-            u, S = scaled_add_pair(u, S, at, scale_add(S_a, scalars.log_residual_scale))
+            u, S = scaled_add_pair(u, S, at, scale_add(S_a, scalars.log_alpha))
         else:
             u, S = at, S_a
         if structure.norm == "post":
@@ -419,8 +366,8 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
         if keep_vectors else None
     # log ‖x_l‖ of every layer's input (e^{s_l} x̃_l), one reduction over the whole trace instead of one per step.
     log_input_norms = scale_add(trace.log_input_scale, jnp.log(jnp.linalg.norm(trace.inputs, axis=1)))
-    # log α + c_l: the branch's factor α φ′(z_l) = e^{log α + c_l} d̃_l, both exact pairs.
-    log_branch_factor = scale_add(factor_scale(trace.log_dphi_scale), scalars.log_residual_scale)
+    # log α + c_l: the branch's factor α φ′(z_l) = e^{log α + c_l} d̃_l.
+    log_branch_factor = scalars.log_alpha + trace.log_dphi_scale
 
     def layer(i, carry):
         v, R, log_grad_h, log_grad_w, vectors = carry
@@ -429,7 +376,7 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
             v, R = _layernorm_transpose_exact(v, trace.post_y[l], _at(trace.post_rho, l)), \
                 scale_add(R, scale_neg(_at(trace.post_rho, l)))
         # ∂L/∂z_l = e^{R + log α + c_l} (d̃_l ⊙ v), renormalised: its norm is log ‖∂L/∂z_l‖.
-        branch, R_b, log_branch = normalise_unit(trace.dphi[l] * v, scale_add(R, _at(log_branch_factor, l)))
+        branch, R_b, log_branch = normalise_unit(trace.dphi[l] * v, scale_add(R, log_branch_factor[l]))
         log_w = scale_add(log_branch, _at(log_input_norms, l))
         # Wᵀ·branch written as branch·W: XLA:CPU runs a transposed matvec ~4x slower than a row-vector product.
         t, R_t = branch @ weights[l], scale_add(R_b, scalars.log_weight_scale)
@@ -614,6 +561,52 @@ def _layernorm_chain_step(Q, y, rho: LogScale, log_d: LogScale, U):
     return _reflect(w1, _reflect(w2, Q1)), scale_add(log_d, scale_neg(rho)), U  # V Q₁
 
 
+# Largest spread (natural log) of one factor's row scales in a float32 QR step: e^-64 ≈ 1.6e-28 stays a normal
+# float32 (smallest 1.2e-38) with room for LAPACK's scaling.  A layer whose φ′ spans more is split into factors.
+CHUNK_SPREAD = 64.0
+
+
+def _sorted_chain(Q, log_d: LogScale, U):
+    """The same chain Q · diag(e^d) U with the rows of T = diag(e^d) U in decreasing scale: Q's columns and T's
+    rows permuted alike, then T re-triangularised from the right, T = T̂ Z (an RQ step on the unit rows of U:
+    each row is rotated by the same orthogonal Z, so no row mixes with another and every row keeps its own
+    scale).  Z is dropped: the singular values and Frobenius norms of Q T are those of Q T Zᵀ.  A triangular
+    factor multiplied onto sorted rows keeps each row's diagonal term its largest (up to that factor's own
+    spread), so a row never needs entries beyond float32's range around it."""
+    order = jnp.argsort(-log_d.hi)
+    A = U[order]
+    R = jnp.linalg.qr(A[::-1].T, mode="r")  # (F A)ᵀ = Q̃ R̃  ⇒  A = (F R̃ᵀ F)(F Q̃ᵀ), F the reversal
+    return Q[:, order], LogScale(log_d.hi[order], log_d.lo[order]), R.T[::-1, ::-1]
+
+
+def _dphi_factor_step(factor, Q, log_d: LogScale, U):
+    """Fold diag(factor) into the chain: QR of the rows of diag(factor)·Q sorted by |factor| (Householder QR is
+    row-wise stable for sorted graded rows, Cox & Higham 1998), R multiplied onto diag(e^d) U."""
+    order = jnp.argsort(-jnp.abs(factor))
+    Q1, R1 = jnp.linalg.qr(factor[order][:, None] * Q[order])
+    log_d, U = graded_left_multiply_scaled(R1, log_d, U)
+    return jnp.zeros_like(Q1).at[order].set(Q1), log_d, U  # undo the row permutation
+
+
+def _graded_dphi_steps(dphi, relative, sign, Q, log_d: LogScale, U):
+    """Fold diag(d̃) into the chain when d̃ = sign·e^{r} spans beyond float32 (r = log|φ′| − c down to −7000):
+    as the product of diagonal factors diag(f_k), k = 0..m−1, each within ``CHUNK_SPREAD`` (f_0 = d̃ where
+    r ≥ −CHUNK_SPREAD, sign·e^{−CHUNK_SPREAD} beyond, 0 for an exact zero; f_k = e^{clip(r + k·CHUNK_SPREAD,
+    −CHUNK_SPREAD, 0)}, so Σ_k log f_k = r), one float32 QR step each on a re-sorted chain
+    (``_sorted_chain``).  No row ever underflows, so a tiny φ′ gives a tiny σ, never a false 0."""
+    finite = jnp.isfinite(relative)
+    spread = -jnp.min(jnp.where(finite, relative, 0.0))
+    steps = jnp.ceil(spread / CHUNK_SPREAD).astype(jnp.int32)
+    first = jnp.where(relative >= -CHUNK_SPREAD, dphi, jnp.where(finite, sign * math.exp(-CHUNK_SPREAD), 0.0))
+
+    def factor_step(k, carry):
+        Q, log_d, U = _sorted_chain(*carry)
+        rest = jnp.exp(jnp.clip(relative + k.astype(jnp.float32) * CHUNK_SPREAD, -CHUNK_SPREAD, 0.0))
+        return _dphi_factor_step(jnp.where(k == 0, first, rest), Q, log_d, U)
+
+    return _sorted_chain(*jax.lax.fori_loop(0, steps, factor_step, (Q, log_d, U)))
+
+
 def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
     """Fold layer l into the chain: J_lᵀ Q · diag(e^d) U = Q′ · diag(e^d′) U′.
 
@@ -621,8 +614,10 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
     QR step per factor.  The step through diag(αφ′) is the QR of the row-graded diag(αφ′)·Y with rows sorted
     by |φ′| (Householder QR is row-wise stable for sorted graded rows, Cox & Higham 1998), so a saturated
     unit (φ′ ~ 1e-20) is resolved rather than lost in roundoff and a dead ReLU (φ′ = 0) gives an exactly zero
-    row: an exactly zero singular value, not noise.  LayerNorms are folded in exactly by
-    ``_layernorm_chain_step``.  Residual layers (I + α J_branch) take one QR of the sum.
+    row: an exactly zero singular value, not noise.  A layer whose φ′ spans beyond float32 (GELU′ from 1 down
+    to 1e-3000) takes that step as several, each within float32's range (``_graded_dphi_steps``, selected by
+    ``lax.cond`` inside the program, so no recompile): a tiny φ′ gives a tiny σ, never a false 0.  LayerNorms
+    are folded in exactly by ``_layernorm_chain_step``.  Residual layers (I + α J_branch) take one QR of the sum.
     """
     if structure.norm == "post":
         Q, log_d, U = _layernorm_chain_step(Q, trace.post_y[l], _at(trace.post_rho, l), log_d, U)
@@ -633,12 +628,15 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
             branch = jnp.exp(-trace.pre_rho.hi[l]) * _layernorm_transpose(branch, trace.pre_y[l])
         Q, R = jnp.linalg.qr(Q + branch)
         return (Q, *graded_left_multiply_scaled(R, log_d, U))
-    dphi = trace.dphi[l]  # α φ′ = e^{log α + c_l} d̃_l: the scale goes into the row scales exactly
-    order = jnp.argsort(-jnp.abs(dphi))
-    Q1, R1 = jnp.linalg.qr(dphi[order][:, None] * Q[order])
-    log_d, U = graded_left_multiply_scaled(R1, log_d, U)
-    log_d = scale_add(log_d, scalars.log_alpha + trace.log_dphi_scale[l])
-    Q1 = jnp.zeros_like(Q1).at[order].set(Q1)  # undo the row permutation
+    # α φ′ = e^{log α + c_l} d̃_l: the scale goes into the row scales exactly.  Where φ′ spans beyond float32
+    # within the layer (d̃ would underflow), diag(d̃) is folded in as several factors (``_graded_dphi_steps``).
+    c = trace.log_dphi_scale[l]
+    relative = trace.log_abs_dphi[l] - c  # log|φ′_i| − c_l ≤ 0
+    beyond = jnp.any(jnp.isfinite(relative) & (relative < -CHUNK_SPREAD))
+    Q1, log_d, U = jax.lax.cond(beyond, _graded_dphi_steps,
+                                lambda dphi, relative, sign, *chain: _dphi_factor_step(dphi, *chain),
+                                trace.dphi[l], relative, trace.sign_dphi[l], Q, log_d, U)
+    log_d = scale_add(log_d, scalars.log_alpha + c)
     Q, R2 = jnp.linalg.qr(weights[l].T @ Q1)
     log_d, U = graded_left_multiply_scaled(R2, log_d, U)
     log_d = scale_add(log_d, scalars.log_weight_scale)
@@ -649,12 +647,14 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
 
 @partial(exact_jit, static_argnames=("structure",))
 def _spectrum_program(structure, scalars, weights, biases, x, depth):
-    """Backward QR iteration over the chain: after layer l, (∂h_L/∂h_{l-1})ᵀ = Q diag(e^d) U.
+    """Backward QR iteration over the chain: after layer l, (∂h_L/∂h_{l-1})ᵀ = Q diag(e^d) U Z for an orthogonal Z
+    (Z = I but after a layer split by ``_graded_dphi_steps``; never formed: it changes no singular value and
+    no Frobenius norm).
 
     weights (1, C, n, n), biases (1, C, n), x (1, n): a one-seed bank, indexed here rather than by the
     caller (``bank.weights[0]`` outside jit copies the whole bank, 0.3 s at width 512, on every call)."""
     weights, biases, x = weights[0], biases[0], x[0]
-    trace = _forward(structure, scalars, weights, biases, x, depth)
+    trace = _forward(structure, scalars, weights, biases, x, depth, keep_log_dphi=not structure.residual)
     capacity, n = biases.shape
     eye = jnp.eye(n, dtype=jnp.float32)
 

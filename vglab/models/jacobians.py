@@ -29,24 +29,31 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core import init as _init
-from vglab.core.activations import ACTIVATIONS, scaled_factored, scaled_log_dphi
+from vglab.core.activations import _MAX_EXP, _TINY_DERIVATIVE, ACTIVATIONS, scaled_log_dphi
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
+    POWER_OF_TWO_SCALE_LIMIT,
     LogScale,
+    exp_scaled,
+    factor_scale,
     follow,
     graded_left_multiply_scaled,
     graded_log_singular_values,
     log_scale,
     normalise_rms,
     normalise_unit,
+    power_of_two_exponent,
+    power_of_two_scale,
     scale_add,
     scale_diff,
     scale_max,
     scale_neg,
+    scale_sub,
     scale_to_float64,
     scale_where,
     scaled_add_pair,
+    times_power_of_two,
 )
 from vglab.core.validation import check_int
 from vglab.models.mlp import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
@@ -172,6 +179,8 @@ class Scalars(NamedTuple):
     log_alpha: jax.Array  # log α of the residual branch (0 without residual)
     leaky_slope: jax.Array
     log_weight_scale: LogScale  # log(σ_w/√n) to float64 accuracy: W_l = e^{log_weight_scale} Ŵ_l exactly
+    log_bias_scale: LogScale  # log σ_b to float64 accuracy (−inf for σ_b = 0): b_l = e^{this} b̂_l
+    log_residual_scale: LogScale  # log α to float64 accuracy (0 without residual)
 
 
 def _split_float64(x: float) -> LogScale:
@@ -196,6 +205,8 @@ def _scalars(net: MLP) -> Scalars:
         np.float32(math.log(net.residual_scale) if net.residual else 0.0),
         np.float32(net.leaky_slope),
         _split_float64(math.log(net.sigma_w) - 0.5 * math.log(net.width) if net.sigma_w > 0 else -math.inf),
+        _split_float64(math.log(net.bias_std) if net.bias_std > 0 else -math.inf),
+        _split_float64(math.log(net.residual_scale) if net.residual else 0.0),
     )
 
 
@@ -269,8 +280,8 @@ def _layernorm_transpose(v, y):
 class Trace(NamedTuple):
     """What the forward pass keeps of each layer for the backward pass and for the statistics."""
 
-    dphi: jax.Array  # (C, n) d̃_l with φ′(z_l) = e^{c_l} d̃_l, max|d̃_l| = 1 (``scaled_factored``)
-    log_dphi_scale: jax.Array  # (C,) c_l
+    dphi: jax.Array  # (C, n) d̃_l with φ′(z_l) = e^{c_l} d̃_l, max|d̃_l| ∈ [√½, √2) (``factored_derivative``)
+    log_dphi_scale: jax.Array  # (C,) c_l = fl(k_l ln 2) (``vglab.core.logspace.factor_scale`` gives it exactly)
     inputs: jax.Array  # (C, n) input of W_l, scaled form
     log_input_scale: LogScale  # (C,)
     pre_y: jax.Array  # (C, n) output of the pre-LN (true values)
@@ -292,6 +303,59 @@ def _at(array: LogScale, l) -> LogScale:
     return LogScale(array.hi[l], array.lo[l])
 
 
+# Pre-activations whose scale is within e^{±40} are taken at their true size (scale 0), so a saturating φ
+# sees z itself, rounded unit by unit; beyond, z̃ keeps its scale (tiny signals, saturated layers).
+_FOLD_LIMIT = 40.0
+
+
+def pre_activation(y, S_y: LogScale, b, S_b: LogScale):
+    """z = e^{S_y} y + e^{S_b} b as (z̃, M) with z = e^M z̃: M = 0 (true values) where the larger scale is
+    within e^{±40}, else M = max(S_y, S_b).  Both terms are scaled by ``exp_scaled``, so no rounded factor is
+    common to a layer's units: each z_i rounds on its own, as a float32 forward pass does (the float32
+    e^{s} that multiplied every z̃_i of a layer alike, and a float32 log σ_b, were systematic per-layer
+    errors that 1000 layers added up).  y (n,), b (n,)."""
+    S_z = scale_max(S_y, S_b)
+    fold = (S_z.hi > -_FOLD_LIMIT) & (S_z.hi < _FOLD_LIMIT)
+    M = scale_where(fold, log_scale(0.0), S_z)
+    return exp_scaled(y, scale_sub(S_y, M)) + exp_scaled(b, scale_sub(S_b, M)), M
+
+
+def factored_derivative(activation, zt, s, d, slope):
+    """φ′ = e^c d̃ over a layer's units with c = k ln 2 (``power_of_two_scale``): (d̃, c, C), C the exact pair.
+
+    Where every direct φ′ d is representable (|d| ≥ 2⁻¹⁰⁰), 2^k is the power of two nearest max|d| and
+    d̃ = d 2^{−k} exactly: no rounding (a float32 e^{−c} rounded every unit's φ′ of a layer alike).  Where some
+    φ′ is not (tanh at σ_w = 40, GELU far on its negative side) those units take d̃ = sign · e^{log|φ′| − k ln 2}
+    from ``activation.log_dphi`` (a ``lax.cond``: the log-space form costs three transcendentals a unit and is
+    evaluated only then); if every one is below, k rounds max log|φ′| (or c = max log|φ′| itself beyond
+    ``POWER_OF_TWO_SCALE_LIMIT``).  Only the piecewise-linear ReLU side is exactly 0."""
+    if activation.log_dphi is None:
+        zero = jnp.zeros((), d.dtype)
+        return d, zero, LogScale(zero, zero)
+    absd = jnp.abs(d)
+    top = jnp.max(absd)
+    k, _ = power_of_two_exponent(top)
+
+    def direct(_):
+        c, C = power_of_two_scale(k)
+        return times_power_of_two(d, -k), c, C
+
+    def from_logs(_):
+        log_abs, sign = activation.log_dphi(zt * jnp.exp(jnp.minimum(s, _MAX_EXP)), slope)
+        log_top = jnp.max(log_abs)
+        log_top = jnp.where(jnp.isfinite(log_top), log_top, 0.0)
+        use_d = top >= _TINY_DERIVATIVE
+        kf = jnp.where(use_d, k.astype(jnp.float32), jnp.round(log_top * np.float32(1.0 / math.log(2.0))))
+        c2, C2 = power_of_two_scale(kf)
+        moderate = jnp.abs(c2) < POWER_OF_TWO_SCALE_LIMIT
+        rel = jnp.where(moderate, (log_abs - C2.hi) - C2.lo, log_abs - log_top)
+        d_tilde = jnp.where(absd >= _TINY_DERIVATIVE, times_power_of_two(d, -k), sign * jnp.exp(rel))
+        c = jnp.where(moderate, c2, log_top)
+        return d_tilde, c, LogScale(jnp.where(moderate, C2.hi, log_top), jnp.where(moderate, C2.lo, 0.0))
+
+    return jax.lax.cond(jnp.min(absd) < _TINY_DERIVATIVE, from_logs, direct, None)
+
+
 def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, keep_outputs: bool = False,
              keep_log_dphi: bool = False):
     """h_0 = x through ``depth`` layers.  weights (C, n, n), biases (C, n), x (n,) → Trace.
@@ -307,7 +371,6 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
     trace = Trace(zeros_cn, zeros_c, zeros_cn, pairs, zeros_cn, pairs, zeros_cn, pairs, pairs,
                   zeros_cn if keep_outputs else None, pairs if keep_outputs else None,
                   zeros_cn if keep_log_dphi else None, zeros_cn if keep_log_dphi else None)
-    log_bias_std = log_scale(scalars.log_bias_std)
 
     def layer(l, carry):
         u, S, trace = carry
@@ -316,18 +379,18 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
             trace = trace._replace(pre_y=trace.pre_y.at[l].set(pre_y), pre_rho=_put(trace.pre_rho, l, pre_rho))
         else:
             u_in, S_in = u, S
-        # z = e^{s_w} Ŵ u_in + σ_b b̂ with s_w = s_in + log(σ_w/√n), held as e^{s_z} z̃, s_z = max(s_w, log σ_b).
-        S_w = scale_add(S_in, scalars.log_weight_scale)
-        S_z = scale_max(S_w, log_bias_std)
-        zt = jnp.exp(scale_diff(S_w, S_z)) * (weights[l] @ u_in) + jnp.exp(scale_diff(log_bias_std, S_z)) * biases[l]
-        at, s_a, dphi, log_dphi_scale = scaled_factored(activation, zt, S_z.hi, scalars.leaky_slope)
+        # z = e^{s_w} Ŵ u_in + σ_b b̂ with s_w = s_in + log(σ_w/√n), held as e^{M} z̃ (``pre_activation``).
+        zt, M = pre_activation(weights[l] @ u_in, scale_add(S_in, scalars.log_weight_scale), biases[l],
+                               scalars.log_bias_scale)
+        at, s_a, d = activation.scaled(zt, M.hi, scalars.leaky_slope)
+        dphi, log_dphi_scale, _ = factored_derivative(activation, zt, M.hi, d, scalars.leaky_slope)
         if keep_log_dphi:
-            log_abs, sign = scaled_log_dphi(activation, zt, S_z.hi, scalars.leaky_slope)
+            log_abs, sign = scaled_log_dphi(activation, zt, M.hi, scalars.leaky_slope)
             trace = trace._replace(log_abs_dphi=trace.log_abs_dphi.at[l].set(log_abs),
                                    sign_dphi=trace.sign_dphi.at[l].set(sign))
-        S_a = follow(S_z, s_a)
+        S_a = follow(M, s_a)
         if structure.residual:
-            u, S = scaled_add_pair(u, S, at, scale_add(S_a, scalars.log_alpha))
+            u, S = scaled_add_pair(u, S, at, scale_add(S_a, scalars.log_residual_scale))
         else:
             u, S = at, S_a
         if structure.norm == "post":
@@ -366,8 +429,8 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
         if keep_vectors else None
     # log ‖x_l‖ of every layer's input (e^{s_l} x̃_l), one reduction over the whole trace instead of one per step.
     log_input_norms = scale_add(trace.log_input_scale, jnp.log(jnp.linalg.norm(trace.inputs, axis=1)))
-    # log α + c_l: the branch's factor α φ′(z_l) = e^{log α + c_l} d̃_l.
-    log_branch_factor = scalars.log_alpha + trace.log_dphi_scale
+    # log α + c_l: the branch's factor α φ′(z_l) = e^{log α + c_l} d̃_l, both exact pairs.
+    log_branch_factor = scale_add(factor_scale(trace.log_dphi_scale), scalars.log_residual_scale)
 
     def layer(i, carry):
         v, R, log_grad_h, log_grad_w, vectors = carry
@@ -376,7 +439,7 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
             v, R = _layernorm_transpose_exact(v, trace.post_y[l], _at(trace.post_rho, l)), \
                 scale_add(R, scale_neg(_at(trace.post_rho, l)))
         # ∂L/∂z_l = e^{R + log α + c_l} (d̃_l ⊙ v), renormalised: its norm is log ‖∂L/∂z_l‖.
-        branch, R_b, log_branch = normalise_unit(trace.dphi[l] * v, scale_add(R, log_branch_factor[l]))
+        branch, R_b, log_branch = normalise_unit(trace.dphi[l] * v, scale_add(R, _at(log_branch_factor, l)))
         log_w = scale_add(log_branch, _at(log_input_norms, l))
         # Wᵀ·branch written as branch·W: XLA:CPU runs a transposed matvec ~4x slower than a row-vector product.
         t, R_t = branch @ weights[l], scale_add(R_b, scalars.log_weight_scale)

@@ -22,11 +22,12 @@ lab: $(VENV)/.lab-installed
 	exec $(BIN)/python -m jupyterlab $$no_browser $(LAB_FLAGS) notebooks/
 
 # The suite runs on WORKERS processes (pytest-xdist), each taking whole test files (--dist loadfile: a file's
-# fixtures, e.g. one graded course or one JupyterLab, are set up once); the browser suite is scheduled first.
+# fixtures, e.g. one graded course or one JupyterLab, are set up once) in the order tests/conftest.py sorts them
+# (longest first; xdist would otherwise start with the files that hold the most tests).
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: $(VENV)/.dev-installed browser hub-deps
-	VGLAB_HUB_PREFIX=$(HUB_PREFIX) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
+	VGLAB_HUB_PREFIX=$(HUB_PREFIX) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Everything except the browser suite, for a quick check while working.
 test-fast: $(VENV)/.dev-installed

@@ -218,6 +218,8 @@ class Dashboard:
         self._render_scheduled = False
         self._changes = self._changes_seen = 0
         self._first_change_at = 0.0
+        self._schedule_lock = threading.Lock()  # request_update runs in any thread; _flush on the home loop
+        self._loop = _running_loop()  # the home loop (see request_update)
         self._hold = 0
         self.interactive = False  # True while an update runs for a control change in a live kernel
         cells.adopt(self)  # a cell run again replaces the dashboards its previous run made
@@ -442,25 +444,49 @@ class Dashboard:
         The update waits until no change has arrived for ``coalesce_seconds`` (a burst of queued slider
         messages is handled in well under a millisecond each), but never longer than ``max_wait_seconds``
         after the first change, so a long drag still redraws as it goes.
+
+        Every update runs on the dashboard's home loop (``_home_loop``): in a kernel, the main thread's, where
+        the cells run.  ipykernel 7 handles a widget's messages on the main shell or on a subshell's thread,
+        whichever sent that comm's last message (in JupyterLab 4.6 a slider's key presses alternate between
+        the two); a change handled in another thread only marks the dashboard dirty and hands the update to
+        the home loop, so one thread computes and draws, in order, and the last value is always drawn.
         """
-        self._pending = True
-        self._changes += 1
-        loop = _running_loop()
+        loop = self._home_loop()
         if loop is None:
+            self._pending = True
+            self._changes += 1
             self.update_now()
-        elif not self._scheduled:
+            return
+        with self._schedule_lock:
+            self._pending = True
+            self._changes += 1
+            if self._scheduled:
+                return
             self._scheduled = True
             self._first_change_at, self._changes_seen = loop.time(), self._changes
+        if loop is _running_loop():
             loop.call_later(self.coalesce_seconds, self._flush, loop)
+        else:  # handled in another thread (a kernel subshell): the home loop runs the update
+            loop.call_soon_threadsafe(loop.call_later, self.coalesce_seconds, self._flush, loop)
+
+    def _home_loop(self):
+        """The event loop updates run on: the one that ran when the dashboard was made (a kernel's main loop)
+        while it still runs, else the calling thread's running loop (None outside any loop: update at once)."""
+        loop = self._loop
+        if loop is not None and loop.is_running() and not loop.is_closed():
+            return loop
+        return _running_loop()
 
     def _flush(self, loop):
-        still_arriving = self._changes != self._changes_seen
-        if still_arriving and loop.time() - self._first_change_at < self.max_wait_seconds:
-            self._changes_seen = self._changes
-            loop.call_later(self.coalesce_seconds, self._flush, loop)
-            return
-        self._scheduled = False
-        if self._pending:
+        with self._schedule_lock:
+            still_arriving = self._changes != self._changes_seen
+            if still_arriving and loop.time() - self._first_change_at < self.max_wait_seconds:
+                self._changes_seen = self._changes
+                loop.call_later(self.coalesce_seconds, self._flush, loop)
+                return
+            self._scheduled = False
+            pending = self._pending
+        if pending:
             self.interactive = True  # a slider drag: slow extras may finish in the background
             try:
                 self.update_now()

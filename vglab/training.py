@@ -52,6 +52,7 @@ from vglab import datasets as _datasets
 from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
+from vglab.core.streams import stream
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.mlp import LAYERNORM_EPS, MLP
 
@@ -133,9 +134,8 @@ def _init_params(seed, sigma_w, sigma_b, depth, width, features, classes, orthog
     layers = jnp.arange(depth)
     unit_w = jax.vmap(lambda l: _init.unit_weight(seed, l, width, orthogonal))(layers)
     unit_b = jax.vmap(lambda l: _init.unit_bias(seed, l, width))(layers)
-    key = jax.random.key(seed)
-    P = jax.random.normal(jax.random.fold_in(key, 40), (features, width), jnp.float32) / math.sqrt(features)
-    R = jax.random.normal(jax.random.fold_in(key, 41), (width, classes), jnp.float32) / math.sqrt(width)
+    P = jax.random.normal(stream(seed, "training_projection"), (features, width), jnp.float32) / math.sqrt(features)
+    R = jax.random.normal(stream(seed, "training_readout"), (width, classes), jnp.float32) / math.sqrt(width)
     return Params(P, unit_w * (sigma_w / math.sqrt(width)), unit_b * sigma_b, R, jnp.zeros((classes,), jnp.float32))
 
 

@@ -32,6 +32,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from vglab.core.streams import stream, stream_key
+
 INITS: dict[str, float] = {
     "xavier": 1.0,
     "he": math.sqrt(2.0),
@@ -75,8 +77,7 @@ def unit_weight_rect(seed: int, layer, fan_out: int, fan_in: int, constant: bool
         return jnp.ones((fan_out, fan_in), jnp.float32)
     if fan_out == fan_in:
         return unit_weight(seed, layer, fan_in, False)
-    key = jax.random.fold_in(_stream(seed, 0), layer)
-    return jax.random.normal(key, (fan_out, fan_in), jnp.float32)
+    return jax.random.normal(stream_key(seed, "layer_weights", layer), (fan_out, fan_in), jnp.float32)
 
 
 def unit_bias_const(seed: int, layer, width: int, constant: bool = False):
@@ -84,11 +85,6 @@ def unit_bias_const(seed: int, layer, width: int, constant: bool = False):
     if constant:
         return jnp.ones((width,), jnp.float32)
     return unit_bias(seed, layer, width)
-
-
-def _stream(seed: int, what: int):
-    """An independent PRNG stream per (seed, purpose): 0 weights, 1 biases, 2 input, 3 output direction."""
-    return jax.random.fold_in(jax.random.key(seed), what)
 
 
 def haar_orthogonal(key, n: int):
@@ -100,7 +96,7 @@ def haar_orthogonal(key, n: int):
 
 def unit_weight(seed: int, layer, width: int, orthogonal: bool):
     """Ŵ_l: (width, width) with unit-variance entries; Gaussian, or √n times a Haar orthogonal matrix."""
-    key = jax.random.fold_in(_stream(seed, 0), layer)
+    key = stream_key(seed, "layer_weights", layer)
     if orthogonal:
         return math.sqrt(width) * haar_orthogonal(key, width)
     return jax.random.normal(key, (width, width), jnp.float32)
@@ -108,14 +104,14 @@ def unit_weight(seed: int, layer, width: int, orthogonal: bool):
 
 def unit_bias(seed: int, layer, width: int):
     """b̂_l ~ N(0, I_width)."""
-    return jax.random.normal(jax.random.fold_in(_stream(seed, 1), layer), (width,), jnp.float32)
+    return jax.random.normal(stream_key(seed, "layer_biases", layer), (width,), jnp.float32)
 
 
 def network_input(seed: int, width: int):
     """The input h_0 = x ~ N(0, I_width) of the network drawn with ``seed``."""
-    return jax.random.normal(_stream(seed, 2), (width,), jnp.float32)
+    return jax.random.normal(stream(seed, "network_input"), (width,), jnp.float32)
 
 
 def output_direction(seed: int, width: int):
     """g ~ N(0, I_width): the loss is L = ⟨g, h_L⟩, so ∂L/∂h_L = g."""
-    return jax.random.normal(_stream(seed, 3), (width,), jnp.float32)
+    return jax.random.normal(stream(seed, "output_direction"), (width,), jnp.float32)

@@ -24,12 +24,12 @@ import numpy as np
 
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
+from vglab.core.streams import stream
 from vglab.core.validation import check_int
 from vglab.models.jacobians import _check_seeds, _forward, _scalars, _structure, weight_bank
 from vglab.models.mlp import MLP
 
 MAX_BATCH = 1024
-_BATCH_STREAM = 7  # a PRNG stream of its own (vglab.core.init uses 0..3)
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,7 @@ def _activity_program(structure, scalars, weights, biases, inputs, depth):
 def batch_inputs(bank, seed: int, batch: int) -> jax.Array:
     """(batch, n) inputs: the seed's own x (``bank.inputs[0]``, the input of ``gradient_norms``) first, then
     batch − 1 draws x ~ N(0, I) from a stream of their own."""
-    key = jax.random.fold_in(jax.random.key(seed), _BATCH_STREAM)
-    others = jax.random.normal(key, (batch - 1, bank.inputs.shape[-1]), jnp.float32)
+    others = jax.random.normal(stream(seed, "activity_batch"), (batch - 1, bank.inputs.shape[-1]), jnp.float32)
     return jnp.concatenate([bank.inputs[:1], others], axis=0)
 
 

@@ -23,8 +23,6 @@ average over positions and a linear readout to 10 classes, Adam on the cross-ent
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -34,7 +32,9 @@ import numpy as np
 
 from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
+from vglab.core.banks import BankCache
 from vglab.core.compilation import exact_jit
+from vglab.core.streams import stream, stream_key
 from vglab.core.validation import check_choice, check_float, check_int
 from vglab.models.jacobians import _check_seeds
 from vglab.models.mlp import LAYERNORM_EPS
@@ -42,7 +42,6 @@ from vglab.models.stack import Stack, StackGradientNorms
 
 MAX_CONV_DEPTH = 256
 MNIST1D_LENGTH = 40
-_WEIGHT_STREAM, _BIAS_STREAM, _STEM_STREAM, _READOUT_STREAM, _BATCH_STREAM = 50, 51, 52, 53, 54
 
 
 @dataclass(frozen=True)
@@ -117,28 +116,21 @@ class ConvNet:
         last ``MAX_CACHED_STACKS`` stacks are kept per (net, seed) (least recently used dropped first; a Stack
         is immutable, so a kept one is the same value a new draw would give)."""
         (seed,) = _check_seeds(seed, 1)
-        key = (self, seed)
-        with _STACKS_LOCK:
-            stack = _STACKS.get(key)
-            if stack is not None:
-                _STACKS.move_to_end(key)
-                return stack
+        stack = _STACKS.get((self, seed))
+        if stack is not None:
+            return stack
         weights, biases = body_parameters(self, seed)
         blocks = [jax.tree_util.Partial(_block_of(self), W, b) for W, b in zip(weights, biases, strict=True)]
         x = _init.network_input(seed, self.length * self.channels).reshape(self.length, self.channels)
         stack = Stack(blocks, x)
         if weights.size * 4 <= MAX_CACHED_STACK_BYTES:  # a huge body is drawn again rather than kept
-            with _STACKS_LOCK:
-                _STACKS[key] = stack
-                while len(_STACKS) > MAX_CACHED_STACKS:
-                    _STACKS.popitem(last=False)
+            _STACKS.put((self, seed), stack)
         return stack
 
 
 MAX_CACHED_STACKS = 16  # ConvNet.as_stack's LRU: (net, seed) → Stack
 MAX_CACHED_STACK_BYTES = 64 * 2**20  # bodies above this many bytes of kernels are not kept
-_STACKS: OrderedDict = OrderedDict()
-_STACKS_LOCK = threading.Lock()
+_STACKS = BankCache(size=MAX_CACHED_STACKS, budget_bytes=MAX_CACHED_STACK_BYTES)
 
 
 def conv1d_same(h, W, b):
@@ -177,13 +169,9 @@ def body_parameters(net: ConvNet, seed: int = 0) -> tuple[jax.Array, jax.Array]:
 
 @partial(exact_jit, static_argnames=("depth", "kernel", "channels"))
 def _unit_draws(seed, depth, kernel, channels):
-    key = jax.random.key(seed)
-
     def layer(l):
-        w_key = jax.random.fold_in(jax.random.fold_in(key, _WEIGHT_STREAM), l)
-        b_key = jax.random.fold_in(jax.random.fold_in(key, _BIAS_STREAM), l)
-        return (jax.random.normal(w_key, (kernel, channels, channels), jnp.float32),
-                jax.random.normal(b_key, (channels,), jnp.float32))
+        return (jax.random.normal(stream_key(seed, "conv_weights", l), (kernel, channels, channels), jnp.float32),
+                jax.random.normal(stream_key(seed, "conv_biases", l), (channels,), jnp.float32))
 
     return jax.vmap(layer)(jnp.arange(depth))
 
@@ -225,11 +213,10 @@ class ConvTrainingHistory:
 
 
 def _init_classifier(net: ConvNet, seed: int, classes: int):
-    key = jax.random.key(seed)
     W, b = body_parameters(net, seed)
-    stem = jax.random.normal(jax.random.fold_in(key, _STEM_STREAM), (net.kernel, 1, net.channels),
+    stem = jax.random.normal(stream(seed, "conv_stem"), (net.kernel, 1, net.channels),
                              jnp.float32) * math.sqrt(2.0 / net.kernel)
-    readout = jax.random.normal(jax.random.fold_in(key, _READOUT_STREAM), (net.channels, classes),
+    readout = jax.random.normal(stream(seed, "conv_readout"), (net.channels, classes),
                                 jnp.float32) / math.sqrt(net.channels)
     return dict(stem=stem, stem_bias=jnp.zeros(net.channels, jnp.float32), weights=W, biases=b, readout=readout,
                 readout_bias=jnp.zeros(classes, jnp.float32))
@@ -286,7 +273,7 @@ def train_convnet(net: ConvNet, data=None, steps: int = 300, learning_rate: floa
     classes = int(max(y_train.max(), y_test.max())) + 1
     params = _init_classifier(net, seed, classes)
     state = (jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params))
-    key = jax.random.fold_in(jax.random.key(seed), _BATCH_STREAM)
+    key = stream(seed, "conv_batch")
     xs, ys = jnp.asarray(x_train, jnp.float32), jnp.asarray(y_train, jnp.int32)
     records = []
     for step in range(steps):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -30,6 +29,7 @@ import numpy as np
 
 from vglab.core import init as _init
 from vglab.core.activations import _MAX_EXP, _TINY_DERIVATIVE, ACTIVATIONS, scaled_log_dphi
+from vglab.core.banks import LARGE_BANK_BYTES, BankCache, append_rows, capacity
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
@@ -95,37 +95,14 @@ def _draw_endpoints(seeds, width):
     return draw(seeds)
 
 
-_BANKS: OrderedDict = OrderedDict()
-_MAX_CACHED_BANKS = 2
-
-
-# Above this size a bank's capacity follows the finer ladder below, so it holds at most 1.25× the layers the
-# call needs (depth 65, width 1024, 4 seeds: 80 layers, 1.25 GiB, not 256 layers, 4 GiB).
-LARGE_BANK_BYTES = 256 * 2**20
-FINE_BUCKET_RATIO = 1.25
-
-
-def fine_capacity(depth: int, coarse: int, bytes_per_layer: int) -> int:
-    """``coarse`` (a bucket ≥ depth) where that bank is small; otherwise the smallest rung ⌈16·1.25^k⌉ ≥ depth
-    (below ``coarse``): still a fixed ladder, so depth changes between rungs reuse the compiled program."""
-    if coarse * bytes_per_layer <= LARGE_BANK_BYTES:
-        return coarse
-    rung = 16.0
-    while math.ceil(rung) < depth:
-        rung *= FINE_BUCKET_RATIO
-    return int(max(depth, min(coarse, math.ceil(rung))))
+_BANKS = BankCache(size=2, budget_bytes=BANK_BUDGET_BYTES)  # (seeds, width, orthogonal) → WeightBank
 
 
 def depth_capacity(depth: int, width: int, n_seeds: int) -> int:
-    """The layer capacity of the bank that serves ``depth``: the smallest bucket ≥ depth that fits the budget,
-    on the finer ladder (``fine_capacity``) once a bank exceeds ``LARGE_BANK_BYTES``: a call never holds more
-    than max(256 MiB, 1.25× its own weights) in a bank, nor above ``BANK_BUDGET_BYTES`` (4 GiB)."""
-    per_layer = 4 * n_seeds * width * width
-    fits = BANK_BUDGET_BYTES // per_layer
-    for bucket in DEPTH_BUCKETS:
-        if bucket >= depth:
-            return int(max(depth, min(fine_capacity(depth, bucket, per_layer), fits)))
-    return depth
+    """The layer capacity of the bank that serves ``depth`` (``vglab.core.banks.capacity``): the smallest bucket
+    ≥ depth that fits the budget, on the finer ladder once a bank exceeds ``LARGE_BANK_BYTES``: a call never
+    holds more than max(256 MiB, 1.25× its own weights) in a bank, nor above ``BANK_BUDGET_BYTES`` (4 GiB)."""
+    return capacity(depth, DEPTH_BUCKETS, 4 * n_seeds * width * width, BANK_BUDGET_BYTES, LARGE_BANK_BYTES)
 
 
 def weight_bank(seeds: tuple[int, ...], width: int, orthogonal: bool, depth: int) -> WeightBank:
@@ -134,27 +111,17 @@ def weight_bank(seeds: tuple[int, ...], width: int, orthogonal: bool, depth: int
     A deeper request extends the bank with newly drawn layers; the existing layers are kept as they are.
     """
     check_memory(depth, width, len(seeds), BANK_BUDGET_BYTES)
-    key = (seeds, width, orthogonal)
-    bank = _BANKS.get(key)
-    if bank is not None and bank.capacity >= depth:
-        _BANKS.move_to_end(key)
-        return bank
-    capacity = depth_capacity(depth, width, len(seeds))
-    seeds_array = jnp.asarray(seeds, jnp.uint32)
-    start = 0 if bank is None else bank.capacity
-    weights, biases = _draw_layers(seeds_array, jnp.arange(start, capacity), width, orthogonal)
-    if bank is None:
-        inputs, directions = _draw_endpoints(seeds_array, width)
-    else:
-        weights = jnp.concatenate([bank.weights, weights], axis=1)
-        biases = jnp.concatenate([bank.biases, biases], axis=1)
-        inputs, directions = bank.inputs, bank.directions
-    _BANKS.pop(key, None)
-    bank = WeightBank(weights, biases, inputs, directions)
-    _BANKS[key] = bank
-    while len(_BANKS) > _MAX_CACHED_BANKS:
-        _BANKS.popitem(last=False)
-    return bank
+
+    def make(old: WeightBank | None) -> WeightBank:
+        seeds_array = jnp.asarray(seeds, jnp.uint32)
+        start = 0 if old is None else old.capacity
+        layers = jnp.arange(start, depth_capacity(depth, width, len(seeds)))
+        weights, biases = _draw_layers(seeds_array, layers, width, orthogonal)
+        if old is None:
+            return WeightBank(weights, biases, *_draw_endpoints(seeds_array, width))
+        return append_rows(old, weights=weights, biases=biases)
+
+    return _BANKS.grown((seeds, width, orthogonal), lambda bank: bank.capacity >= depth, make)
 
 
 def clear_weight_cache() -> None:

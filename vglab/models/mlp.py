@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from vglab.core.activations import ACTIVATIONS
+from vglab.core.banks import check_budget
 from vglab.core.init import INIT_NAMES, default_weight_std
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 
@@ -205,12 +206,9 @@ def weight_bytes(depth: int, width: int, n_seeds: int = 1) -> int:
 
 def check_memory(depth: int, width: int, n_seeds: int, budget_bytes: int) -> None:
     """Refuse networks whose weights alone would exceed ``budget_bytes``, naming the bound."""
-    need = weight_bytes(depth, width, n_seeds)
-    if need > budget_bytes:
-        raise ValueError(
-            f"depth × width² × n_seeds = {depth} × {width}² × {n_seeds} float32 weights need "
-            f"{need / 2**30:.1f} GiB, above the {budget_bytes / 2**30:.0f} GiB bound; "
-            f"reduce depth, width or n_seeds")
+    check_budget(weight_bytes(depth, width, n_seeds), budget_bytes,
+                 f"depth × width² × n_seeds = {depth} × {width}² × {n_seeds} float32 weights need",
+                 "depth, width or n_seeds")
 
 
 

@@ -25,7 +25,6 @@ unit's gradient) is the same, which is what the constant initialisation gives ev
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
@@ -36,6 +35,7 @@ import numpy as np
 
 from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS, scaled_factored
+from vglab.core.banks import BankCache
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
@@ -102,7 +102,7 @@ def _endpoints(seeds, n_in, n_out):
     return jax.vmap(lambda s: (_init.network_input(s, n_in), _init.output_direction(s, n_out)))(seeds)
 
 
-_BANKS: OrderedDict = OrderedDict()
+_BANKS = BankCache(size=2, budget_bytes=BANK_BUDGET_BYTES)  # (seeds, body start, m, constant) → body (W, b)
 
 
 def _weights(net: MLP, seeds):
@@ -112,17 +112,12 @@ def _weights(net: MLP, seeds):
     seeds_array = jnp.asarray(seeds, jnp.uint32)
     m = structure.body_width
     if m:
+        _BANKS.check(4 * len(seeds) * body_len * m * m,
+                     f"the body's depth × width² × n_seeds = {body_len} × {m}² × {len(seeds)} float32 weights need",
+                     "depth or n_seeds")
         capacity = depth_capacity(body_len, m, len(seeds))
-        if 4 * len(seeds) * body_len * m * m > BANK_BUDGET_BYTES:
-            raise ValueError(f"the body's weights (depth {body_len} × {m}² × {len(seeds)} seeds, float32) need "
-                             f"more than the {BANK_BUDGET_BYTES / 2**30:.0f} GiB bound; reduce depth or n_seeds")
-        key = (seeds, start, m, constant)
-        body = _BANKS.get(key)
-        if body is None or body[0].shape[1] < capacity:
-            body = _draw(seeds_array, start + jnp.arange(capacity), m, m, constant)
-            _BANKS[key] = body
-            while len(_BANKS) > 2:
-                _BANKS.popitem(last=False)
+        body = _BANKS.grown((seeds, start, m, constant), lambda body: body[0].shape[1] >= capacity,
+                            lambda old: _draw(seeds_array, start + jnp.arange(capacity), m, m, constant))
     else:
         body = (jnp.zeros((len(seeds), 1, 1, 1), jnp.float32), jnp.zeros((len(seeds), 1, 1), jnp.float32))
 

@@ -58,7 +58,6 @@ program.  Seeds are vmapped.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import NamedTuple
@@ -69,6 +68,7 @@ import numpy as np
 
 from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
+from vglab.core.banks import BankCache, append_rows, capacity
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
@@ -81,6 +81,7 @@ from vglab.core.logspace import (
     scale_add,
     scale_to_float64,
 )
+from vglab.core.streams import stream_key
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.jacobians import (
     DEPTH_BUCKETS,
@@ -190,13 +191,9 @@ class RNN:
 
 
 # --------------------------------------------------------------------------------------------- draws
-def _key(seed, purpose: int, index):
-    """An independent PRNG stream per (seed, purpose, index); purposes 16.. are the RNN's own."""
-    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), purpose), index)
-
-
-def _unit_block(seed, purpose, index, n, orthogonal):
-    key = _key(seed, purpose, index)
+def _unit_block(seed, purpose: str, index, n, orthogonal):
+    """Block ``index`` of ``purpose`` (``vglab.core.streams``): Gaussian Ŵ, or √n times a Haar orthogonal Q."""
+    key = stream_key(seed, purpose, index)
     if orthogonal:
         return math.sqrt(n) * _init.haar_orthogonal(key, n)
     return jax.random.normal(key, (n, n), jnp.float32)
@@ -206,10 +203,10 @@ def _unit_block(seed, purpose, index, n, orthogonal):
 def _draw_weights(seeds, hidden, gates, orthogonal):
     def one(seed):
         blocks = jnp.arange(gates)
-        recurrent = jax.vmap(lambda k: _unit_block(seed, 16, k, hidden, orthogonal))(blocks)
-        inputs = jax.vmap(lambda k: _unit_block(seed, 17, k, hidden, False))(blocks)
+        recurrent = jax.vmap(lambda k: _unit_block(seed, "rnn_recurrent", k, hidden, orthogonal))(blocks)
+        inputs = jax.vmap(lambda k: _unit_block(seed, "rnn_input_weights", k, hidden, False))(blocks)
         recurrent, inputs = (a.reshape(gates * hidden, hidden) for a in (recurrent, inputs))
-        bias = jax.random.normal(_key(seed, 18, 0), (gates * hidden,), jnp.float32)
+        bias = jax.random.normal(stream_key(seed, "rnn_bias", 0), (gates * hidden,), jnp.float32)
         return recurrent, inputs, bias, _init.output_direction(seed, hidden)
 
     return jax.vmap(one)(seeds)
@@ -218,7 +215,7 @@ def _draw_weights(seeds, hidden, gates, orthogonal):
 @partial(exact_jit, static_argnames=("hidden",))
 def _draw_inputs(seeds, steps, hidden):
     """x_t ~ N(0, I) for the given step indices (0-based: index t−1 holds x_t)."""
-    one = lambda seed, t: jax.random.normal(_key(seed, 19, t), (hidden,), jnp.float32)  # noqa: E731
+    one = lambda seed, t: jax.random.normal(stream_key(seed, "rnn_inputs", t), (hidden,), jnp.float32)  # noqa: E731
     return jax.vmap(jax.vmap(one, in_axes=(None, 0)), in_axes=(0, None))(seeds, steps)
 
 
@@ -237,26 +234,19 @@ class RecurrentBank(NamedTuple):
         return self.inputs.shape[1]
 
 
-_BANKS: OrderedDict = OrderedDict()
-_MAX_CACHED_BANKS = 4
+# (seeds, hidden, gates, orthogonal) → RecurrentBank; the budget bounds the per-step trace (check_trace_memory)
+_BANKS = BankCache(size=4, budget_bytes=TRACE_BUDGET_BYTES)
+
+
+def _step_bytes(net: RNN, n_seeds: int) -> int:
+    return 4 * _TRACE_FLOATS[net.cell] * net.hidden * n_seeds
 
 
 def check_trace_memory(net: RNN, n_seeds: int) -> None:
     """Refuse unrolls whose float32 per-step trace would exceed ``TRACE_BUDGET_BYTES``, naming the bound."""
-    need = 4 * _TRACE_FLOATS[net.cell] * net.steps * net.hidden * n_seeds
-    if need > TRACE_BUDGET_BYTES:
-        raise ValueError(
-            f"steps × hidden × n_seeds = {net.steps} × {net.hidden} × {n_seeds} ({net.cell}) needs "
-            f"{need / 2**30:.1f} GiB of float32 trace, above the {TRACE_BUDGET_BYTES / 2**30:.0f} GiB bound; "
-            f"reduce steps, hidden or n_seeds")
-
-
-def _step_capacity(net: RNN, n_seeds: int) -> int:
-    fits = TRACE_BUDGET_BYTES // (4 * _TRACE_FLOATS[net.cell] * net.hidden * n_seeds)
-    for bucket in DEPTH_BUCKETS:
-        if bucket >= net.steps:
-            return int(max(net.steps, min(bucket, fits)))
-    return net.steps
+    _BANKS.check(net.steps * _step_bytes(net, n_seeds),
+                 f"steps × hidden × n_seeds = {net.steps} × {net.hidden} × {n_seeds} ({net.cell}) needs",
+                 "steps, hidden or n_seeds", of="float32 trace")
 
 
 def recurrent_bank(net: RNN, seeds: tuple[int, ...]) -> RecurrentBank:
@@ -265,26 +255,20 @@ def recurrent_bank(net: RNN, seeds: tuple[int, ...]) -> RecurrentBank:
     A longer sequence extends the inputs with newly drawn steps; the existing ones are kept as they are.
     """
     check_trace_memory(net, len(seeds))
-    key = (seeds, net.hidden, net.gates, net.orthogonal)
-    bank = _BANKS.get(key)
-    if bank is not None and bank.capacity >= net.steps:
-        _BANKS.move_to_end(key)
-        return bank
-    seeds_array = jnp.asarray(seeds, jnp.uint32)
-    capacity = _step_capacity(net, len(seeds))
-    start = 0 if bank is None else bank.capacity
-    new_inputs = _draw_inputs(seeds_array, jnp.arange(start, capacity), net.hidden)
-    if bank is None:
+
+    def make(old: RecurrentBank | None) -> RecurrentBank:
+        seeds_array = jnp.asarray(seeds, jnp.uint32)
+        start = 0 if old is None else old.capacity
+        stop = capacity(net.steps, DEPTH_BUCKETS, _step_bytes(net, len(seeds)), TRACE_BUDGET_BYTES, None)
+        new_inputs = _draw_inputs(seeds_array, jnp.arange(start, stop), net.hidden)
+        if old is not None:
+            return append_rows(old, inputs=new_inputs)
         recurrent, input_weights, bias, directions = _draw_weights(seeds_array, net.hidden, net.gates,
                                                                    net.orthogonal)
-        bank = RecurrentBank(recurrent, input_weights, bias, new_inputs, directions)
-    else:
-        bank = bank._replace(inputs=jnp.concatenate([bank.inputs, new_inputs], axis=1))
-    _BANKS.pop(key, None)
-    _BANKS[key] = bank
-    while len(_BANKS) > _MAX_CACHED_BANKS:
-        _BANKS.popitem(last=False)
-    return bank
+        return RecurrentBank(recurrent, input_weights, bias, new_inputs, directions)
+
+    return _BANKS.grown((seeds, net.hidden, net.gates, net.orthogonal), lambda bank: bank.capacity >= net.steps,
+                        make)
 
 
 def clear_cache() -> None:

@@ -48,7 +48,6 @@ select a program.  Seeds are vmapped.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import NamedTuple
@@ -58,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core.activations import ACTIVATIONS
+from vglab.core.banks import BankCache, append_rows, capacity
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
@@ -70,8 +70,9 @@ from vglab.core.logspace import (
     scale_to_float64,
     scaled_add_pair,
 )
+from vglab.core.streams import stream_key
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
-from vglab.models.jacobians import SeededGradients, _check_seeds, fine_capacity
+from vglab.models.jacobians import SeededGradients, _check_seeds
 from vglab.models.mlp import LAYERNORM_EPS, _canonical_norm
 
 MAX_DEPTH = 1000
@@ -151,11 +152,6 @@ class Transformer:
 
 
 # --------------------------------------------------------------------------------------------- draws
-def _key(seed, purpose: int, index):
-    """An independent PRNG stream per (seed, purpose, index); purposes 32.. are the transformer's own."""
-    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), purpose), index)
-
-
 _DRAW_CHUNK = 8  # blocks or tokens drawn per compiled call (one program per width serves every depth)
 
 
@@ -166,7 +162,8 @@ def _draw_block_chunk(seed, start, width, mlp_ratio):
     sizes = (4 * width * width, width * hidden)
 
     def one(block):
-        flat = jax.random.normal(_key(seed, 32, block), (sizes[0] + 2 * sizes[1],), jnp.float32)
+        flat = jax.random.normal(stream_key(seed, "transformer_blocks", block), (sizes[0] + 2 * sizes[1],),
+                                 jnp.float32)
         attention, w1, w2 = jnp.split(flat, [sizes[0], sizes[0] + sizes[1]])
         return attention.reshape(4, width, width), w1.reshape(width, hidden), w2.reshape(hidden, width)
 
@@ -177,7 +174,7 @@ def _draw_block_chunk(seed, start, width, mlp_ratio):
 def _draw_token_chunk(seed, start, width):
     """Input tokens X and loss directions G of tokens start..start+7 of one stack: (8, d) each."""
     def one(token):
-        both = jax.random.normal(_key(seed, 35, token), (2, width), jnp.float32)
+        both = jax.random.normal(stream_key(seed, "transformer_tokens", token), (2, width), jnp.float32)
         return both[0], both[1]
 
     return jax.vmap(one)(start + jnp.arange(_DRAW_CHUNK))
@@ -210,64 +207,43 @@ class BlockBank(NamedTuple):
         return self.attention.shape[1]
 
 
-_BANKS: OrderedDict = OrderedDict()
-_MAX_CACHED_BANKS = 2
+_BANKS = BankCache(size=2, budget_bytes=BANK_BUDGET_BYTES)  # (seeds, width, mlp_ratio) → BlockBank
 
 
 def check_memory(net: Transformer, n_seeds: int) -> None:
     """Refuse stacks whose float32 weights alone would exceed ``BANK_BUDGET_BYTES``, naming the bound."""
-    need = 4 * net.depth * net.floats_per_block * n_seeds
-    if need > BANK_BUDGET_BYTES:
-        raise ValueError(
-            f"depth × (4 + 2·mlp_ratio)·width² × n_seeds = {net.depth} × {4 + 2 * net.mlp_ratio}·"
-            f"{net.width}² × {n_seeds} float32 weights need {need / 2**30:.1f} GiB, above the "
-            f"{BANK_BUDGET_BYTES / 2**30:.0f} GiB bound; reduce depth, width, mlp_ratio or n_seeds")
+    _BANKS.check(4 * net.depth * net.floats_per_block * n_seeds,
+                 f"depth × (4 + 2·mlp_ratio)·width² × n_seeds = {net.depth} × {4 + 2 * net.mlp_ratio}·"
+                 f"{net.width}² × {n_seeds} float32 weights need", "depth, width, mlp_ratio or n_seeds")
 
 
-def _bucket(value: int, buckets, fits: int | None = None) -> int:
-    for bucket in buckets:
-        if bucket >= value:
-            return int(max(value, bucket if fits is None else min(bucket, fits)))
-    return value
+def _concatenate(parts, axis):
+    """Appends in NumPy, then one device array (eager jnp concatenations would compile one program a shape)."""
+    return jnp.asarray(np.concatenate(parts, axis=axis))
 
 
 def block_bank(net: Transformer, seeds: tuple[int, ...]) -> BlockBank:
     """The cached draws for (seeds, width, mlp_ratio) holding at least ``net.depth`` blocks and
     ``net.seq_len`` tokens.  Growing either appends new draws; the existing ones are kept as they are."""
     check_memory(net, len(seeds))
-    key = (seeds, net.width, net.mlp_ratio)
-    bank = _BANKS.get(key)
-    token_capacity = _bucket(net.seq_len, TOKEN_BUCKETS)
-    if bank is not None and bank.capacity >= net.depth and bank.tokens.shape[1] >= net.seq_len:
-        _BANKS.move_to_end(key)
-        return bank
-    fits = BANK_BUDGET_BYTES // (4 * net.floats_per_block * len(seeds))
-    if bank is None or bank.capacity < net.depth:
-        capacity = _bucket(net.depth, DEPTH_BUCKETS, fits)
-        capacity = fine_capacity(net.depth, capacity, 4 * net.floats_per_block * len(seeds))  # ≤ 1.25× above 256 MiB
-        start = 0 if bank is None else bank.capacity
-        new = _draw(_draw_block_chunk, seeds, start, capacity, net.width, net.mlp_ratio)
-        if bank is not None:
-            new = [np.concatenate([old, more], axis=1)
-                   for old, more in zip((bank.attention, bank.mlp_in, bank.mlp_out), new, strict=True)]
-        attention, mlp_in, mlp_out = (jnp.asarray(a) for a in new)
-    else:
-        attention, mlp_in, mlp_out = bank.attention, bank.mlp_in, bank.mlp_out
-    if bank is None or bank.tokens.shape[1] < net.seq_len:
-        start = 0 if bank is None else bank.tokens.shape[1]
-        new = _draw(_draw_token_chunk, seeds, start, token_capacity, net.width)
-        if bank is not None:
-            new = [np.concatenate([old, more], axis=1)
-                   for old, more in zip((bank.tokens, bank.directions), new, strict=True)]
-        tokens, directions = (jnp.asarray(a) for a in new)
-    else:
-        tokens, directions = bank.tokens, bank.directions
-    bank = BlockBank(attention, mlp_in, mlp_out, tokens, directions)
-    _BANKS.pop(key, None)
-    _BANKS[key] = bank
-    while len(_BANKS) > _MAX_CACHED_BANKS:
-        _BANKS.popitem(last=False)
-    return bank
+
+    def make(old: BlockBank | None) -> BlockBank:
+        blocks, tokens = (0, 0) if old is None else (old.capacity, old.tokens.shape[1])
+        rows = {}
+        if blocks < net.depth:
+            stop = capacity(net.depth, DEPTH_BUCKETS, 4 * net.floats_per_block * len(seeds), BANK_BUDGET_BYTES)
+            rows.update(zip(("attention", "mlp_in", "mlp_out"),
+                            _draw(_draw_block_chunk, seeds, blocks, stop, net.width, net.mlp_ratio), strict=True))
+        if tokens < net.seq_len:
+            stop = capacity(net.seq_len, TOKEN_BUCKETS)
+            rows.update(zip(("tokens", "directions"), _draw(_draw_token_chunk, seeds, tokens, stop, net.width),
+                            strict=True))
+        if old is None:
+            return BlockBank(**{name: jnp.asarray(a) for name, a in rows.items()})
+        return append_rows(old, concatenate=_concatenate, **rows)
+
+    return _BANKS.grown((seeds, net.width, net.mlp_ratio),
+                        lambda bank: bank.capacity >= net.depth and bank.tokens.shape[1] >= net.seq_len, make)
 
 
 def clear_cache() -> None:

@@ -9,9 +9,10 @@ this Python environment exactly as an instructor would:
 
 with five students: ``instructor`` hands in the source notebooks (solutions and hidden tests), ``blank`` the
 released notebooks untouched, ``partial`` partly correct answers, ``broken`` answers that return NaN, raise,
-and loop forever; and ``alice`` goes through nbgrader's exchange as on JupyterHub (release_assignment,
-fetch_assignment, submit, collect, then release_feedback and fetch_feedback) with the same answers as
-``partial`` for assignment 1.  Scores are read back with ``nbgrader.api.Gradebook``.
+and loop forever (in each assignment, beside right parts); and ``alice`` goes through nbgrader's exchange as
+on JupyterHub (release_assignment, fetch_assignment, submit, collect, then release_feedback and
+fetch_feedback) with the same answers as ``partial`` for assignment 1.  Scores are read back with
+``nbgrader.api.Gradebook``.
 
 The kernel that runs the notebooks is pinned to this interpreter (a ``python3`` kernelspec on a private
 JUPYTER_PATH), JAX is forced onto the CPU (grading needs no GPU), and every Jupyter/IPython directory is
@@ -36,7 +37,7 @@ from nbgrader.api import Gradebook  # noqa: E402
 
 # The module's fixture runs several nbgrader commands over four assignments (each up to COMMAND_TIMEOUT_S):
 # pytest-timeout's 900 s default (pyproject.toml) counts it against the first test.  A safety net, not a speed target.
-pytestmark = [pytest.mark.coursework, pytest.mark.timeout(2700)]
+pytestmark = [pytest.mark.coursework, pytest.mark.timeout(4800)]
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE = ROOT / "notebooks" / "coursework"
@@ -51,7 +52,9 @@ NOTEBOOKS = {
 # compile-heavy cells, assignment 4's first profile); the looping submission then costs 60 s, which is what a
 # student's infinite loop costs on the real course too.
 CELL_TIMEOUT_S = 60
-COMMAND_TIMEOUT_S = 1200  # autograde "*" of 14 notebooks, judged outside the kernel too, on 2 busy cores
+# autograde "*" of 17 notebooks (4 of them with a loop that costs CELL_TIMEOUT_S), judged outside the kernel too,
+# on 2 busy cores: 19 min at load 18 (5 helpers and a CI run beside it), so 1200 s was too tight a net.
+COMMAND_TIMEOUT_S = 2400
 
 STUB = "raise NotImplementedError()"
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
@@ -140,7 +143,10 @@ PARTIAL_SCORES = {
     "04_why_resnets_train": {"test_gradient_profile": 3, "test_residual_estimate": 0, "test_flat_residual": 0},
 }
 
-# Answers that return NaN, raise, and never return; the last two parts are right and must still be graded.
+# Answers that return NaN, raise, and never return, in every assignment, beside right parts that must still be
+# graded.  A key is a solution cell's grade_id, or the first line of an ungraded cell the student may edit
+# ("# Experiment here, e.g.").  A loop runs until the cell timeout interrupts it (CellTimeoutError); the
+# kernel goes on with the next cell.
 BROKEN = {
     "01_chain_rule_and_saturation": {
         "sigmoid_derivative": """
@@ -162,9 +168,89 @@ def predicted_log10_bound(depth):
         "measured_log10_ratio": PARTIAL["01_chain_rule_and_saturation"]["measured_log10_ratio"],
         "decay_per_layer": PARTIAL["01_chain_rule_and_saturation"]["decay_per_layer"],
     },
+    "02_initialization": {
+        # NaN weights of the right shape: the visible checks pass, the judge outside the kernel fails them.
+        "he_initializer": """
+def he_std(fan_in):
+    return math.sqrt(2.0 / fan_in)
+
+def he_normal(fan_in, fan_out, rng):
+    return np.full((fan_out, fan_in), np.nan)
+""",
+        "edge_of_chaos_sigma_w": """
+def edge_of_chaos_sigma_w(leaky_slope):
+    raise ValueError("which slope?")
+""",
+        # Right, then a search at the top level of the cell that never ends.
+        "measured_chi": """
+def measured_chi(net, n_seeds=8):
+    ratio = vglab.gradient_norms(net, seed=0, n_seeds=n_seeds).log10_gradient_ratio
+    return float(10.0 ** (2.0 * np.mean(ratio) / net.depth))
+
+best = None
+while best is None:  # meant to set best
+    pass
+""",
+    },
+    "03_rescue_a_deep_network": {
+        "# Experiment here, e.g.": """
+# Experiment here, e.g.
+found = False
+while not found:  # a search that forgot to stop
+    trial = BROKEN.replace(activation="tanh")
+""",
+        # ReLU with σ_w = 4: the forward signal grows 8× a layer, training's loss goes NaN (diverged); the
+        # cell then raises in its own print line, after RESCUED is set.
+        "rescued": """
+RESCUED = BROKEN.replace(activation="relu", weight_std=4.0)
+print(RESCUED.to_code(), gradient_report(RESCUED, n_seeds=0))
+""",
+    },
+    "04_why_resnets_train": {
+        "profile": """
+def log10_profile(net, seed=0):
+    row = np.asarray(vglab.gradient_norms(net, seed=seed).log10_activation_grad[0], dtype=np.float64)
+    return row - row[-1]
+
+seeds = [0, 1, 2, 3]
+while seeds:  # meant to take one seed off each time
+    seed = seeds[0]
+""",
+        "predicted": """
+def predicted_log10_ratio(depth, residual_scale=1.0):
+    return float("nan")
+""",
+        "flat": 'FLAT = NAIVE.replace(residual_scale=-0.2)',  # the package's own ValueError names the range
+    },
 }
-BROKEN_SCORES = {"test_sigmoid_derivative": 0, "test_layer_jacobian": 0, "test_chain_jacobian": 0,
-                 "test_predicted_log10_bound": 0, "test_measured_log10_ratio": 1, "test_decay_per_layer": 1}
+# Per assignment: the autograded cells' scores (written answers wait for the instructor), and the errors (ename
+# of each error output) of the cells named.
+BROKEN_SCORES = {
+    "01_chain_rule_and_saturation": {"test_sigmoid_derivative": 0, "test_layer_jacobian": 0,
+                                     "test_chain_jacobian": 0, "test_predicted_log10_bound": 0,
+                                     "test_measured_log10_ratio": 1, "test_decay_per_layer": 1},
+    "02_initialization": {"test_he_initializer": 0, "test_edge_of_chaos_sigma_w": 0, "test_measured_chi": 2},
+    "03_rescue_a_deep_network": {"test_rescued_network": 1, "test_gradient_ratio": 0, "test_accuracy": 0,
+                                 "test_first_layers_learn": 0},
+    "04_why_resnets_train": {"test_gradient_profile": 3, "test_residual_estimate": 0, "test_flat_residual": 0},
+}
+TIMEOUT = "CellTimeoutError"
+LOOPED = ["KeyboardInterrupt", TIMEOUT]  # what an interrupted cell shows: the interrupt, then nbgrader's timeout
+BROKEN_ERRORS = {
+    "01_chain_rule_and_saturation": {  # NaN fails the check, it does not crash
+        "test_chain_jacobian": LOOPED, "test_layer_jacobian": ["ValueError"],
+        "test_sigmoid_derivative": ["AssertionError"], "test_measured_log10_ratio": [], "test_decay_per_layer": []},
+    "02_initialization": {  # NaN passes the kernel's checks and fails the judge's
+        "test_he_initializer": ["GradingError"], "test_edge_of_chaos_sigma_w": ["ValueError"],
+        "measured_chi": LOOPED, "test_measured_chi": []},
+    "03_rescue_a_deep_network": {  # the diverged (NaN) training scores accuracy 0 and ratio −inf
+        "# Experiment here, e.g.": LOOPED, "rescued": ["ValueError"], "test_rescued_network": [],
+        "test_gradient_ratio": ["AssertionError"], "test_accuracy": ["AssertionError"],
+        "test_first_layers_learn": ["AssertionError"]},
+    "04_why_resnets_train": {
+        "profile": LOOPED, "test_gradient_profile": [], "test_residual_estimate": ["AssertionError"],
+        "flat": ["ValueError"], "test_flat_residual": ["NameError"]},
+}
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -225,12 +311,22 @@ def grade_id(cell: dict) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
+def cell_key(cell: dict, keys) -> str | None:
+    """The key of ``keys`` naming this cell: its grade_id, or for a cell without one, its first line."""
+    name = grade_id(cell)
+    if name is None:
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        name = source.split("\n", 1)[0]
+    return name if name in keys else None
+
+
 def answer(released: Path, target: Path, answers: dict[str, str] | None = None) -> None:
-    """Write the released notebook to ``target`` with the solution cells named in ``answers`` filled in."""
+    """Write the released notebook to ``target`` with the cells named in ``answers`` (``cell_key``) filled in."""
     notebook = read_notebook(released)
     for cell in notebook["cells"]:
-        if answers and grade_id(cell) in answers:
-            cell["source"] = answers[grade_id(cell)].strip("\n")
+        key = cell_key(cell, answers or {})
+        if key is not None:
+            cell["source"] = answers[key].strip("\n")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(notebook), encoding="utf-8")
 
@@ -294,8 +390,8 @@ def graded_course(tmp_path_factory):
         shutil.copy(course / "source" / assignment / name, target / name)
         submit(course, "blank", assignment)
         submit(course, "partial", assignment, PARTIAL[assignment])
+        submit(course, "broken", assignment, BROKEN[assignment])
     first = "01_chain_rule_and_saturation"
-    submit(course, "broken", first, BROKEN[first])
 
     # alice, through the exchange: the instructor releases, she fetches, answers and submits, he collects.
     alice = home / "alice"
@@ -392,27 +488,36 @@ def test_partly_correct_submission_gets_partial_marks_deterministically(graded_c
     assert 0 < got < maximum
 
 
-def test_nan_raising_and_looping_answers_are_graded_not_fatal(graded_course):
-    course, assignment = graded_course["course"], "01_chain_rule_and_saturation"
+@pytest.mark.parametrize("assignment", NOTEBOOKS)
+def test_nan_raising_and_looping_answers_are_graded_not_fatal(graded_course, assignment):
+    course = graded_course["course"]
     scores = autograde_scores(course, "broken", assignment)
-    assert {name: scores[name] for name in BROKEN_SCORES} == BROKEN_SCORES
-    assert code_score(course, "broken", assignment)[0] == 2
+    expected = BROKEN_SCORES[assignment]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        notebook = gradebook.find_notebook(NOTEBOOKS[assignment], assignment)
+        autograded = {cell.name for cell in notebook.grade_cells if cell.cell_type == "code"}
+    assert set(expected) == autograded, "every autograded cell of the assignment has an expected score"
+    assert {name: scores[name] for name in autograded} == expected
+    assert code_score(course, "broken", assignment)[0] == sum(expected.values())
     name = NOTEBOOKS[assignment] + ".ipynb"
     autograded = read_notebook(course / "autograded" / "broken" / assignment / name)
-    errors = {grade_id(cell): [out["ename"] for out in cell["outputs"] if out["output_type"] == "error"]
-              for cell in autograded["cells"] if grade_id(cell) and cell["cell_type"] == "code"}
-    # The infinite loop is interrupted (KeyboardInterrupt) when the cell timeout expires; the cell fails.
-    assert "CellTimeoutError" in errors["test_chain_jacobian"], errors["test_chain_jacobian"]
-    assert errors["test_layer_jacobian"] == ["ValueError"]
-    assert errors["test_sigmoid_derivative"] == ["AssertionError"]  # NaN fails the check, it does not crash
-    assert errors["test_measured_log10_ratio"] == [] and errors["test_decay_per_layer"] == []
+    errors = {key: [out["ename"] for out in cell["outputs"] if out["output_type"] == "error"]
+              for cell in autograded["cells"] if cell["cell_type"] == "code"
+              for key in [cell_key(cell, BROKEN_ERRORS[assignment])] if key is not None}
+    assert set(errors) == set(BROKEN_ERRORS[assignment]), "every cell named was found in the graded notebook"
+    # A loop is interrupted (KeyboardInterrupt) when the cell timeout expires: that cell fails, the next run.
+    assert errors == BROKEN_ERRORS[assignment]
+    # Each failing answer kind is in every assignment: NaN (a failed check), an exception, a loop.
+    kinds = {e for names in errors.values() for e in names}
+    assert TIMEOUT in kinds and kinds - {*LOOPED, "AssertionError", "GradingError", "NameError"}
+    assert {"AssertionError", "GradingError"} & kinds
 
 
 def test_feedback_html_is_generated_for_every_graded_submission(graded_course):
     course = graded_course["course"]
     autograded = course / "autograded"
     submissions = sorted(p.relative_to(autograded) for p in autograded.glob("*/*/*.ipynb"))
-    assert len(submissions) == 3 * len(NOTEBOOKS) + 2  # instructor, blank, partial × each; broken, alice × 1
+    assert len(submissions) == 4 * len(NOTEBOOKS) + 1  # instructor, blank, partial, broken × each; alice × 1
     for submission in submissions:
         feedback = course / "feedback" / submission.with_suffix(".html")
         assert feedback.is_file(), feedback

@@ -34,19 +34,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core import init as _init
-from vglab.core.activations import ACTIVATIONS, scaled_factored
+from vglab.core.activations import ACTIVATIONS
 from vglab.core.banks import BankCache
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
     LogScale,
+    factor_scale,
     follow,
     log_scale,
     normalise_rms,
     normalise_unit,
     scale_add,
-    scale_diff,
-    scale_max,
     scale_to_float64,
 )
 from vglab.models.jacobians import (
@@ -56,6 +55,8 @@ from vglab.models.jacobians import (
     _check_seeds,
     _split_float64,
     depth_capacity,
+    factored_derivative,
+    pre_activation,
 )
 from vglab.models.mlp import MLP, profile_body
 
@@ -133,19 +134,19 @@ def _weights(net: MLP, seeds):
 
 
 def _forward_layer(activation, slope, W, b, u, S, log_ws, log_bs):
-    """z = e^{S + w} Ŵũ + σ_b b̂ held as e^{S_z} z̃, then φ: the MLP's plain layer on a rectangular W."""
-    S_w = scale_add(S, log_ws)
-    S_z = scale_max(S_w, log_bs)
-    zt = jnp.exp(scale_diff(S_w, S_z)) * (W @ u) + jnp.exp(scale_diff(log_bs, S_z)) * b
-    at, s_a, dphi, c = scaled_factored(activation, zt, S_z.hi, slope)
-    u_out, S_out, log_rms = normalise_rms(at, follow(S_z, s_a))
+    """z = e^{S + w} Ŵũ + σ_b b̂ as e^M z̃, φ, and φ′ = e^c d̃: the MLP's plain layer (``pre_activation`` and
+    ``factored_derivative`` of ``vglab.models.jacobians``, the same functions) on a rectangular W."""
+    zt, M = pre_activation(W @ u, scale_add(S, log_ws), b, log_bs)
+    at, s_a, d = activation.scaled(zt, M.hi, slope)
+    dphi, c, _ = factored_derivative(activation, zt, M.hi, d, slope)
+    u_out, S_out, log_rms = normalise_rms(at, follow(M, s_a))
     return u_out, S_out, (dphi, c, u, S, log_rms)
 
 
 def _backward_layer(W, record, v, R, log_ws):
     """δ_l = e^R ṽ back through layer l: (ṽ', R', log ‖δ_{l-1}‖, log ‖∂L/∂W_l‖, unit spread)."""
     dphi, c, u_in, S_in, _ = record
-    branch, R_b, log_branch = normalise_unit(dphi * v, scale_add(R, c))
+    branch, R_b, log_branch = normalise_unit(dphi * v, scale_add(R, factor_scale(c)))
     log_w = scale_add(log_branch, scale_add(S_in, jnp.log(jnp.linalg.norm(u_in))))
     top = jnp.max(jnp.abs(branch))
     spread = jnp.where(top > 0.0, (jnp.max(branch) - jnp.min(branch)) / jnp.where(top > 0.0, top, 1.0), 0.0)
@@ -261,8 +262,7 @@ def profile_gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1) -> Profile
     scales = ([_log_weight_scale(net, *s) for s in structure.prefix],
               _log_weight_scale(net, m, m) if m else _split_float64(0.0),
               [_log_weight_scale(net, *s) for s in structure.suffix])
-    with np.errstate(divide="ignore"):
-        log_bs = log_scale(np.log(np.float32(net.bias_std)))
+    log_bs = _split_float64(math.log(net.bias_std) if net.bias_std > 0 else -math.inf)  # as the MLP's
     sup = np.float32(ACTIVATIONS[net.activation].sup_dphi(net.leaky_slope))
     out = _program(structure, scales, log_bs, np.float32(net.leaky_slope), sup, prefix, body, suffix, x, g,
                    np.int32(body_len))

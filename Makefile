@@ -21,13 +21,18 @@ lab: $(VENV)/.lab-installed
 	  no_browser=--no-browser; fi; \
 	exec $(BIN)/python -m jupyterlab $$no_browser $(LAB_FLAGS) notebooks/
 
-# The suite runs on WORKERS processes (pytest-xdist), each taking whole test files (--dist loadfile: a file's
-# fixtures, e.g. one graded course or one JupyterLab, are set up once) in the order tests/conftest.py sorts them
-# (longest first; xdist would otherwise start with the files that hold the most tests).
+# Everything but the browser suite runs on WORKERS processes (pytest-xdist), each taking whole test files
+# (--dist loadfile: a file's fixtures, e.g. one graded course, are set up once) in the order tests/conftest.py
+# sorts them (longest first; xdist would otherwise start with the files that hold the most tests).  Then the
+# browser suite runs alone: it times slider-to-plot latency and races a training run against Stop, which a
+# second worker's compiles on the same cores would distort.  `make test` fails if either part fails.
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: $(VENV)/.dev-installed browser hub-deps
-	VGLAB_HUB_PREFIX=$(HUB_PREFIX) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile --no-loadscope-reorder
+	VGLAB_HUB_PREFIX=$(HUB_PREFIX) $(BIN)/python -m pytest -m "not browser" -n $(WORKERS) --dist loadfile \
+	  --no-loadscope-reorder; parallel=$$?; \
+	$(BIN)/python -m pytest -m browser; browser=$$?; \
+	[ $$parallel = 0 ] && [ $$browser = 0 ]
 
 # Everything except the browser suite, for a quick check while working.
 test-fast: $(VENV)/.dev-installed

@@ -130,11 +130,20 @@ def power_of_two_exponent(size):
     return jnp.where(ok, jnp.where(mantissa < _SQRT_HALF, exponent - 1, exponent), 0), ok
 
 
+def _power_of_two(k):
+    """2^k as a float32 for an integer k in [−126, 127], built from its bits (exponent field k + 127): two
+    integer operations, where ``jnp.ldexp`` lowers to XLA's ``power`` (a transcendental, and a kernel of its
+    own in a loop body)."""
+    biased = jnp.clip(jnp.asarray(k, jnp.int32) + 127, 1, 254)
+    return jax.lax.bitcast_convert_type(jnp.left_shift(biased, 23), jnp.float32)
+
+
 def times_power_of_two(x, k):
     """x · 2^k, exact wherever the result is a normal number: a product of two representable powers of two
     (2^⌊k/2⌋ · 2^{k−⌊k/2⌋}), so |k| up to 252 (2^{−k} of a tiny φ′ or norm never overflows on the way)."""
+    k = jnp.asarray(k, jnp.int32)
     half = k // 2
-    return x * jnp.ldexp(jnp.float32(1.0), half) * jnp.ldexp(jnp.float32(1.0), k - half)
+    return x * _power_of_two(half) * _power_of_two(k - half)
 
 
 def ln2_multiple(k) -> LogScale:

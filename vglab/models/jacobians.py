@@ -260,6 +260,7 @@ class Trace(NamedTuple):
     log_output_scale: LogScale | None = None  # (C,) S_l with h_l = e^{S_l} outputs[l]
     log_abs_dphi: jax.Array | None = None  # (C, n) log|φ′(z_l)| unit by unit, only with keep_log_dphi
     sign_dphi: jax.Array | None = None  # (C, n) sign φ′(z_l), only with keep_log_dphi
+    tiny_dphi: jax.Array | None = None  # () some φ′ below 2⁻¹⁰⁰ (dphi_mode="direct": the trace is then unusable)
 
 
 def _put(array: LogScale, l, value: LogScale) -> LogScale:
@@ -287,7 +288,7 @@ def pre_activation(y, S_y: LogScale, b, S_b: LogScale):
     return exp_scaled(y, scale_sub(S_y, M)) + exp_scaled(b, scale_sub(S_b, M)), M
 
 
-def factored_derivative(activation, zt, s, d, slope):
+def factored_derivative(activation, zt, s, d, slope, mode: str = "cond"):
     """φ′ = e^c d̃ over a layer's units with c = k ln 2 (``power_of_two_scale``): (d̃, c, C), C the exact pair.
 
     Where every direct φ′ d is representable (|d| ≥ 2⁻¹⁰⁰), 2^k is the power of two nearest max|d| and
@@ -295,7 +296,10 @@ def factored_derivative(activation, zt, s, d, slope):
     φ′ is not (tanh at σ_w = 40, GELU far on its negative side) those units take d̃ = sign · e^{log|φ′| − k ln 2}
     from ``activation.log_dphi`` (a ``lax.cond``: the log-space form costs three transcendentals a unit and is
     evaluated only then); if every one is below, k rounds max log|φ′| (or c = max log|φ′| itself beyond
-    ``POWER_OF_TWO_SCALE_LIMIT``).  Only the piecewise-linear ReLU side is exactly 0."""
+    ``POWER_OF_TWO_SCALE_LIMIT``).  Only the piecewise-linear ReLU side is exactly 0.
+
+    mode (static): "cond" decides per layer as above; "direct" always takes the direct form (exact only where
+    no φ′ is below 2⁻¹⁰⁰: the caller checks, see ``_forward``'s ``dphi_mode``); "logs" always the log-space one."""
     if activation.log_dphi is None:
         zero = jnp.zeros((), d.dtype)
         return d, zero, LogScale(zero, zero)
@@ -320,16 +324,23 @@ def factored_derivative(activation, zt, s, d, slope):
         c = jnp.where(moderate, c2, log_top)
         return d_tilde, c, LogScale(jnp.where(moderate, C2.hi, log_top), jnp.where(moderate, C2.lo, 0.0))
 
+    if mode == "direct":
+        return direct(None)
+    if mode == "logs":
+        return from_logs(None)
     return jax.lax.cond(jnp.min(absd) < _TINY_DERIVATIVE, from_logs, direct, None)
 
 
 def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, keep_outputs: bool = False,
-             keep_log_dphi: bool = False):
+             keep_log_dphi: bool = False, dphi_mode: str = "cond"):
     """h_0 = x through ``depth`` layers.  weights (C, n, n), biases (C, n), x (n,) → Trace.
 
     keep_outputs (static): also keep every layer's output h_l = e^{S_l} ũ_l (``Trace.outputs``,
     ``log_output_scale``).  keep_log_dphi (static): also keep log|φ′| and sign φ′ of every unit
-    (``scaled_log_dphi``; the spectrum's row scales, which may span beyond float32 within a layer)."""
+    (``scaled_log_dphi``; the spectrum's row scales, which may span beyond float32 within a layer).
+    dphi_mode (static, ``factored_derivative``): "cond" (a branch per layer), or "direct", which records in
+    ``Trace.tiny_dphi`` whether some φ′ was below 2⁻¹⁰⁰ — then run it again with "logs" (``_traced``): one
+    branch per call instead of one per layer."""
     activation = ACTIVATIONS[structure.activation]
     capacity, n = biases.shape
     zeros_cn = jnp.zeros((capacity, n), jnp.float32)
@@ -337,7 +348,8 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
     pairs = LogScale(zeros_c, zeros_c)
     trace = Trace(zeros_cn, zeros_c, zeros_cn, pairs, zeros_cn, pairs, zeros_cn, pairs, pairs,
                   zeros_cn if keep_outputs else None, pairs if keep_outputs else None,
-                  zeros_cn if keep_log_dphi else None, zeros_cn if keep_log_dphi else None)
+                  zeros_cn if keep_log_dphi else None, zeros_cn if keep_log_dphi else None,
+                  jnp.zeros((), bool) if dphi_mode != "cond" else None)
 
     def layer(l, carry):
         u, S, trace = carry
@@ -350,7 +362,9 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
         zt, M = pre_activation(weights[l] @ u_in, scale_add(S_in, scalars.log_weight_scale), biases[l],
                                scalars.log_bias_scale)
         at, s_a, d = activation.scaled(zt, M.hi, scalars.leaky_slope)
-        dphi, log_dphi_scale, _ = factored_derivative(activation, zt, M.hi, d, scalars.leaky_slope)
+        dphi, log_dphi_scale, _ = factored_derivative(activation, zt, M.hi, d, scalars.leaky_slope, dphi_mode)
+        if dphi_mode == "direct" and activation.log_dphi is not None:
+            trace = trace._replace(tiny_dphi=trace.tiny_dphi | (jnp.min(jnp.abs(d)) < _TINY_DERIVATIVE))
         if keep_log_dphi:
             log_abs, sign = scaled_log_dphi(activation, zt, M.hi, scalars.leaky_slope)
             trace = trace._replace(log_abs_dphi=trace.log_abs_dphi.at[l].set(log_abs),
@@ -431,10 +445,26 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
     return log_grad_h, log_grad_w
 
 
+def _traced(structure, scalars, weights, biases, inputs, depth):
+    """Every seed's forward ``Trace`` (vmapped over the leading axis), φ′ in its direct form; if some φ′ of some
+    seed and layer was below 2⁻¹⁰⁰ the forward pass runs again with the log-space φ′ (``factored_derivative``).
+    The branch is taken once per call, outside the seeds' vmap, so it stays a branch (a per-layer
+    ``lax.cond`` under vmap is a select that computes both forms every layer)."""
+    def run(mode):
+        return lambda: _per_seed(lambda w, b, x: _forward(structure, scalars, w, b, x, depth, dphi_mode=mode),
+                                 weights, biases, inputs)
+
+    if ACTIVATIONS[structure.activation].log_dphi is None:
+        return run("cond")()
+    trace = run("direct")()
+    return jax.lax.cond(jnp.any(trace.tiny_dphi), run("logs"), lambda: trace)
+
+
 @partial(exact_jit, static_argnames=("structure",))
 def _gradient_norms_program(structure, scalars, sup_dphi, weights, biases, inputs, directions, depth):
-    def one_seed(w, b, x, g):
-        trace = _forward(structure, scalars, w, b, x, depth)
+    traces = _traced(structure, scalars, weights, biases, inputs, depth)
+
+    def one_seed(w, g, trace):
         log_grad_h, log_grad_w = _backward(structure, scalars, w, trace, g, depth)
         abs_dphi = jnp.abs(trace.dphi)  # |φ′| = e^c |d̃|
         threshold = SATURATION_LEVEL * sup_dphi * jnp.exp(-trace.log_dphi_scale)[:, None]
@@ -444,7 +474,15 @@ def _gradient_norms_program(structure, scalars, sup_dphi, weights, biases, input
             else jnp.zeros_like(saturated)
         return (*log_grad_h, *log_grad_w, *trace.log_rms, saturated, dead)
 
-    return jax.vmap(one_seed)(weights, biases, inputs, directions)
+    return _per_seed(one_seed, weights, directions, traces)
+
+
+def _per_seed(one_seed, *arrays):
+    """``jax.vmap(one_seed)(*arrays)``, but a single network runs unbatched: under vmap a ``lax.cond`` becomes
+    a select that evaluates both branches (``factored_derivative``'s log-space φ′ every layer)."""
+    if jax.tree.leaves(arrays)[0].shape[0] == 1:
+        return jax.tree.map(lambda a: a[None], one_seed(*jax.tree.map(lambda a: a[0], arrays)))
+    return jax.vmap(one_seed)(*arrays)
 
 
 # --------------------------------------------------------------------------------------------- results

@@ -67,7 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core import init as _init
-from vglab.core.activations import ACTIVATIONS
+from vglab.core.activations import _TINY_DERIVATIVE, ACTIVATIONS
 from vglab.core.banks import BankCache, append_rows, capacity
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
@@ -87,6 +87,7 @@ from vglab.models.jacobians import (
     DEPTH_BUCKETS,
     SeededGradients,
     _check_seeds,
+    _per_seed,
     factored_derivative,
     pre_activation,
 )
@@ -367,19 +368,28 @@ def _vanilla(structure, scalars, W, U, b, xs, g, steps):
     drives = scalars.input_scale * (xs @ U.T) + b  # (C, n) true values, row t−1 is U x_t + b
     drive_scales = jnp.where(jnp.any(drives != 0.0, axis=1), 0.0, -jnp.inf)  # a zero drive has no scale
 
-    def forward(t, carry):  # t = 0..steps−1 computes h_{t+1}
-        u, S, dphi, log_dphi, log_rms = carry
-        # z = e^{s_w} Ŵ ũ + drive (s_w = s + log(ρ/√n)), held as e^{M} z̃ (``pre_activation``).
-        zt, M = pre_activation(W @ u, scale_add(S, scalars.log_recurrent_scale), drives[t],
-                               log_scale(drive_scales[t]))
-        at, s_a, d = activation.scaled(zt, M.hi, scalars.leaky_slope)
-        d, c, _ = factored_derivative(activation, zt, M.hi, d, scalars.leaky_slope)
-        u, S, logged = normalise_rms(at, follow(M, s_a))
-        return u, S, dphi.at[t].set(d), log_dphi.at[t].set(c), _put(log_rms, t, logged)
+    def forward(mode):  # φ′ by ``factored_derivative`` in this mode; also: was some direct φ′ below 2⁻¹⁰⁰?
+        def step(t, carry):  # t = 0..steps−1 computes h_{t+1}
+            u, S, dphi, log_dphi, log_rms, tiny = carry
+            # z = e^{s_w} Ŵ ũ + drive (s_w = s + log(ρ/√n)), held as e^{M} z̃ (``pre_activation``).
+            zt, M = pre_activation(W @ u, scale_add(S, scalars.log_recurrent_scale), drives[t],
+                                   log_scale(drive_scales[t]))
+            at, s_a, d = activation.scaled(zt, M.hi, scalars.leaky_slope)
+            tiny = tiny | (jnp.min(jnp.abs(d)) < _TINY_DERIVATIVE)
+            d, c, _ = factored_derivative(activation, zt, M.hi, d, scalars.leaky_slope, mode)
+            u, S, logged = normalise_rms(at, follow(M, s_a))
+            return u, S, dphi.at[t].set(d), log_dphi.at[t].set(c), _put(log_rms, t, logged), tiny
 
-    init = (jnp.zeros((n,), jnp.float32), log_scale(0.0), jnp.zeros((capacity, n), jnp.float32),
-            jnp.zeros((capacity,), jnp.float32), _minus_inf(capacity))
-    _, _, dphi, log_dphi, log_rms = jax.lax.fori_loop(0, steps, forward, init)
+        init = (jnp.zeros((n,), jnp.float32), log_scale(0.0), jnp.zeros((capacity, n), jnp.float32),
+                jnp.zeros((capacity,), jnp.float32), _minus_inf(capacity), jnp.zeros((), bool))
+        return jax.lax.fori_loop(0, steps, step, init)[2:]
+
+    # The direct φ′ every step, and once more with the log-space form only if some φ′ needed it: one branch
+    # per call, not per step (``_traced`` in vglab.models.jacobians).
+    dphi, log_dphi, log_rms, tiny = forward("direct")
+    if activation.log_dphi is not None:
+        dphi, log_dphi, log_rms, _ = jax.lax.cond(tiny, lambda: forward("logs"),
+                                                  lambda: (dphi, log_dphi, log_rms, tiny))
     # The scale each backward step adds: φ′'s factor 2^k (exact) and log(ρ/√n), as pairs, for all steps at once.
     step_scales = scale_add(factor_scale(log_dphi), scalars.log_recurrent_scale)
 
@@ -541,7 +551,7 @@ def _recurrent_program(structure, scalars, recurrent, input_weights, bias, input
         log_h, log_c, log_rms, forget = run(structure, scalars, W, U, b, xs, g, steps)
         return (*log_h, *log_c, *log_rms, forget)
 
-    return jax.vmap(one_seed)(recurrent, input_weights, bias, inputs, directions)
+    return _per_seed(one_seed, recurrent, input_weights, bias, inputs, directions)
 
 
 def compiled_programs() -> int:

@@ -249,7 +249,9 @@ class DashboardChecks:
         assert values, f"{self.NOTEBOOK}'s dashboard has no slider"
         dashboards = nb.page.locator(".vglab-dashboard").count()
         call = "dash.set(" + ", ".join(f"{name}={value!r}" for name, value in values.items()) + ")"
-        nb.change(lambda: nb.execute(call), values)
+        # dash.set computes synchronously, the mean-field curve of a new network included (05: residual tanh
+        # at max_depth 1000, over 30 s on the two loaded cores of CI): the cell gets two minutes.
+        nb.change(lambda: nb.execute(call, timeout=120), values, timeout=120)
         assert nb.page.locator(".vglab-dashboard").count() == dashboards, "dash.set(...) displayed a copy"
         time.sleep(0.5)
         kernel = self.assert_browser_kernel_status_and_plot_agree(nb, values)
@@ -260,19 +262,14 @@ class DashboardChecks:
         key, sign = ("ArrowRight", 1) if entry["value"] + 2 * entry["step"] <= entry["max"] else ("ArrowLeft", -1)
         moved = round(entry["value"] + sign * 2 * entry["step"], 10)
         nb.focus_slider(name)
-        try:
-            nb.change(lambda: nb.press(key, 2), {name: moved})  # the redraw of the second key's value
-        except Exception as error:  # playwright's TimeoutError
-            if "Timeout" not in type(error).__name__:
-                raise
-            nb.execute("dash.set(" + ", ".join(f"{k}={v!r}" for k, v in original.items()) + ")", timeout=120)
-            pytest.xfail(f"open (issue 13 §3): after two key presses on {name} the redraw of {moved} was not "
-                         "seen within 60 s (seen in 05 and 07; cause not found yet)")
+        # The redraw of the second key's value.  ipykernel 7 handles the first key's message on the main shell
+        # and the second's on a subshell's thread (tests/test_update_threads.py): both must end in one plot.
+        nb.change(lambda: nb.press(key, 2), {name: moved})
         time.sleep(0.5)
         self.assert_browser_kernel_status_and_plot_agree(nb, {name: moved})
         nb.screenshot("state-agrees")
-        nb.change(lambda: nb.execute("dash.set(" + ", ".join(f"{k}={v!r}" for k, v in original.items()) + ")"),
-                  original)  # the notebook's state again, for the tests that follow
+        nb.change(lambda: nb.execute("dash.set(" + ", ".join(f"{k}={v!r}" for k, v in original.items()) + ")",
+                                     timeout=120), original, timeout=120)  # the notebook's state again
 
     def test_slider_to_plot_latency_is_measured(self, nb, latency_report):
         """Median time from a key press on the slider to the canvas painted with the new plot (reported)."""
@@ -467,14 +464,17 @@ class TestExplodingGradients(DashboardChecks):
 
         nb.control("clip-norm", self.TRAINER).locator("select").select_option(label="0.3")
         nb.focus_slider("steps", self.TRAINER)
-        nb.press("End")  # 2000 steps: seconds of training
+        nb.press("End")  # 2000 steps
+        nb.focus_slider("depth", self.TRAINER)
+        nb.press("End")  # at the deepest net (40 layers): ~15 s of training quiet, so that Stop lands mid-run
         board.locator(".vglab-train").click()
         nb.page.wait_for_function(
             "(root) => root.querySelector('.vglab-progress progress, .vglab-progress .progress-bar') &&"
             " /step ([2-9]\\d|\\d{3,})\\//.test(root.querySelector('.vglab-progress').innerText)",
             arg=board.element_handle(), timeout=60_000, polling=100)
-        assert nb.execute("1+1", timeout=10).strip() == "2"  # the kernel answers while the run goes on
-        assert nb.python("trainer.running") is True
+        # The kernel answers while the run goes on (one round trip: a 2000-step run of a loaded CI machine
+        # once finished during two).
+        assert nb.python("[1 + 1, trainer.running]") == [2, True]
         nb.change(lambda: board.locator(".vglab-stop").click(), {"interrupted": True, "steps": 2000},
                   index=self.TRAINER)
         kept = nb.python("[trainer.result.history.steps_completed, trainer.result.history.interrupted,"

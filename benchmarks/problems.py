@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import vglab
+from vglab.core.streams import stream
 from vglab.models import convolutional, jacobians, recurrent
 
 FLOAT32 = 4
@@ -183,7 +184,7 @@ def conv_training_problem(net: vglab.ConvNet, data, batch_size: int = 100, learn
     x_train, y_train, _, y_test = (np.asarray(a) for a in data)
     classes = int(max(y_train.max(), y_test.max())) + 1
     params = convolutional._init_classifier(net, seed, classes)
-    key = jax.random.fold_in(jax.random.key(seed), convolutional._BATCH_STREAM)
+    key = stream(seed, "conv_batch")  # the key train_convnet draws its batches from
     idx = np.asarray(jax.random.choice(jax.random.fold_in(key, 0), x_train.shape[0], (batch_size,), replace=False))
     return ConvTrainingProblem(net, seed, float(learning_rate), batch_size,
                                {k: np.asarray(v, np.float32) for k, v in params.items()},
@@ -201,7 +202,7 @@ def vglab_conv_training_step(problem: ConvTrainingProblem):
     net = problem.net
     params = {k: jnp.asarray(v) for k, v in problem.params.items()}
     state = (jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params))
-    key = jax.random.fold_in(jax.random.key(problem.seed), convolutional._BATCH_STREAM)
+    key = stream(problem.seed, "conv_batch")
     xs, ys = jnp.asarray(problem.x_train), jnp.asarray(problem.y_train)
     lr = np.float32(problem.learning_rate)
 

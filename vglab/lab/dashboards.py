@@ -917,7 +917,9 @@ class GradientDashboard(Dashboard):
         if "init" in made and "sigma_w" in made:
             made["init"].observe(self._init_sets_sigma_w, names="value")
         wide = 0.8 if {"phase", *HISTOGRAM_PANELS} & set(panels) else 0.0  # a colour bar
-        figsize = figsize or (min(10.0, 4.4 * len(panels) + 0.4 + wide), 3.8)  # fits a JupyterLab output area
+        # At most 9.6 in: JupyterLab's output area is ~968 px wide beside the file browser (1400 px window), and the
+        # browser suite's screenshots of 10 in figures cut the colour bars' labels at the right edge (02, 03).
+        figsize = figsize or (min(9.6, 4.4 * len(panels) + 0.4 + wide), 3.8)
         super().__init__(made, fixed=fixed, title=title, figsize=figsize, warm_up=warm_up,
                          extra_buttons=pin_buttons(self))
 

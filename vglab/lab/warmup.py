@@ -169,11 +169,8 @@ class Warmup:
         """This thread's profile function (``sys.setprofile``, called at every Python and C function call and
         return in this thread only): while an update is pending or running, it pauses the variant where it
         is (``_pause``), so the update runs without this thread taking the GIL back every 5 ms."""
-        dashboard = self.dashboard
-
         def hook(frame, event, arg):
-            busy = self._updating or getattr(dashboard, "_pending", False) or getattr(dashboard, "_scheduled", False)
-            if busy and not self._stopped and time.monotonic() >= self._run_until:
+            if self._updating_or_pending() and not self._stopped and time.monotonic() >= self._run_until:
                 self._pause()
 
         return hook

@@ -235,7 +235,7 @@ BROKEN_SCORES = {
     "04_why_resnets_train": {"test_gradient_profile": 3, "test_residual_estimate": 0, "test_flat_residual": 0},
 }
 TIMEOUT = "CellTimeoutError"
-LOOPED = ["KeyboardInterrupt", TIMEOUT]  # what an interrupted cell shows: the interrupt, then nbgrader's timeout
+LOOPED = [TIMEOUT]  # what an interrupted cell shows: nbgrader's timeout (the interrupt's own traceback may race it)
 BROKEN_ERRORS = {
     "01_chain_rule_and_saturation": {  # NaN fails the check, it does not crash
         "test_chain_jacobian": LOOPED, "test_layer_jacobian": ["ValueError"],
@@ -505,7 +505,11 @@ def test_nan_raising_and_looping_answers_are_graded_not_fatal(graded_course, ass
               for cell in autograded["cells"] if cell["cell_type"] == "code"
               for key in [cell_key(cell, BROKEN_ERRORS[assignment])] if key is not None}
     assert set(errors) == set(BROKEN_ERRORS[assignment]), "every cell named was found in the graded notebook"
-    # A loop is interrupted (KeyboardInterrupt) when the cell timeout expires: that cell fails, the next run.
+    # A loop is interrupted when the cell timeout expires: that cell fails, the next run.  nbclient interrupts the
+    # kernel and records CellTimeoutError; whether the kernel's KeyboardInterrupt traceback reaches the notebook
+    # first is a race (CI saw both), so it is dropped beside a timeout, and only there.
+    errors = {key: [name for name in names if not (name == "KeyboardInterrupt" and TIMEOUT in names)]
+              for key, names in errors.items()}
     assert errors == BROKEN_ERRORS[assignment]
     # Each failing answer kind is in every assignment: NaN (a failed check), an exception, a loop.
     kinds = {e for names in errors.values() for e in names}

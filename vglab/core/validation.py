@@ -47,6 +47,17 @@ def check_float(name: str, value, low: float = -math.inf, high: float = math.inf
     return value
 
 
+MAX_SEEDS = 64  # networks one call draws and runs together
+MAX_SEED = 2**31 - 1 - MAX_SEEDS  # seed + n_seeds − 1 stays a non-negative int32
+
+
+def check_seeds(seed, n_seeds) -> tuple[int, ...]:
+    """The seeds seed..seed+n_seeds−1 of a call, as a tuple (seed in 0..MAX_SEED, n_seeds in 1..MAX_SEEDS)."""
+    seed = check_int("seed", seed, 0, MAX_SEED)
+    n_seeds = check_int("n_seeds", n_seeds, 1, MAX_SEEDS)
+    return tuple(range(seed, seed + n_seeds))
+
+
 class KeywordError(TypeError, ValueError):
     """An unknown keyword argument: a TypeError, as Python raises for one, and a ValueError, like every other
     bad input vglab names (so ``except ValueError`` catches all of them)."""

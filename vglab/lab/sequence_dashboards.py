@@ -13,7 +13,7 @@ The recurrent weight is W = ρ·Q with Q Haar orthogonal (``vglab.RNN(spectral_r
 value of W is ρ and ‖W‖₂ = ρ exactly: the bound below is drawn with the true ‖W‖₂, not an estimate.
 
 Sliders never recompile: before each computation the dashboard asks the engine for its cached draws at the
-slider's maximum (``recurrent.recurrent_bank`` for ``max_steps`` steps, ``transformer.block_bank`` for
+slider's maximum (``recurrent.reserve`` for ``max_steps`` steps, ``transformer.reserve`` for
 ``max_depth`` blocks), so the compiled program always sees the same array shapes and the number of steps or
 blocks is only a dynamic trip count.  A new width, hidden size, cell, activation, residual or norm setting
 compiles once (a few seconds for a transformer); the status line says so while it happens.
@@ -38,7 +38,6 @@ from vglab.core.validation import check_choice, check_int
 from vglab.lab import plots
 from vglab.lab.dashboards import NORM_CHOICES, Dashboard, _tidy, make_control, pin_buttons
 from vglab.models import recurrent, transformer
-from vglab.models.jacobians import _check_seeds
 from vglab.theory import linear_rnn_log10_grad as linear_closed_form
 from vglab.theory import pascanu_log10_bound as pascanu_bound
 
@@ -79,10 +78,6 @@ def _power(log10_values) -> str:
         return "0 exactly"
     text = f"10^{float(np.mean(finite)):.1f}"
     return text + (f" ({values.size - finite.size} seed(s) exactly 0)" if finite.size < values.size else "")
-
-
-def _seed_tuple(state: dict) -> tuple[int, ...]:
-    return _check_seeds(state["seed"], state["n_seeds"])  # ValueError naming the bound for a bad seed
 
 
 class _SequenceDashboard(Dashboard):
@@ -222,9 +217,8 @@ class RecurrentDashboard(_SequenceDashboard):
     # ---- compute and draw
     def compute(self, state: dict) -> SequenceView:
         net = self.network(state)
-        seeds = _seed_tuple(state)
         # The draws for max_steps: every steps value then runs the same compiled program (no recompile).
-        recurrent.recurrent_bank(net.replace(steps=max(self.max_steps, net.steps)), seeds)
+        recurrent.reserve(net.replace(steps=max(self.max_steps, net.steps)), state["seed"], state["n_seeds"])
         norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
         self._compiled_keys.add(self._compile_key(state))
         log10_g = float(np.mean(norms.log10_activation_grad[:, -1]))
@@ -365,14 +359,11 @@ class TransformerDashboard(_SequenceDashboard):
     # ---- compute and draw
     def compute(self, state: dict) -> SequenceView:
         net = self.network(state)
-        seeds = _seed_tuple(state)
         # The blocks for max_depth: every depth then runs the same compiled program (no recompile).
-        bank = transformer.block_bank(net.replace(depth=max(self.max_depth, net.depth)), seeds)
+        transformer.reserve(net.replace(depth=max(self.max_depth, net.depth)), state["seed"], state["n_seeds"])
         norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
         self._compiled_keys.add(self._compile_key(state))
-        tokens = np.asarray(bank.tokens[:, : net.seq_len], dtype=np.float64)  # h_0 = X, (S, T, d)
-        log10_rms0 = 0.5 * np.log10(np.mean(tokens**2, axis=(1, 2)))
-        log10_rms = np.concatenate([log10_rms0[:, None], norms.log10_activation_rms], axis=1)
+        log10_rms = np.concatenate([norms.log10_input_rms[:, None], norms.log10_activation_rms], axis=1)
         return SequenceView(norms, log10_rms=log10_rms)
 
     def draw(self, view: SequenceView) -> None:

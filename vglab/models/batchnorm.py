@@ -29,7 +29,7 @@ traced, so changing them does not recompile.  Seeds are vmapped.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import field
 from functools import partial
 
 import jax
@@ -39,9 +39,10 @@ import numpy as np
 from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
+from vglab.core.config import Config, choice, config, flag, integer, real
 from vglab.core.init import default_weight_std
 from vglab.core.logspace import LN10, LogScale, log_scale, normalise_unit, scale_add, scale_to_float64
-from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
+from vglab.core.validation import check_seeds
 from vglab.models.mlp import MAX_DEPTH, MAX_WIDTH
 
 BATCHNORM_EPS = 1e-5
@@ -49,9 +50,8 @@ MAX_BATCH = 1024
 _BN_INITS = ("he", "xavier", "lecun", "gaussian")
 
 
-@keywords_checked(owner="vglab.BatchNormMLP")
-@dataclass(frozen=True)
-class BatchNormMLP:
+@config
+class BatchNormMLP(Config):
     """A deep fully-connected network with BatchNorm before every activation, on a batch of ``batch`` inputs.
 
     depth, width:   ``depth`` square layers of ``width`` units.
@@ -65,52 +65,20 @@ class BatchNormMLP:
     leaky_slope:    the negative slope of leaky ReLU.
     """
 
-    depth: int
-    width: int
-    batch: int = 32
-    activation: str = "relu"
-    init: str = "he"
-    weight_std: float | None = None
-    residual: bool = False
-    residual_scale: float = 1.0
-    leaky_slope: float = 0.01
+    depth: int = integer(1, MAX_DEPTH)
+    width: int = integer(1, MAX_WIDTH)
+    batch: int = integer(4, MAX_BATCH, default=32)
+    activation: str = choice(ACTIVATIONS, default="relu")
+    init: str = choice(_BN_INITS, default="he")
+    weight_std: float | None = real(0.0, 100.0, low_inclusive=False, default=None)
+    residual: bool = flag(default=False)
+    residual_scale: float = real(0.0, 100.0, low_inclusive=False, default=1.0)
+    leaky_slope: float = real(-10.0, 10.0, default=0.01)
     sigma_w: float = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
-        set_ = object.__setattr__
-        set_(self, "depth", check_int("depth", self.depth, 1, MAX_DEPTH))
-        set_(self, "width", check_int("width", self.width, 1, MAX_WIDTH))
-        set_(self, "batch", check_int("batch", self.batch, 4, MAX_BATCH))
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("init", self.init, _BN_INITS)
-        if self.weight_std is not None:
-            set_(self, "weight_std", check_float("weight_std", self.weight_std, 0.0, 100.0, low_inclusive=False))
-        if not isinstance(self.residual, bool):
-            raise ValueError(f"residual must be True or False, got {self.residual!r}")
-        set_(self, "residual_scale",
-             check_float("residual_scale", self.residual_scale, 0.0, 100.0, low_inclusive=False))
-        set_(self, "leaky_slope", check_float("leaky_slope", self.leaky_slope, -10.0, 10.0))
+    def validate(self):
         sigma_w = default_weight_std(self.init) if self.weight_std is None else self.weight_std
-        set_(self, "sigma_w", float(sigma_w))
-
-    def replace(self, **changes) -> BatchNormMLP:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-    def to_code(self) -> str:
-        """The Python expression that rebuilds this network."""
-        defaults = BatchNormMLP(depth=1, width=1)
-        parts = [f"depth={self.depth}", f"width={self.width}"]
-        for name in ("batch", "activation", "init", "weight_std", "residual", "residual_scale", "leaky_slope"):
-            value = getattr(self, name)
-            if value != getattr(defaults, name):
-                parts.append(f"{name}={value!r}")
-        return f"vglab.BatchNormMLP({', '.join(parts)})"
-
-    def __hash__(self):
-        return hash(tuple(getattr(self, f) for f in (
-            "depth", "width", "batch", "activation", "init", "weight_std", "residual", "residual_scale",
-            "leaky_slope")))
+        object.__setattr__(self, "sigma_w", float(sigma_w))
 
     def _gradient_norms(self, seed: int = 0, n_seeds: int = 1):
         return gradient_norms(self, seed=seed, n_seeds=n_seeds)
@@ -207,11 +175,11 @@ def gradient_norms(net: BatchNormMLP, seed: int = 0, n_seeds: int = 1):
     """Exact per-layer ‖∂L/∂H_l‖_F (l = 0..depth) and ‖∂L/∂W_l‖_F of L = ⟨G, H_L⟩, for seeds
     seed..seed+n_seeds−1, as a ``vglab.GradientNorms`` (``net`` is this BatchNormMLP; log10_activation_rms is
     the RMS of H_l over the whole batch; dead_fraction counts units inactive for every example)."""
-    from vglab.models.jacobians import GradientNorms, _check_seeds, weight_bank
+    from vglab.models.jacobians import GradientNorms, weight_bank
 
     if not isinstance(net, BatchNormMLP):
         raise ValueError(f"expected a vglab.BatchNormMLP, got {type(net).__name__}")
-    seeds = _check_seeds(seed, n_seeds)
+    seeds = check_seeds(seed, n_seeds)
     bank = weight_bank(seeds, net.width, False, net.depth)
     X, G = (jnp.stack(a) for a in zip(*(net.batch_inputs(s) for s in seeds), strict=True))
     sup = np.float32(ACTIVATIONS[net.activation].sup_dphi(net.leaky_slope))

@@ -34,9 +34,9 @@ from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.banks import BankCache
 from vglab.core.compilation import exact_jit
+from vglab.core.config import Config, checked, choice, config, flag, integer, real
 from vglab.core.streams import stream, stream_key
-from vglab.core.validation import check_choice, check_float, check_int
-from vglab.models.jacobians import _check_seeds
+from vglab.core.validation import check_float, check_int, check_seeds
 from vglab.models.mlp import LAYERNORM_EPS
 from vglab.models.stack import Stack, StackGradientNorms
 
@@ -44,65 +44,42 @@ MAX_CONV_DEPTH = 256
 MNIST1D_LENGTH = 40
 
 
-@dataclass(frozen=True)
-class ConvNet:
+def _check_norm(name: str, norm):
+    if norm not in (None, "pre"):
+        raise ValueError(f"{name} must be None or 'pre', got {norm!r}")
+    return norm
+
+
+@config
+class ConvNet(Config):
     """A 1-D convolutional body of ``depth`` layers of ``channels`` channels over ``length`` positions.
 
     kernel: odd kernel width k.  activation, weight_std (σ_w, default from ``init``), bias_std (σ_b),
     residual (h + α φ(z), α = residual_scale) and norm (None or "pre") as for ``vglab.MLP``.
     """
 
-    depth: int
-    channels: int = 32
-    kernel: int = 5
-    length: int = MNIST1D_LENGTH
-    activation: str = "relu"
-    init: str = "he"
-    weight_std: float | None = None
-    bias_std: float = 0.0
-    residual: bool = False
-    residual_scale: float = 1.0
-    norm: str | None = None
+    depth: int = integer(1, MAX_CONV_DEPTH)
+    channels: int = integer(1, 512, default=32)
+    kernel: int = integer(1, 31, default=5)
+    length: int = integer(1, 4096, default=MNIST1D_LENGTH)
+    activation: str = choice(ACTIVATIONS, default="relu")
+    init: str = choice(("he", "xavier", "lecun"), default="he")
+    weight_std: float | None = real(0.0, 100.0, default=None)
+    bias_std: float = real(0.0, 100.0, default=0.0)
+    residual: bool = flag(default=False)
+    residual_scale: float = real(0.0, 100.0, low_inclusive=False, default=1.0)
+    norm: str | None = checked(_check_norm, default=None, optional=False)
 
-    def __post_init__(self):
-        set_ = object.__setattr__
-        set_(self, "depth", check_int("depth", self.depth, 1, MAX_CONV_DEPTH))
-        set_(self, "channels", check_int("channels", self.channels, 1, 512))
-        set_(self, "kernel", check_int("kernel", self.kernel, 1, 31))
+    def validate(self):
         if self.kernel % 2 == 0:
             raise ValueError(f"kernel must be odd (a centred 'same' convolution), got {self.kernel}")
-        set_(self, "length", check_int("length", self.length, 1, 4096))
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("init", self.init, ("he", "xavier", "lecun"))
-        if self.weight_std is not None:
-            set_(self, "weight_std", check_float("weight_std", self.weight_std, 0.0, 100.0))
-        set_(self, "bias_std", check_float("bias_std", self.bias_std, 0.0, 100.0))
-        if not isinstance(self.residual, bool):
-            raise ValueError(f"residual must be True or False, got {self.residual!r}")
-        set_(self, "residual_scale",
-             check_float("residual_scale", self.residual_scale, 0.0, 100.0, low_inclusive=False))
-        if self.norm not in (None, "pre"):
-            raise ValueError(f"norm must be None or 'pre', got {self.norm!r}")
 
     @property
     def sigma_w(self) -> float:
         return self.weight_std if self.weight_std is not None else {"he": math.sqrt(2.0)}.get(self.init, 1.0)
 
-    def replace(self, **changes) -> ConvNet:
-        return replace(self, **changes)
-
-    def to_code(self) -> str:
-        defaults = ConvNet(depth=1)
-        parts = [f"depth={self.depth}"]
-        for name in ("channels", "kernel", "length", "activation", "init", "weight_std", "bias_std", "residual",
-                     "residual_scale", "norm"):
-            value = getattr(self, name)
-            if value != getattr(defaults, name):
-                parts.append(f"{name}={value!r}")
-        return f"vglab.ConvNet({', '.join(parts)})"
-
     def _gradient_norms(self, seed: int = 0, n_seeds: int = 1) -> StackGradientNorms:
-        rows = [self.as_stack(s)._gradient_norms(seed=s).log10_activation_grad[0] for s in _check_seeds(seed, n_seeds)]
+        rows = [self.as_stack(s)._gradient_norms(seed=s).log10_activation_grad[0] for s in check_seeds(seed, n_seeds)]
         return StackGradientNorms(self, seed, n_seeds, np.stack(rows))
 
     def _jacobian_spectrum(self, seed: int = 0):
@@ -115,7 +92,7 @@ class ConvNet:
         Drawing the parameters and building the Stack costs more than its compiled chain at lesson sizes, so the
         last ``MAX_CACHED_STACKS`` stacks are kept per (net, seed) (least recently used dropped first; a Stack
         is immutable, so a kept one is the same value a new draw would give)."""
-        (seed,) = _check_seeds(seed, 1)
+        (seed,) = check_seeds(seed, 1)
         stack = _STACKS.get((self, seed))
         if stack is not None:
             return stack

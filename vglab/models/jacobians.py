@@ -55,13 +55,12 @@ from vglab.core.logspace import (
     scaled_add_pair,
     times_power_of_two,
 )
-from vglab.core.validation import check_int
+from vglab.core.results import GradientProfile, log10_root_mean_square  # noqa: F401 - its old home
+from vglab.core.validation import MAX_SEED, MAX_SEEDS, check_seeds  # noqa: F401 - MAX_SEED(S) stay named here
 from vglab.models.mlp import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
 
 # Largest float32 weight bank one call may hold (all seeds together).
 BANK_BUDGET_BYTES = 4 * 2**30
-MAX_SEEDS = 64
-MAX_SEED = 2**31 - 1 - MAX_SEEDS
 DEPTH_BUCKETS = (64, 256, 1024, 4096, MAX_DEPTH)
 SATURATION_LEVEL = 0.1  # a unit counts as saturated where |φ′(z)| ≤ 0.1 · sup|φ′|
 
@@ -486,56 +485,13 @@ def _per_seed(one_seed, *arrays):
 
 
 # --------------------------------------------------------------------------------------------- results
-def log10_root_mean_square(log10_values, axis: int = 0) -> np.ndarray:
-    """½ log10 mean(10^(2 v)) over ``axis``, for log10 magnitudes v, without leaving log space.
-
-    With y = 2 ln10 · v (natural logs of the squares), ln mean e^y = m + ln Σ e^(y − m) − ln k, m = max y (a
-    log-sum-exp), so v = −600 (a 1e-600 gradient) neither underflows nor is lost beside the others; −inf
-    (an exactly zero norm) adds nothing, and the result is −inf only where every value is.  NaN propagates.
-    """
-    y = 2.0 * LN10 * np.asarray(log10_values, dtype=np.float64)
-    top = np.max(y, axis=axis, keepdims=True)
-    shift = np.where(np.isfinite(top), top, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_sum = np.log(np.sum(np.exp(y - shift), axis=axis)) + np.squeeze(shift, axis=axis)
-    top = np.squeeze(top, axis=axis)
-    log_sum = np.where(np.isinf(top) & ~np.isnan(log_sum), top, log_sum)  # all zero (−inf), or +inf
-    return 0.5 * (log_sum - math.log(y.shape[axis])) / LN10
-
-
-class SeededGradients:
-    """What every per-architecture result shares (``GradientNorms``, ``RecurrentGradientNorms``,
-    ``TransformerGradientNorms``): fields ``net``, ``seed``, ``n_seeds`` and ``log10_activation_grad``
-    (n_seeds, positions+1), the last position being the output gradient g."""
-
-    @property
-    def log10_gradient_ratio(self) -> np.ndarray:
-        """(n_seeds,) log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_out‖: how many orders of magnitude the gradient lost on its way
-        from the output back to the input (layers, time steps or blocks)."""
-        return self.log10_activation_grad[:, 0] - self.log10_activation_grad[:, -1]
-
-    @property
-    def log10_typical_activation_grad(self) -> np.ndarray:
-        """(positions+1,) the mean over seeds of log10 ‖∂L/∂h_l‖: the *typical* gradient (a geometric mean),
-        what the dashboards' solid line shows."""
-        return np.mean(self.log10_activation_grad, axis=0)
-
-    @property
-    def log10_rms_activation_grad(self) -> np.ndarray:
-        """(positions+1,) ½ log10 of the mean over seeds of ‖∂L/∂h_l‖²: the sample estimate of √E‖∂L/∂h_l‖²,
-        the quantity mean-field theory predicts (``log10_root_mean_square``).  By Jensen's inequality it is ≥
-        the typical value ``log10_typical_activation_grad``; at finite width the gap grows roughly like
-        depth/width (Hanin 2018; Hanin & Nica 2019)."""
-        return log10_root_mean_square(self.log10_activation_grad, axis=0)
-
-    def to_code(self) -> str:
-        """The vglab call that reproduces this result."""
-        extra = f", n_seeds={self.n_seeds}" if self.n_seeds != 1 else ""
-        return f"vglab.gradient_norms({self.net.to_code()}, seed={self.seed}{extra})"
+# The results' base (net, seed, n_seeds, log10_activation_grad and what derives from them) is
+# vglab.core.results.GradientProfile; SeededGradients is its old name here.
+SeededGradients = GradientProfile
 
 
 @dataclass(frozen=True)
-class GradientNorms(SeededGradients):
+class GradientNorms(GradientProfile):
     """Per-layer gradient magnitudes of ``n_seeds`` independently drawn copies of ``net``.
 
     log10_activation_grad: (n_seeds, depth+1)  log10 ‖∂L/∂h_l‖₂, l = 0..depth (l = depth is ‖g‖).
@@ -546,20 +502,13 @@ class GradientNorms(SeededGradients):
     An exactly zero gradient (every unit of a layer dead) is −inf: it is zero, not underflow.
     """
 
-    net: MLP
-    seed: int
-    n_seeds: int
-    log10_activation_grad: np.ndarray
     log10_weight_grad: np.ndarray
     log10_activation_rms: np.ndarray
     saturated_fraction: np.ndarray
     dead_fraction: np.ndarray
 
 
-def _check_seeds(seed, n_seeds):
-    seed = check_int("seed", seed, 0, MAX_SEED)
-    n_seeds = check_int("n_seeds", n_seeds, 1, MAX_SEEDS)
-    return tuple(range(seed, seed + n_seeds))
+_check_seeds = check_seeds  # the old private name (vglab.core.validation.check_seeds)
 
 
 def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1, loss=None) -> GradientNorms:

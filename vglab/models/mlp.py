@@ -25,12 +25,13 @@ form one *family*: they share one compiled program (no recompile on a depth chan
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field
 
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.banks import check_budget
+from vglab.core.config import Config, checked, choice, config, flag, integer, real
 from vglab.core.init import INIT_NAMES, default_weight_std
-from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
+from vglab.core.validation import check_choice, check_int
 
 MAX_DEPTH = 10_000
 MAX_WIDTH = 4096
@@ -63,16 +64,20 @@ def _check_widths(widths) -> tuple[int, ...]:
     return tuple(check_int(f"widths[{i}]", n, 1, MAX_WIDTH) for i, n in enumerate(widths))
 
 
-def _canonical_norm(norm):
+def _canonical_norm(norm, name: str = "norm"):
     if norm is None or norm == "none":
         return None
-    name = check_choice("norm", norm, _NORM_NAMES)
-    return "pre" if name == "layernorm" else name
+    norm = check_choice(name, norm, _NORM_NAMES)
+    return "pre" if norm == "layernorm" else norm
 
 
-@keywords_checked(owner="vglab.MLP")
-@dataclass(frozen=True)
-class MLP:
+def norm_field(default=None):
+    """A LayerNorm placement field: None, "pre" or "post" ("none" means None, "layernorm" means "pre")."""
+    return checked(lambda name, value: _canonical_norm(value, name), default=default, optional=False)
+
+
+@config
+class MLP(Config):
     """A deep fully-connected network of ``depth`` square layers of ``width`` units, or of the layer sizes
     ``widths=(n_0, …, n_L)`` (a width profile; see the module docstring).
 
@@ -87,41 +92,28 @@ class MLP:
     leaky_slope:    the negative slope a of leaky ReLU.
     """
 
-    depth: int | None = None
-    width: int | None = None
-    activation: str = "tanh"
-    init: str = "xavier"
-    weight_std: float | None = None
-    bias_std: float = 0.0
-    residual: bool = False
-    norm: str | None = None
-    residual_scale: float = 1.0
-    leaky_slope: float = 0.01
+    depth: int | None = integer(1, MAX_DEPTH, default=None)
+    width: int | None = integer(1, MAX_WIDTH, default=None)
+    activation: str = choice(ACTIVATIONS, default="tanh")
+    init: str = choice(INIT_NAMES, default="xavier")
+    weight_std: float | None = real(0.0, 100.0, default=None)
+    bias_std: float = real(0.0, 100.0, default=0.0)
+    residual: bool = flag(default=False)
+    norm: str | None = norm_field()
+    residual_scale: float = real(0.0, 100.0, low_inclusive=False, default=1.0)
+    leaky_slope: float = real(-10.0, 10.0, default=0.01)
     widths: tuple[int, ...] | None = None
     sigma_w: float = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self):
-        set_ = object.__setattr__
+    CODE_ALWAYS = ("depth", "width")
+
+    def validate(self):
         if self.widths is not None:
             self._set_profile()
-        else:
-            if self.depth is None or self.width is None:
-                raise ValueError("vglab.MLP needs depth= and width= (square layers), or widths=(n_0, ..., n_L)")
-            set_(self, "depth", check_int("depth", self.depth, 1, MAX_DEPTH))
-            set_(self, "width", check_int("width", self.width, 1, MAX_WIDTH))
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("init", self.init, INIT_NAMES)
-        if self.weight_std is not None:
-            set_(self, "weight_std", check_float("weight_std", self.weight_std, 0.0, 100.0))
-        set_(self, "bias_std", check_float("bias_std", self.bias_std, 0.0, 100.0))
-        if not isinstance(self.residual, bool):
-            raise ValueError(f"residual must be True or False, got {self.residual!r}")
-        set_(self, "norm", _canonical_norm(self.norm))
-        set_(self, "residual_scale",
-             check_float("residual_scale", self.residual_scale, 0.0, 100.0, low_inclusive=False))
-        set_(self, "leaky_slope", check_float("leaky_slope", self.leaky_slope, -10.0, 10.0))
+        elif self.depth is None or self.width is None:
+            raise ValueError("vglab.MLP needs depth= and width= (square layers), or widths=(n_0, ..., n_L)")
         sigma_w = default_weight_std(self.init) if self.weight_std is None else self.weight_std
-        set_(self, "sigma_w", float(sigma_w))
+        object.__setattr__(self, "sigma_w", float(sigma_w))
         plain_only = [why for why, bad in (("residual=True", self.residual), (f"norm={self.norm!r}", self.norm))
                       if bad]
         if self.widths is not None:
@@ -174,29 +166,19 @@ class MLP:
             pass
         elif self.widths is not None and "width" in changes:
             raise ValueError("width= cannot change a width profile; give a new widths= instead")
-        return replace(self, **changes)
+        return super().replace(**changes)
 
-    def to_code(self) -> str:
-        """The Python expression that rebuilds this network, e.g. ``vglab.MLP(depth=50, width=256, ...)``."""
-        defaults = MLP(depth=1, width=1)
-        parts = [f"widths={self.widths!r}"] if self.widths is not None else [f"depth={self.depth}",
-                                                                             f"width={self.width}"]
-        for name in ("activation", "init", "weight_std", "bias_std", "residual", "norm",
-                     "residual_scale", "leaky_slope"):
-            value = getattr(self, name)
-            if value != getattr(defaults, name):
-                parts.append(f"{name}={value!r}")
-        return f"vglab.MLP({', '.join(parts)})"
+    def code_parts(self) -> list[str]:
+        """``depth=, width=`` then the non-default options; a profile is written ``widths=(...)`` first."""
+        parts = super().code_parts()
+        if self.widths is None:
+            return parts
+        return [f"widths={self.widths!r}"] + [p for p in parts if p.split("=")[0] not in ("depth", "width", "widths")]
 
     @property
     def n_parameters(self) -> int:
         w = self.layer_widths
         return sum(w[l] * w[l + 1] + w[l + 1] for l in range(self.depth))
-
-    def __hash__(self):
-        return hash(tuple(getattr(self, f) for f in (
-            "depth", "width", "activation", "init", "weight_std", "bias_std", "residual", "norm",
-            "residual_scale", "leaky_slope", "widths")))
 
 
 def weight_bytes(depth: int, width: int, n_seeds: int = 1) -> int:

@@ -58,7 +58,7 @@ program.  Seeds are vmapped.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -70,6 +70,7 @@ from vglab.core import init as _init
 from vglab.core.activations import _TINY_DERIVATIVE, ACTIVATIONS
 from vglab.core.banks import BankCache, append_rows, capacity
 from vglab.core.compilation import exact_jit
+from vglab.core.config import Config, choice, config, integer, real
 from vglab.core.logspace import (
     LN10,
     LogScale,
@@ -81,12 +82,11 @@ from vglab.core.logspace import (
     scale_add,
     scale_to_float64,
 )
+from vglab.core.results import GradientProfile
 from vglab.core.streams import stream_key
-from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
+from vglab.core.validation import check_seeds
 from vglab.models.jacobians import (
     DEPTH_BUCKETS,
-    SeededGradients,
-    _check_seeds,
     _per_seed,
     factored_derivative,
     pre_activation,
@@ -101,9 +101,8 @@ TRACE_BUDGET_BYTES = 2 * 2**30
 _TRACE_FLOATS = {"vanilla": 3, "lstm": 12, "gru": 10}  # floats per step and hidden unit (inputs + trace + output)
 
 
-@keywords_checked(owner="vglab.RNN")
-@dataclass(frozen=True)
-class RNN:
+@config
+class RNN(Config):
     """A recurrent network of ``hidden`` units unrolled for ``steps`` time steps (see the module docstring).
 
     cell:            "vanilla" (h_t = φ(W h_{t-1} + U x_t + b)), "lstm" or "gru".
@@ -119,41 +118,28 @@ class RNN:
     leaky_slope:     the negative slope of leaky ReLU.
     """
 
-    cell: str = "vanilla"
-    hidden: int = 32
-    steps: int = 50
-    activation: str = "tanh"
-    weight_std: float | None = None
-    spectral_radius: float | None = None
-    input_std: float = 1.0
-    bias_std: float = 0.0
-    forget_bias: float = 1.0
-    leaky_slope: float = 0.01
-    update_bias: float = 1.0
+    cell: str = choice(CELLS, default="vanilla")
+    hidden: int = integer(1, MAX_HIDDEN, default=32)
+    steps: int = integer(1, MAX_STEPS, default=50)
+    activation: str = choice(ACTIVATIONS, default="tanh")
+    weight_std: float | None = real(0.0, 100.0, default=None)
+    spectral_radius: float | None = real(0.0, 100.0, default=None)
+    input_std: float = real(0.0, 100.0, default=1.0)
+    bias_std: float = real(0.0, 100.0, default=0.0)
+    forget_bias: float = real(-100.0, 100.0, default=1.0)
+    leaky_slope: float = real(-10.0, 10.0, default=0.01)
+    update_bias: float = real(-100.0, 100.0, default=1.0)
 
-    def __post_init__(self):
-        set_ = object.__setattr__
-        check_choice("cell", self.cell, CELLS)
-        set_(self, "hidden", check_int("hidden", self.hidden, 1, MAX_HIDDEN))
-        set_(self, "steps", check_int("steps", self.steps, 1, MAX_STEPS))
-        check_choice("activation", self.activation, ACTIVATIONS)
-        if self.cell == "lstm" and self.activation != "tanh":
-            raise ValueError(f"the LSTM cell uses σ gates and tanh (Hochreiter & Schmidhuber 1997); "
-                             f"activation applies to cell='vanilla' only, got activation={self.activation!r}")
-        if self.cell == "gru" and self.activation != "tanh":
-            raise ValueError(f"the GRU cell uses σ gates and tanh (Cho et al. 2014); "
-                             f"activation applies to cell='vanilla' only, got activation={self.activation!r}")
+    CODE_ALWAYS = ("cell", "hidden", "steps")
+
+    def validate(self):
+        gated = {"lstm": "the LSTM cell uses σ gates and tanh (Hochreiter & Schmidhuber 1997)",
+                 "gru": "the GRU cell uses σ gates and tanh (Cho et al. 2014)"}.get(self.cell)
+        if gated and self.activation != "tanh":
+            raise ValueError(f"{gated}; activation applies to cell='vanilla' only, "
+                             f"got activation={self.activation!r}")
         if self.weight_std is not None and self.spectral_radius is not None:
             raise ValueError("give weight_std (Gaussian W) or spectral_radius (W = ρ·orthogonal), not both")
-        if self.weight_std is not None:
-            set_(self, "weight_std", check_float("weight_std", self.weight_std, 0.0, 100.0))
-        if self.spectral_radius is not None:
-            set_(self, "spectral_radius", check_float("spectral_radius", self.spectral_radius, 0.0, 100.0))
-        set_(self, "input_std", check_float("input_std", self.input_std, 0.0, 100.0))
-        set_(self, "bias_std", check_float("bias_std", self.bias_std, 0.0, 100.0))
-        set_(self, "forget_bias", check_float("forget_bias", self.forget_bias, -100.0, 100.0))
-        set_(self, "leaky_slope", check_float("leaky_slope", self.leaky_slope, -10.0, 10.0))
-        set_(self, "update_bias", check_float("update_bias", self.update_bias, -100.0, 100.0))
 
     @property
     def orthogonal(self) -> bool:
@@ -171,21 +157,6 @@ class RNN:
     def gates(self) -> int:
         """Blocks of W: 1 for the vanilla cell, 4 (i, f, o, g) for the LSTM, 3 (r, u, n) for the GRU."""
         return _GATES[self.cell]
-
-    def replace(self, **changes) -> RNN:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-    def to_code(self) -> str:
-        """The Python expression that rebuilds this network: ``vglab.RNN(cell='lstm', hidden=64, ...)``."""
-        defaults = RNN()
-        parts = [f"cell={self.cell!r}", f"hidden={self.hidden}", f"steps={self.steps}"]
-        for name in ("activation", "weight_std", "spectral_radius", "input_std", "bias_std", "forget_bias",
-                     "leaky_slope", "update_bias"):
-            value = getattr(self, name)
-            if value != getattr(defaults, name):
-                parts.append(f"{name}={value!r}")
-        return f"vglab.RNN({', '.join(parts)})"
 
     def _gradient_norms(self, seed: int = 0, n_seeds: int = 1) -> RecurrentGradientNorms:
         return recurrent_gradient_norms(self, seed=seed, n_seeds=n_seeds)
@@ -272,6 +243,13 @@ def recurrent_bank(net: RNN, seeds: tuple[int, ...]) -> RecurrentBank:
                         make)
 
 
+def reserve(net: RNN, seed: int = 0, n_seeds: int = 1) -> None:
+    """Draw and keep the inputs of ``net.steps`` steps for seeds seed..seed+n_seeds−1, so that every shorter
+    unroll of the same network runs on the same arrays, hence the same compiled program (a ``steps`` change
+    below ``net.steps`` does not recompile).  The dashboards call it with their slider's maximum."""
+    recurrent_bank(net, check_seeds(seed, n_seeds))
+
+
 def clear_cache() -> None:
     """Forget every cached recurrent bank (frees memory)."""
     _BANKS.clear()
@@ -293,7 +271,7 @@ class RecurrentParameters(NamedTuple):
 
 def parameters(net: RNN, seed: int = 0) -> RecurrentParameters:
     """The parameters, inputs and loss direction of the network drawn with ``seed`` (NumPy, float32)."""
-    (seed,) = _check_seeds(seed, 1)
+    (seed,) = check_seeds(seed, 1)
     bank = recurrent_bank(net, (seed,))
     scalars = _scalars(net)
     n = net.hidden
@@ -561,7 +539,7 @@ def compiled_programs() -> int:
 
 # --------------------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
-class RecurrentGradientNorms(SeededGradients):
+class RecurrentGradientNorms(GradientProfile):
     """Per-step gradient magnitudes of ``n_seeds`` independently drawn copies of an RNN.
 
     log10_activation_grad: (n_seeds, steps+1)  log10 ‖∂L/∂h_t‖₂, t = 0..T (t = T is ‖g‖).
@@ -573,10 +551,6 @@ class RecurrentGradientNorms(SeededGradients):
     An exactly zero gradient is −inf: it is zero (e.g. dead ReLUs), not underflow.
     """
 
-    net: RNN
-    seed: int
-    n_seeds: int
-    log10_activation_grad: np.ndarray
     log10_cell_grad: np.ndarray | None
     log10_hidden_rms: np.ndarray
     forget_gate_mean: np.ndarray | None
@@ -590,7 +564,7 @@ def recurrent_gradient_norms(net: RNN, seed: int = 0, n_seeds: int = 1) -> Recur
     """
     if not isinstance(net, RNN):
         raise ValueError(f"recurrent_gradient_norms expects a vglab.RNN, got {type(net).__name__}")
-    seeds = _check_seeds(seed, n_seeds)
+    seeds = check_seeds(seed, n_seeds)
     bank = recurrent_bank(net, seeds)
     out = _recurrent_program(Structure(net.cell, net.activation), _scalars(net), bank.recurrent,
                              bank.input_weights, bank.bias, bank.inputs, bank.directions,

@@ -48,7 +48,7 @@ select a program.  Seeds are vmapped.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
@@ -59,6 +59,7 @@ import numpy as np
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.banks import BankCache, append_rows, capacity
 from vglab.core.compilation import exact_jit
+from vglab.core.config import Config, choice, config, flag, integer, real
 from vglab.core.logspace import (
     LN10,
     LogScale,
@@ -70,10 +71,10 @@ from vglab.core.logspace import (
     scale_to_float64,
     scaled_add_pair,
 )
+from vglab.core.results import GradientProfile
 from vglab.core.streams import stream_key
-from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
-from vglab.models.jacobians import SeededGradients, _check_seeds
-from vglab.models.mlp import LAYERNORM_EPS, _canonical_norm
+from vglab.core.validation import check_seeds
+from vglab.models.mlp import LAYERNORM_EPS, norm_field
 
 MAX_DEPTH = 1000
 MAX_WIDTH = 1024
@@ -87,9 +88,8 @@ _MAX_LOG_SCALE = 30.0  # attention logits use at most e^{2·30} as scale (softma
 _FLOAT32_EPS = 2.0**-24  # unit roundoff
 
 
-@keywords_checked(owner="vglab.Transformer")
-@dataclass(frozen=True)
-class Transformer:
+@config
+class Transformer(Config):
     """A stack of ``depth`` transformer blocks of width ``width`` with ``heads`` attention heads.
 
     seq_len:    tokens T of the random input sequence.
@@ -101,46 +101,20 @@ class Transformer:
     See the module docstring for the equations.
     """
 
-    depth: int
-    width: int
-    heads: int
-    seq_len: int = 8
-    residual: bool = True
-    norm: str | None = "pre"
-    activation: str = "gelu"
-    weight_std: float = 1.0
-    mlp_ratio: int = 4
-    leaky_slope: float = 0.01
+    depth: int = integer(1, MAX_DEPTH)
+    width: int = integer(1, MAX_WIDTH)
+    heads: int = integer(1, MAX_HEADS)
+    seq_len: int = integer(1, MAX_SEQ_LEN, default=8)
+    residual: bool = flag(default=True)
+    norm: str | None = norm_field(default="pre")
+    activation: str = choice(ACTIVATIONS, default="gelu")
+    weight_std: float = real(0.0, 100.0, default=1.0)
+    mlp_ratio: int = integer(1, MAX_MLP_RATIO, default=4)
+    leaky_slope: float = real(-10.0, 10.0, default=0.01)
 
-    def __post_init__(self):
-        set_ = object.__setattr__
-        set_(self, "depth", check_int("depth", self.depth, 1, MAX_DEPTH))
-        set_(self, "width", check_int("width", self.width, 1, MAX_WIDTH))
-        set_(self, "heads", check_int("heads", self.heads, 1, MAX_HEADS))
+    def validate(self):
         if self.width % self.heads:
             raise ValueError(f"width must be divisible by heads, got width={self.width}, heads={self.heads}")
-        set_(self, "seq_len", check_int("seq_len", self.seq_len, 1, MAX_SEQ_LEN))
-        if not isinstance(self.residual, bool):
-            raise ValueError(f"residual must be True or False, got {self.residual!r}")
-        set_(self, "norm", _canonical_norm(self.norm))
-        check_choice("activation", self.activation, ACTIVATIONS)
-        set_(self, "weight_std", check_float("weight_std", self.weight_std, 0.0, 100.0))
-        set_(self, "mlp_ratio", check_int("mlp_ratio", self.mlp_ratio, 1, MAX_MLP_RATIO))
-        set_(self, "leaky_slope", check_float("leaky_slope", self.leaky_slope, -10.0, 10.0))
-
-    def replace(self, **changes) -> Transformer:
-        """A copy with some fields changed (validated again)."""
-        return replace(self, **changes)
-
-    def to_code(self) -> str:
-        """The Python expression that rebuilds this network, e.g. ``vglab.Transformer(depth=96, ...)``."""
-        defaults = Transformer(depth=1, width=1, heads=1)
-        parts = [f"depth={self.depth}", f"width={self.width}", f"heads={self.heads}"]
-        for name in ("seq_len", "residual", "norm", "activation", "weight_std", "mlp_ratio", "leaky_slope"):
-            value = getattr(self, name)
-            if value != getattr(defaults, name):
-                parts.append(f"{name}={value!r}")
-        return f"vglab.Transformer({', '.join(parts)})"
 
     @property
     def floats_per_block(self) -> int:
@@ -246,6 +220,14 @@ def block_bank(net: Transformer, seeds: tuple[int, ...]) -> BlockBank:
                         lambda bank: bank.capacity >= net.depth and bank.tokens.shape[1] >= net.seq_len, make)
 
 
+def reserve(net: Transformer, seed: int = 0, n_seeds: int = 1) -> None:
+    """Draw and keep ``net.depth`` blocks and ``net.seq_len`` tokens for seeds seed..seed+n_seeds−1, so that
+    every shallower stack of the same width runs on the same arrays, hence the same compiled program (a
+    ``depth`` change below ``net.depth`` does not recompile).  The dashboards call it with their slider's
+    maximum."""
+    block_bank(net, check_seeds(seed, n_seeds))
+
+
 def clear_cache() -> None:
     """Forget every cached block bank (frees memory)."""
     _BANKS.clear()
@@ -271,7 +253,7 @@ class TransformerParameters(NamedTuple):
 
 def parameters(net: Transformer, seed: int = 0) -> TransformerParameters:
     """The weights, input tokens and loss direction of the stack drawn with ``seed`` (NumPy, float32)."""
-    (seed,) = _check_seeds(seed, 1)
+    (seed,) = check_seeds(seed, 1)
     bank = block_bank(net, (seed,))
     L, T = net.depth, net.seq_len
     scale_d, scale_h = _weight_scales(net)
@@ -462,19 +444,17 @@ def compiled_programs() -> int:
 
 # --------------------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
-class TransformerGradientNorms(SeededGradients):
+class TransformerGradientNorms(GradientProfile):
     """Per-block gradient magnitudes of ``n_seeds`` independently drawn transformer stacks.
 
     log10_activation_grad: (n_seeds, depth+1)  log10 ‖∂L/∂h_l‖_F over the sequence, l = 0..depth (l = depth
                            is ‖G‖_F), h_l the output of block l (h_0 the input tokens).
     log10_activation_rms:  (n_seeds, depth)    log10 RMS(h_l), l = 1..depth (the forward signal scale).
+    log10_input_rms:       (n_seeds,)          log10 RMS(h_0) of the input tokens X (the stream's start).
     """
 
-    net: Transformer
-    seed: int
-    n_seeds: int
-    log10_activation_grad: np.ndarray
     log10_activation_rms: np.ndarray
+    log10_input_rms: np.ndarray | None = None
 
 
 def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1) -> TransformerGradientNorms:
@@ -484,7 +464,7 @@ def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1
     """
     if not isinstance(net, Transformer):
         raise ValueError(f"transformer_gradient_norms expects a vglab.Transformer, got {type(net).__name__}")
-    seeds = _check_seeds(seed, n_seeds)
+    seeds = check_seeds(seed, n_seeds)
     bank = block_bank(net, seeds)
     scale_d, scale_h = _weight_scales(net)
     scalars = Scalars(jnp.float32(scale_d), jnp.float32(scale_h), jnp.float32(net.leaky_slope))
@@ -493,5 +473,7 @@ def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1
                                              bank.tokens, bank.directions, jnp.int32(net.seq_len),
                                              jnp.int32(net.depth))
     L = net.depth
+    tokens = np.asarray(bank.tokens[:, : net.seq_len], dtype=np.float64)  # h_0 = X, (S, T, d)
     return TransformerGradientNorms(net, seed, n_seeds, scale_to_float64(*log_grad)[:, : L + 1] / LN10,
-                                    scale_to_float64(*log_rms)[:, :L] / LN10)
+                                    scale_to_float64(*log_rms)[:, :L] / LN10,
+                                    0.5 * np.log10(np.mean(tokens**2, axis=(1, 2))))

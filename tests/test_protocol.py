@@ -1,0 +1,217 @@
+"""The parts every model shares, written once (issue 14 item 2): descriptions are ``vglab.core.config.Config``
+subclasses (validation, ``replace``, ``to_code``, hashing), every ``gradient_norms`` result is a
+``vglab.GradientProfile``, and the lab layer reaches the models only through public names."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vglab
+from vglab.core.config import Config
+from vglab.core.results import GradientProfile
+from vglab.models import recurrent, transformer
+
+LAB = Path(vglab.__file__).parent / "lab"
+
+# (description, a variant with every option away from its default); small enough to compute in a second.
+NETWORKS = {
+    "MLP": (vglab.MLP(depth=3, width=4),
+            vglab.MLP(depth=3, width=4, activation="relu", init="he", weight_std=1.5, bias_std=0.1, residual=True,
+                      norm="post", residual_scale=0.5, leaky_slope=0.2)),
+    "MLP profile": (vglab.MLP(widths=(3, 5, 5, 2)), vglab.MLP(widths=(3, 5, 5, 2), activation="gelu", bias_std=0.2)),
+    "RNN": (vglab.RNN(hidden=4, steps=5),
+            vglab.RNN(cell="vanilla", hidden=4, steps=5, activation="relu", weight_std=0.7, input_std=0.5,
+                      bias_std=0.1, leaky_slope=0.1)),
+    "LSTM": (vglab.RNN(cell="lstm", hidden=4, steps=5), vglab.RNN(cell="lstm", hidden=4, steps=5, forget_bias=3.0,
+                                                                  spectral_radius=0.9)),
+    "GRU": (vglab.RNN(cell="gru", hidden=4, steps=5), vglab.RNN(cell="gru", hidden=4, steps=5, update_bias=-1.0)),
+    "Transformer": (vglab.Transformer(depth=2, width=8, heads=2, seq_len=3),
+                    vglab.Transformer(depth=2, width=8, heads=2, seq_len=3, residual=False, norm=None,
+                                      activation="tanh", weight_std=0.5, mlp_ratio=2, leaky_slope=0.3)),
+    "BatchNormMLP": (vglab.BatchNormMLP(depth=3, width=4, batch=8),
+                     vglab.BatchNormMLP(depth=3, width=4, batch=8, activation="tanh", init="xavier", weight_std=1.5,
+                                        residual=True, residual_scale=0.5, leaky_slope=0.2)),
+    "ConvNet": (vglab.ConvNet(depth=2, channels=4, length=8),
+                vglab.ConvNet(depth=2, channels=4, kernel=3, length=8, activation="tanh", init="xavier",
+                              weight_std=1.1, bias_std=0.1, residual=True, residual_scale=0.3, norm="pre")),
+}
+PAIRS = list(NETWORKS.values())
+IDS = list(NETWORKS)
+
+
+@pytest.mark.parametrize(("plain", "varied"), PAIRS, ids=IDS)
+def test_every_description_is_a_config_whose_code_rebuilds_it(plain, varied):
+    for net in (plain, varied):
+        assert isinstance(net, Config) and dataclasses.is_dataclass(net)
+        code = net.to_code()
+        assert code.startswith(f"vglab.{type(net).__name__}(")
+        rebuilt = eval(code, {"vglab": vglab})  # noqa: S307 - the code vglab wrote
+        assert rebuilt == net and hash(rebuilt) == hash(net)
+    assert plain != varied and plain.replace(**_fields(varied)) == varied
+    # Every option away from its default is written; the plain one writes no option it does not need.
+    assert all(f"{name}=" in varied.to_code() for name in _changed(plain, varied))
+    assert len(plain.to_code()) < len(varied.to_code())
+
+
+def _fields(net) -> dict:
+    return {f.name: getattr(net, f.name) for f in dataclasses.fields(net) if f.init}
+
+
+def _changed(a, b) -> list[str]:
+    return [name for name, value in _fields(b).items() if _fields(a)[name] != value]
+
+
+@pytest.mark.parametrize(("plain", "varied"), PAIRS, ids=IDS)
+def test_declared_defaults_are_the_canonical_values(plain, varied):
+    """to_code compares with each field's declared default: a default that validation rewrote (1 → 1.0,
+    'layernorm' → 'pre') would make every to_code write it."""
+    cls = type(plain)
+    required = {f.name: getattr(plain, f.name) for f in dataclasses.fields(cls)
+                if f.init and f.default is dataclasses.MISSING}
+    default = cls(**required) if required or cls is not vglab.MLP else cls(depth=1, width=1)
+    for f in dataclasses.fields(cls):
+        if f.init and f.default is not dataclasses.MISSING and f.name not in ("depth", "width"):
+            assert getattr(default, f.name) == f.default, f.name
+            assert type(getattr(default, f.name)) is type(f.default), f.name
+
+
+def test_to_code_is_what_it_was_before_the_common_base():
+    """The exact strings the per-class to_code methods wrote (notebooks' code views show them)."""
+    assert vglab.MLP(depth=5, width=8, norm="layernorm", weight_std=2).to_code() == \
+        "vglab.MLP(depth=5, width=8, weight_std=2.0, norm='pre')"
+    assert vglab.MLP(widths=(4, 8, 8, 2), depth=6).to_code() == "vglab.MLP(widths=(4, 8, 8, 8, 8, 8, 2))"
+    assert vglab.MLP(widths=(5, 5, 5)).to_code() == "vglab.MLP(depth=2, width=5)"
+    assert vglab.RNN().to_code() == "vglab.RNN(cell='vanilla', hidden=32, steps=50)"
+    assert vglab.RNN(cell="lstm", hidden=64, forget_bias=3).to_code() == \
+        "vglab.RNN(cell='lstm', hidden=64, steps=50, forget_bias=3.0)"
+    assert vglab.Transformer(depth=96, width=64, heads=4, norm="post").to_code() == \
+        "vglab.Transformer(depth=96, width=64, heads=4, norm='post')"
+    assert vglab.BatchNormMLP(depth=3, width=4, batch=8).to_code() == "vglab.BatchNormMLP(depth=3, width=4, batch=8)"
+    assert vglab.ConvNet(depth=3, residual=True, norm="pre").to_code() == \
+        "vglab.ConvNet(depth=3, residual=True, norm='pre')"
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: vglab.RNN(hidden=0), "hidden must be an integer in 1..2048, got 0"),
+    (lambda: vglab.RNN(hidden=4).replace(steps=0), "steps must be an integer in 1..10000, got 0"),
+    (lambda: vglab.Transformer(depth=2, width=8, heads=2).replace(residual=1), "residual must be True or False, got 1"),
+    (lambda: vglab.Transformer(depth=2, width=8, heads=2).replace(heads=3),
+     "width must be divisible by heads, got width=8, heads=3"),
+    (lambda: vglab.BatchNormMLP(depth=2, width=2).replace(weight_std=0), r"weight_std must be in \(0.0, 100.0\]"),
+    (lambda: vglab.ConvNet(depth=2).replace(kernel=4), "kernel must be odd"),
+    (lambda: vglab.ConvNet(depth=2).replace(norm="post"), "norm must be None or 'pre', got 'post'"),
+    (lambda: vglab.ConvNet(depth=2, activaton="relu"), "vglab.ConvNet\\(\\) got an unknown keyword 'activaton'; "
+                                                        "did you mean 'activation'"),
+    (lambda: vglab.RNN().replace(hiden=3), "vglab.RNN\\(\\) got an unknown keyword 'hiden'; did you mean 'hidden'"),
+    (lambda: vglab.MLP(depth=2, width=2).replace(activation="sigmod"), "did you mean 'sigmoid'"),
+])
+def test_replace_validates_like_the_constructor(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+# --------------------------------------------------------------------------------------------- results
+@pytest.mark.parametrize(("plain", "varied"), PAIRS, ids=IDS)
+def test_every_gradient_result_is_a_gradient_profile(plain, varied):
+    result = vglab.gradient_norms(varied, seed=3, n_seeds=2)
+    assert isinstance(result, GradientProfile)
+    # Its class, or the class it refines (a width profile's ProfileGradientNorms is a GradientNorms), is public.
+    assert [c for c in type(result).__mro__ if c is not GradientProfile and getattr(vglab, c.__name__, None) is c
+            and c.__name__ in vglab.__all__]
+    assert result.net == varied and (result.seed, result.n_seeds) == (3, 2)
+    grad = result.log10_activation_grad
+    assert grad.shape == (2, result.positions + 1) and not np.any(np.isnan(grad))  # −inf: exactly 0 (ReLU)
+    np.testing.assert_array_equal(result.log10_gradient_ratio, grad[:, 0] - grad[:, -1])
+    for name in result.extras:
+        assert np.shape(getattr(result, name))[0] == 2, name
+    again = eval(result.to_code(), {"vglab": vglab})  # noqa: S307 - the code vglab wrote
+    assert type(again) is type(result)
+    np.testing.assert_array_equal(again.log10_activation_grad, grad)
+
+
+def test_extras_name_what_applies_to_the_network():
+    lstm = vglab.gradient_norms(vglab.RNN(cell="lstm", hidden=4, steps=3))
+    gru = vglab.gradient_norms(vglab.RNN(cell="gru", hidden=4, steps=3))
+    assert "log10_cell_grad" in lstm.extras and "forget_gate_mean" in lstm.extras
+    assert "log10_cell_grad" not in gru.extras and gru.extras == ("log10_hidden_rms", "update_gate_mean")
+    assert set(vglab.gradient_norms(vglab.MLP(depth=2, width=3)).extras) >= {"dead_fraction", "log10_weight_grad"}
+
+
+def test_a_result_with_the_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match=r"log10_activation_grad must have shape \(n_seeds, positions\+1\) = \(2"):
+        GradientProfile(vglab.MLP(depth=2, width=2), 0, 2, np.zeros((1, 3)))
+
+
+def test_transformer_input_rms_is_that_of_the_drawn_tokens():
+    net = vglab.Transformer(depth=2, width=8, heads=2, seq_len=5)
+    result = vglab.gradient_norms(net, seed=4, n_seeds=2)
+    expected = [0.5 * np.log10(np.mean(transformer.parameters(net, seed).tokens.astype(np.float64) ** 2))
+                for seed in (4, 5)]
+    np.testing.assert_allclose(result.log10_input_rms, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("engine", "net", "size"), [
+    (recurrent, vglab.RNN(hidden=6, steps=300), "steps"),
+    (transformer, vglab.Transformer(depth=100, width=8, heads=2, seq_len=3), "depth"),
+])
+def test_reserve_makes_every_smaller_size_run_one_program(engine, net, size):
+    engine.reserve(net, seed=11, n_seeds=2)
+    vglab.gradient_norms(net.replace(**{size: 1}), seed=11, n_seeds=2)
+    compiled = engine.compiled_programs()
+    for value in (2, 70, getattr(net, size)):  # across the engines' capacity buckets (64, 256 / 16, 128)
+        vglab.gradient_norms(net.replace(**{size: value}), seed=11, n_seeds=2)
+    assert engine.compiled_programs() == compiled
+    with pytest.raises(ValueError, match="seed must be an integer in 0"):
+        engine.reserve(net, seed=-1)
+
+
+# --------------------------------------------------------------------------------------------- the lab layer
+def private_uses(source: str) -> list[str]:
+    """Underscore names the code takes from vglab.core or vglab.models: imported (``from vglab.models.x import
+    _y``) or reached as an attribute of an imported core/model module (``recurrent._BANKS``, or
+    ``vglab.models.recurrent._BANKS``)."""
+    tree = ast.parse(source)
+    engine_modules, found = set(), []
+
+    def engine(name: str) -> bool:
+        return name.startswith(("vglab.core", "vglab.models"))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                full = f"{node.module}.{alias.name}"
+                if engine(node.module) and alias.name.startswith("_"):
+                    found.append(full)
+                elif engine(full) or node.module in ("vglab.core", "vglab.models"):
+                    engine_modules.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if engine(alias.name) and alias.asname:
+                    engine_modules.add(alias.asname)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            owner = ast.unparse(node.value)
+            if owner in engine_modules or engine(owner):
+                found.append(f"{owner}.{node.attr}")
+    return found
+
+
+def test_the_private_name_check_finds_what_it_should():
+    source = ("from vglab.models.jacobians import _check_seeds, gradient_norms\n"
+              "from vglab.models import recurrent\n"
+              "import vglab.models.transformer as tf\n"
+              "import vglab\n"
+              "recurrent._BANKS.clear(); tf.block_bank(); vglab.models.jacobians._per_seed\n"
+              "self._x; recurrent.reserve(net); recurrent.__name__\n")
+    assert sorted(private_uses(source)) == ["recurrent._BANKS", "vglab.models.jacobians._check_seeds",
+                                            "vglab.models.jacobians._per_seed"]
+
+
+@pytest.mark.parametrize("path", sorted(LAB.glob("*.py")), ids=lambda p: p.name)
+def test_the_lab_uses_no_private_name_of_the_core_or_the_models(path):
+    assert private_uses(path.read_text()) == []

@@ -1,0 +1,95 @@
+"""The one result type of ``vglab.gradient_norms``: ``GradientProfile``, and what every result derives from it.
+
+Every model's ``gradient_norms`` returns a ``GradientProfile`` subclass (``vglab.GradientNorms`` for the MLP and
+the BatchNorm MLP, ``RecurrentGradientNorms``, ``TransformerGradientNorms``, ``StackGradientNorms`` for
+``vglab.Stack`` and ``vglab.ConvNet``).  They share the fields ``net``, ``seed``, ``n_seeds`` and
+
+    log10_activation_grad: (n_seeds, P+1)  log10 ‖∂L/∂h_p‖ for positions p = 0..P (layers, time steps or
+                           blocks), position P being the output, where ∂L/∂h_P = g
+
+and everything computed from them (the gradient ratio, the typical and the RMS profile over seeds, ``to_code``);
+a subclass adds its architecture's extras as fields (weight gradients, dead fractions, cell-state gradients,
+gate means, ...), an extra that does not apply to a network being None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from vglab.core.logspace import LN10
+
+
+def log10_root_mean_square(log10_values, axis: int = 0) -> np.ndarray:
+    """½ log10 mean(10^(2 v)) over ``axis``, for log10 magnitudes v, without leaving log space.
+
+    With y = 2 ln10 · v (natural logs of the squares), ln mean e^y = m + ln Σ e^(y − m) − ln k, m = max y (a
+    log-sum-exp), so v = −600 (a 1e-600 gradient) neither underflows nor is lost beside the others; −inf
+    (an exactly zero norm) adds nothing, and the result is −inf only where every value is.  NaN propagates.
+    """
+    y = 2.0 * LN10 * np.asarray(log10_values, dtype=np.float64)
+    top = np.max(y, axis=axis, keepdims=True)
+    shift = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_sum = np.log(np.sum(np.exp(y - shift), axis=axis)) + np.squeeze(shift, axis=axis)
+    top = np.squeeze(top, axis=axis)
+    log_sum = np.where(np.isinf(top) & ~np.isnan(log_sum), top, log_sum)  # all zero (−inf), or +inf
+    return 0.5 * (log_sum - math.log(y.shape[axis])) / LN10
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientProfile:
+    """Per-position gradient magnitudes of ``n_seeds`` independently drawn copies of ``net`` (seeds
+    seed..seed+n_seeds−1); see the module docstring.  An exactly zero gradient is −inf: it is zero (e.g. dead
+    ReLUs), not underflow."""
+
+    net: Any
+    seed: int
+    n_seeds: int
+    log10_activation_grad: np.ndarray
+
+    def __post_init__(self):
+        grad = self.log10_activation_grad
+        if np.ndim(grad) != 2 or np.shape(grad)[0] != self.n_seeds or np.shape(grad)[1] < 2:
+            raise ValueError(f"log10_activation_grad must have shape (n_seeds, positions+1) = ({self.n_seeds}, "
+                             f"≥ 2), got {np.shape(grad)}")
+
+    @property
+    def positions(self) -> int:
+        """P: the number of layers, time steps or blocks (log10_activation_grad has P+1 columns)."""
+        return self.log10_activation_grad.shape[1] - 1
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """The names of this result's extra fields that hold values for its network (not None)."""
+        base = {f.name for f in dataclasses.fields(GradientProfile)}
+        return tuple(f.name for f in dataclasses.fields(self)
+                     if f.name not in base and getattr(self, f.name) is not None)
+
+    @property
+    def log10_gradient_ratio(self) -> np.ndarray:
+        """(n_seeds,) log10 ‖∂L/∂h_0‖ / ‖∂L/∂h_out‖: how many orders of magnitude the gradient lost on its way
+        from the output back to the input (layers, time steps or blocks)."""
+        return self.log10_activation_grad[:, 0] - self.log10_activation_grad[:, -1]
+
+    @property
+    def log10_typical_activation_grad(self) -> np.ndarray:
+        """(positions+1,) the mean over seeds of log10 ‖∂L/∂h_l‖: the *typical* gradient (a geometric mean),
+        what the dashboards' solid line shows."""
+        return np.mean(self.log10_activation_grad, axis=0)
+
+    @property
+    def log10_rms_activation_grad(self) -> np.ndarray:
+        """(positions+1,) ½ log10 of the mean over seeds of ‖∂L/∂h_l‖²: the sample estimate of √E‖∂L/∂h_l‖²,
+        the quantity mean-field theory predicts (``log10_root_mean_square``).  By Jensen's inequality it is ≥
+        the typical value ``log10_typical_activation_grad``; at finite width the gap grows roughly like
+        depth/width (Hanin 2018; Hanin & Nica 2019)."""
+        return log10_root_mean_square(self.log10_activation_grad, axis=0)
+
+    def to_code(self) -> str:
+        """The vglab call that reproduces this result."""
+        extra = f", n_seeds={self.n_seeds}" if self.n_seeds != 1 else ""
+        return f"vglab.gradient_norms({self.net.to_code()}, seed={self.seed}{extra})"

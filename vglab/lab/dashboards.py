@@ -226,6 +226,7 @@ class Dashboard:
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize)
         drawing.lock_canvas(self.figure.canvas)  # its own draws wait for ours, and ours for them
+        drawing.quick_png(self.figure.canvas)  # (ipympl) frames PNG-encoded in about half the time
         self.setup_figure(self.figure)
         self._frames = plots.BlitFrames(self.figure, self._changing_artists)
         self._build_layout(extra_buttons, save_path or f"vglab_{self.kind}.png")

@@ -28,7 +28,11 @@ two cannot deadlock.
 from __future__ import annotations
 
 import functools
+import io
 import threading
+import zlib
+
+import numpy as np
 
 DRAW_LOCK = threading.RLock()
 MATHTEXT_LOCK = threading.Lock()
@@ -67,6 +71,42 @@ def lock_canvas(canvas) -> None:
 
         locked.vglab_locked = True
         setattr(canvas, name, locked)
+
+
+def quick_png(canvas) -> bool:
+    """Make a web canvas (ipympl's, matplotlib's webagg) encode its frames with zlib's run-length strategy at
+    level 1 instead of PIL's default (level 6).  The frame ipympl sends after each update is a PNG of the
+    whole figure (a "diff" frame: the changed pixels, the others 0), and encoding it was a third of a
+    blitted frame's time; RLE at level 1 takes about half as long and gives as small a diff frame (a full
+    frame ~10 % larger).  The same pixels (PNG is lossless) and the same protocol: this is matplotlib's
+    ``FigureCanvasWebAggCore.get_diff_image`` with only the encoder's options changed.  True when applied."""
+    if not hasattr(canvas, "get_diff_image") or getattr(canvas.get_diff_image, "vglab_quick", False):
+        return False
+    from matplotlib.backends.backend_webagg_core import Image  # PIL's, as matplotlib's own encoder uses it
+
+    def get_diff_image():
+        if not canvas._png_is_old:
+            return None
+        pixels = np.asarray(canvas.get_renderer().buffer_rgba())
+        buff = pixels.view(np.uint32).squeeze(2)  # one uint32 a pixel: compared in one call
+        if (canvas._force_full or buff.shape != canvas._last_buff.shape
+                or (pixels[:, :, 3] != 255).any()):  # transparency cannot be laid over the old frame
+            canvas.set_image_mode("full")
+            output = buff
+        else:
+            canvas.set_image_mode("diff")
+            output = np.where(buff != canvas._last_buff, buff, 0)
+        canvas._last_buff = buff.copy()
+        canvas._force_full = False
+        canvas._png_is_old = False
+        data = output.view(dtype=np.uint8).reshape((*output.shape, 4))
+        with io.BytesIO() as png:
+            Image.fromarray(data).save(png, format="png", compress_level=1, compress_type=zlib.Z_RLE)
+            return png.getvalue()
+
+    get_diff_image.vglab_quick = True
+    canvas.get_diff_image = get_diff_image
+    return True
 
 
 serialise_mathtext()

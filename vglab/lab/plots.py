@@ -21,8 +21,10 @@ import math
 import contourpy
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.colors import TwoSlopeNorm
-from matplotlib.layout_engine import PlaceHolderLayoutEngine, TightLayoutEngine
+from matplotlib.layout_engine import ConstrainedLayoutEngine, PlaceHolderLayoutEngine, TightLayoutEngine
+from matplotlib.legend import Legend
 from matplotlib.ticker import FuncFormatter, Locator, MaxNLocator
 
 # Okabe & Ito (2008), "Color Universal Design": told apart with every common colour-vision deficiency.
@@ -965,6 +967,26 @@ class StableTightLayout(TightLayoutEngine):
         self._laid_out_for = key
 
 
+class StableConstrainedLayout(ConstrainedLayoutEngine):
+    """``constrained_layout`` at a draw, but only when what it depends on changed (``StableTightLayout._key``:
+    the axes' limits, the figure's size and dpi, the titles of legends in the layout).  Its result for an
+    unchanged figure is the layout it already has, so skipping it draws the same picture; a frame that
+    changed only data (with limits that stay, ``sticky_limits``) then costs no layout (it was ~45 % of a
+    full frame of lesson 13's two panels)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._laid_out_for = None
+
+    def execute(self, figure):
+        key = StableTightLayout._key(figure)
+        if key == self._laid_out_for:
+            return None
+        result = super().execute(figure)
+        self._laid_out_for = key
+        return result
+
+
 class BlitFrames:
     """Render a figure's frames by blitting when only its changing artists changed (matplotlib's "faster
     rendering by using blitting" pattern), else in full.
@@ -983,6 +1005,14 @@ class BlitFrames:
 
     Saving (``savefig``) draws animated artists like any other, so saved figures are complete; plain
     ``canvas.draw()`` calls are complete too, through the ``draw_event``.
+
+    A legend drawn over the curves is most of a blitted frame's time (its texts' glyphs are laid out and
+    rendered again at every draw: ~20 of a ~30 ms frame on a quiet machine).  So each animated legend is
+    rendered once, alone, on a transparent canvas of the figure's size (``LegendPixels``) and composited
+    over the frame (Porter–Duff "over": the same pixels as drawing it there, within one 8-bit level); it is
+    rendered again when it changed (a new title, entry or corner marks it stale), when its anchor (the
+    axes' box) or the canvas changed, and at every full frame.  Full and blitted frames composite the same
+    rendering, so a blitted frame is still exactly the full redraw.
     """
 
     def __init__(self, figure, changing_artists):
@@ -992,6 +1022,8 @@ class BlitFrames:
         self._background_key = None
         self._rendering = False
         self.frames = {"full": 0, "blit": 0}
+        self.legend_renders = 0  # legends rendered alone (LegendPixels); reused by the frames in between
+        self._legends: dict = {}  # id(legend) → LegendPixels
         self._animate()
         if isinstance(figure.get_layout_engine(), (type(None), PlaceHolderLayoutEngine)):
             # Laid out again at every full draw (not at a blitted frame): tick labels that widen with the
@@ -1022,6 +1054,7 @@ class BlitFrames:
         artists = self._ordered()
         left_out = [artist for artist in artists if artist.get_animated()]  # the figure's draw skipped these
         self._background = self._background_key = None
+        self._legends.clear()  # a full frame renders the legends again
         if len(left_out) < len(artists):  # new artists (a new legend) are in these pixels: no background
             for artist in artists:
                 artist.set_animated(True)
@@ -1032,10 +1065,22 @@ class BlitFrames:
 
     def _draw(self, artists, renderer) -> None:
         for artist in artists:
-            artist.draw(renderer)
+            if isinstance(artist, Legend):
+                self._draw_legend(artist, renderer)
+            else:
+                artist.draw(renderer)
         # Drawing moves the inner boxes of legends and text frames, which are not animated themselves and
         # report that as a change; nothing but these draws ran, so the figure is as drawn.
         self.figure.stale = False
+
+    def _draw_legend(self, legend, renderer) -> None:
+        if not legend.get_visible():
+            return
+        pixels = self._legends.get(id(legend))
+        if pixels is None or not pixels.fits(legend, renderer):
+            pixels = self._legends[id(legend)] = LegendPixels(legend, renderer)
+            self.legend_renders += 1
+        pixels.draw(renderer)
 
     def render(self) -> str:
         """Render the current state into the canvas and send it: "blit" or "full" (which one ran)."""
@@ -1056,3 +1101,48 @@ class BlitFrames:
         canvas.blit(self.figure.bbox)
         self.frames["blit"] += 1
         return "blit"
+
+
+class LegendPixels:
+    """One legend rendered alone: its RGBA pixels on a transparent canvas the size of ``renderer``'s, cut to
+    the legend's box (plus a 3-pixel margin for antialiased edges), composited with ``draw``.
+
+    ``fits(legend, renderer)``: these pixels still show ``legend`` as it would be drawn now — the same legend,
+    not stale (any change of its texts, entries, title, corner or visibility marks it so; drawing clears
+    it), in a fixed corner (``loc="best"`` follows the data: rendered at every frame), the same anchor box
+    (the axes') and the same canvas size and dpi.
+    """
+
+    MARGIN = 3
+
+    def __init__(self, legend, renderer):
+        self.legend_id = id(legend)
+        self.key = self._key(legend, renderer)
+        alone = RendererAgg(renderer.width, renderer.height, renderer.dpi)  # transparent
+        legend.draw(alone)  # (leaves the legend not stale)
+        box = legend.legendPatch.get_window_extent()
+        height, margin = renderer.height, self.MARGIN
+        x0, y0 = max(int(math.floor(box.x0)) - margin, 0), max(int(math.floor(box.y0)) - margin, 0)
+        x1 = min(int(math.ceil(box.x1)) + margin, renderer.width)
+        y1 = min(int(math.ceil(box.y1)) + margin, height)
+        rows = np.asarray(alone.buffer_rgba())[height - y1: height - y0, x0:x1]
+        self.x, self.y = x0, y0
+        self.image = rows[::-1].copy() if rows.size else None  # draw_image takes the bottom row first
+
+    @staticmethod
+    def _key(legend, renderer) -> tuple:
+        return (id(legend), renderer.width, renderer.height, renderer.dpi,
+                tuple(legend.get_bbox_to_anchor().bounds))
+
+    def fits(self, legend, renderer) -> bool:
+        best = legend._loc == 0  # loc="best" moves with the data at every draw: never kept
+        return not best and not legend.stale and self._key(legend, renderer) == self.key
+
+    def draw(self, renderer) -> None:
+        if self.image is None:
+            return
+        gc = renderer.new_gc()
+        try:
+            renderer.draw_image(gc, self.x, self.y, self.image)
+        finally:
+            gc.restore()

@@ -392,6 +392,20 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
     return trace
 
 
+def backward_step(weight, dphi, log_branch_factor: LogScale, log_input_norm: LogScale, v, R: LogScale,
+                  log_weight_scale: LogScale):
+    """One plain layer back from δ = e^R ṽ at its output (the MLP's, and a width profile's, ``profile``).
+
+    ∂L/∂z = e^{R + log_branch_factor} (d̃ ⊙ ṽ) renormalised: (b̃, R_b, log ‖∂L/∂z‖); ‖∂L/∂W‖_F = ‖∂L/∂z‖ · ‖input‖
+    (a rank-one matrix) from log_input_norm; and Wᵀ ∂L/∂z = e^{R_b + w} Ŵᵀ b̃ as (t̃, R_t), not renormalised (a
+    residual or a LayerNorm acts on it first).  weight Ŵ (n_out, n_in), rectangular in a profile; dphi, v
+    (n_out,) → b̃ (n_out,), t̃ (n_in,).  Returns (b̃, log ‖∂L/∂z‖, log ‖∂L/∂W‖_F, t̃, R_t).
+    Ŵᵀ b̃ is written b̃ Ŵ: XLA:CPU runs a transposed matvec ~4x slower than a row-vector product."""
+    branch, R_b, log_branch = normalise_unit(dphi * v, scale_add(R, log_branch_factor))
+    return branch, log_branch, scale_add(log_branch, log_input_norm), branch @ weight, \
+        scale_add(R_b, log_weight_scale)
+
+
 def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, depth,
               keep_vectors: bool = False):
     """δ_L = g back to δ_0.  Returns natural-log norms as ``LogScale`` pairs: (C+1,) ‖∂L/∂h_l‖₂ and (C,)
@@ -418,11 +432,9 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
         if structure.norm == "post":
             v, R = _layernorm_transpose_exact(v, trace.post_y[l], _at(trace.post_rho, l)), \
                 scale_add(R, scale_neg(_at(trace.post_rho, l)))
-        # ∂L/∂z_l = e^{R + log α + c_l} (d̃_l ⊙ v), renormalised: its norm is log ‖∂L/∂z_l‖.
-        branch, R_b, log_branch = normalise_unit(trace.dphi[l] * v, scale_add(R, _at(log_branch_factor, l)))
-        log_w = scale_add(log_branch, _at(log_input_norms, l))
-        # Wᵀ·branch written as branch·W: XLA:CPU runs a transposed matvec ~4x slower than a row-vector product.
-        t, R_t = branch @ weights[l], scale_add(R_b, scalars.log_weight_scale)
+        # ∂L/∂z_l = e^{R + log α + c_l} (d̃_l ⊙ v), renormalised, and t = W_lᵀ ∂L/∂z_l.
+        _, _, log_w, t, R_t = backward_step(weights[l], trace.dphi[l], _at(log_branch_factor, l),
+                                            _at(log_input_norms, l), v, R, scalars.log_weight_scale)
         if structure.norm == "pre":
             t, R_t = _layernorm_transpose_exact(t, trace.pre_y[l], _at(trace.pre_rho, l)), \
                 scale_add(R_t, scale_neg(_at(trace.pre_rho, l)))

@@ -54,6 +54,7 @@ from vglab.models.jacobians import (
     GradientNorms,
     _check_seeds,
     _split_float64,
+    backward_step,
     depth_capacity,
     factored_derivative,
     pre_activation,
@@ -144,14 +145,14 @@ def _forward_layer(activation, slope, W, b, u, S, log_ws, log_bs):
 
 
 def _backward_layer(W, record, v, R, log_ws):
-    """δ_l = e^R ṽ back through layer l: (ṽ', R', log ‖δ_{l-1}‖, log ‖∂L/∂W_l‖, unit spread)."""
+    """δ_l = e^R ṽ back through layer l, the MLP's ``backward_step`` on a rectangular W and then renormalised:
+    (ṽ', R', log ‖δ_{l-1}‖, log ‖∂L/∂W_l‖, unit spread)."""
     dphi, c, u_in, S_in, _ = record
-    branch, R_b, log_branch = normalise_unit(dphi * v, scale_add(R, factor_scale(c)))
-    log_w = scale_add(log_branch, scale_add(S_in, jnp.log(jnp.linalg.norm(u_in))))
+    branch, _, log_w, t, R_t = backward_step(W, dphi, factor_scale(c),
+                                             scale_add(S_in, jnp.log(jnp.linalg.norm(u_in))), v, R, log_ws)
     top = jnp.max(jnp.abs(branch))
     spread = jnp.where(top > 0.0, (jnp.max(branch) - jnp.min(branch)) / jnp.where(top > 0.0, top, 1.0), 0.0)
-    t = branch @ W  # Ŵᵀ branch as a row-vector product
-    v, R, log_v = normalise_unit(t, scale_add(R_b, log_ws))
+    v, R, log_v = normalise_unit(t, R_t)
     return v, R, log_v, log_w, spread
 
 

@@ -83,7 +83,12 @@ class BatchNormDashboard(Dashboard):
             ax.set_xlabel("layer $l$")
             plots.use_power_of_ten_ticks(ax.yaxis)
             ax.grid(True, alpha=0.3)
-        figure.set_layout_engine("constrained")
+        # Limits that stay while the data fill them (plots.sticky_limits), legends made once and a layout
+        # redone only when limits change: a depth step then redraws only the curves and legends (blitted).
+        figure.set_layout_engine(plots.StableConstrainedLayout())
+        self._limits: dict = {}
+        self.rms_legend = self.rms_ax.legend(fontsize=8, loc="upper right")
+        self.grad_legend, self._grad_handles = None, None
 
     def compute(self, state: dict) -> BatchNormView:
         net = self.network(state)
@@ -101,14 +106,38 @@ class BatchNormDashboard(Dashboard):
         self.theory_line.set_visible(view.theory is not None)
         self.bn_rms.set_data(layers[1:], batchnorm_rms(view.bn))
         self.plain_rms.set_data(layers[1:], batchnorm_rms(view.plain))
-        for ax in (self.grad_ax, self.rms_ax):
-            ax.relim(visible_only=True)
-            ax.autoscale_view()
+        grad = [line.get_ydata() for line in (self.bn_line, self.plain_line, self.theory_line)]
         rms = np.concatenate([self.bn_rms.get_ydata(), self.plain_rms.get_ydata()])
-        self.rms_ax.set_ylim(min(rms.min() - 0.2, -1.0), max(rms.max() + 0.2, 1.0))  # at least 10^-1..10^1
+        rms = np.concatenate([rms - 0.2, rms + 0.2, [-1.0, 1.0]])  # at least 10^-1..10^1
+        for ax, x, values, pad in ((self.grad_ax, layers, np.concatenate(grad), 0.06),
+                                   (self.rms_ax, layers[1:], rms, 0.0)):
+            xlim, ylim = self._limits.get(ax, (None, None))
+            xlim = plots.sticky_x_limits(xlim, x)
+            ylim = plots.sticky_limits(ylim, values, minimum_span=1.0, pad=pad)
+            self._limits[ax] = (xlim, ylim)
+            plots.set_limits(ax, x=xlim, y=ylim)
         handles = [self.bn_line, self.plain_line] + ([self.theory_line] if view.theory is not None else [])
-        self.grad_ax.legend(handles=handles, fontsize=8, loc="best")
-        self.rms_ax.legend(fontsize=8, loc="best")
+        if handles != self._grad_handles:  # a new legend only when its entries change
+            if self.grad_legend is not None:
+                self.grad_legend.remove()
+            self.grad_legend = self.grad_ax.legend(handles=handles, fontsize=8, loc="upper right")
+            self._grad_handles = handles
+        # Each legend in the corner its curves leave emptiest (kept unless another is clearly emptier), not
+        # loc="best", which searches at every draw and so could never be drawn from saved pixels.
+        for legend, ax, x, curves in ((self.grad_legend, self.grad_ax, layers, grad),
+                                      (self.rms_legend, self.rms_ax, layers[1:],
+                                       [self.bn_rms.get_ydata(), self.plain_rms.get_ydata()])):
+            current = plots.LEGEND_CORNERS[legend._loc - 1] if 1 <= legend._loc <= 4 else None
+            corner = plots.emptiest_corner(ax, x, [c for c in curves if len(c)], entries=len(legend.texts),
+                                           current=current)
+            if corner != current:
+                legend.set_loc(corner)
+
+    def _changing_artists(self) -> list:
+        """The curves and the legends (drawn over them); new limits, a new layout or a legend moved to another
+        corner are drawn in full (``plots.BlitFrames``)."""
+        return [self.bn_line, self.plain_line, self.theory_line, self.bn_rms, self.plain_rms, self.rms_legend,
+                *([self.grad_legend] if self.grad_legend is not None else [])]
 
     def summarise(self, view: BatchNormView) -> str:
         bn, plain = (float(np.mean(v.log10_gradient_ratio)) for v in (view.bn, view.plain))

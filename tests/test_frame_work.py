@@ -1,0 +1,173 @@
+"""What a live frame costs, asserted as work done (never as time): the slider → plot latency target (≤ 100 ms
+median, issue 14) is met by doing less per frame, and these tests hold the "less" in place.
+
+- A blitted frame composites each legend from pixels rendered once (``plots.LegendPixels``) instead of
+  laying out and rendering its texts again (measured: ~2/3 of a blitted frame of lesson 00 or 02); a legend
+  that changed is rendered again; the composite is the legend drawn in place within one 8-bit level, and a
+  blitted frame is still exactly the full redraw.
+- ipympl's frames are PNG-encoded with zlib's RLE strategy at level 1 (``drawing.quick_png``): the same
+  decoded pixels as matplotlib's own encoder, full and diff frames alike.
+Timings: benchmarks/latency_breakdown.py and benchmarks/README.md ("Browser latency breakdown").
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from tests.live_canvas import assert_frame_is_the_full_redraw, change, live_ipympl_canvas, pixels
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_webagg_core import FigureCanvasWebAggCore
+from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from PIL import Image
+
+from vglab.lab import GradientDashboard, drawing, plots
+
+
+@pytest.fixture
+def dash(monkeypatch):
+    d = GradientDashboard(depth=30, width=16, n_seeds=2, activation="sigmoid", controls=("depth",),
+                          max_depth=60, warm_up=False)
+    live_ipympl_canvas(d, monkeypatch)
+    yield d
+    d.close()
+
+
+def count_legend_draws(monkeypatch) -> list:
+    calls = []
+    draw = Legend.draw
+
+    def counted(self, renderer):
+        calls.append(self)
+        return draw(self, renderer)
+
+    monkeypatch.setattr(Legend, "draw", counted)
+    return calls
+
+
+def test_a_blitted_frame_composites_the_legend_without_drawing_it_again(dash, monkeypatch):
+    for depth in (31, 32, 31):
+        change(dash, depth=depth)
+    legend = dash.plots["gradient"].legend
+    assert legend.get_animated()  # drawn over the curves, after the background
+    draws, renders, blits = count_legend_draws(monkeypatch), dash._frames.legend_renders, dash.frames["blit"]
+    for depth in (32, 31, 32):
+        change(dash, depth=depth)
+    assert dash.frames["blit"] == blits + 3, dash.frames  # the steps kept every limit: blitted
+    assert draws == [] and dash._frames.legend_renders == renders  # no legend laid out or rendered again
+    assert_frame_is_the_full_redraw(dash)
+
+
+def test_a_legend_that_changed_is_rendered_again_and_the_frame_is_still_the_full_redraw(dash, monkeypatch):
+    for depth in (31, 32, 31):
+        change(dash, depth=depth)
+    assert dash._frames.render() == "blit"
+    legend = dash.plots["gradient"].legend
+    renderer = dash.figure.canvas.get_renderer()
+    kept = dash._frames._legends[id(legend)]
+    assert kept.fits(legend, renderer)
+    draws, renders = count_legend_draws(monkeypatch), dash._frames.legend_renders
+    plots.set_legend_note(legend, "▼ a new note")
+    assert not kept.fits(legend, renderer)  # a changed legend marks itself stale
+    dash._frames.render()
+    assert draws == [legend] and dash._frames.legend_renders == renders + 1  # rendered again, once
+    assert legend.get_title().get_text() == "▼ a new note"
+    assert_frame_is_the_full_redraw(dash)
+    legend.set_loc("lower left")  # another corner: rendered again there
+    assert not dash._frames._legends[id(legend)].fits(legend, renderer)
+    dash._frames.render()
+    assert_frame_is_the_full_redraw(dash)
+    assert dash._frames._legends[id(legend)].fits(legend, renderer)
+    legend.set_loc("best")  # placed by the data at each draw: never reused
+    dash._frames.render()
+    assert not dash._frames._legends[id(legend)].fits(legend, renderer)
+
+
+def test_the_composited_legend_is_the_legend_drawn_in_place_within_one_level():
+    figure, ax = plt.subplots(figsize=(6, 3))
+    x = np.arange(50)
+    ax.plot(x, -0.3 * x, label=r"$\|\partial L/\partial h_l\|$")
+    ax.fill_between(x, -0.3 * x - 3, -0.3 * x + 3, alpha=0.3, label="min–max over seeds")
+    legend = ax.legend(loc="upper right", framealpha=0.9, title="▼ a note")
+    canvas = figure.canvas
+    canvas.draw()
+    in_place = pixels(figure)
+    legend.set_animated(True)
+    canvas.draw()  # everything but the legend
+    without = pixels(figure)
+    renderer = canvas.get_renderer()
+    plots.LegendPixels(legend, renderer).draw(renderer)
+    composited = pixels(figure)
+    covered = np.any(in_place != without, axis=-1)
+    assert covered.sum() > 2000  # the legend's box, texts and handles
+    difference = np.abs(composited.astype(int) - in_place.astype(int))
+    assert difference.max() <= 1, f"{np.count_nonzero(difference > 1)} pixels differ by more than one level"
+    plt.close(figure)
+
+
+def _decoded(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+def test_quick_png_frames_decode_to_the_pixels_of_matplotlib_s_own_frames():
+    def frames(quick: bool) -> list:
+        figure = Figure(figsize=(4, 2), dpi=100)
+        canvas = FigureCanvasWebAggCore(figure)
+        if quick:
+            assert drawing.quick_png(canvas)
+        ax = figure.add_subplot()
+        (line,) = ax.plot([0, 1, 2], [0, 1, 0])
+        out = []
+        for y in (0, 1, 2):  # a full frame, then two diff frames
+            line.set_ydata([0, 1, y])
+            FigureCanvasAgg.draw(canvas)  # (webagg's draw would also send the frame through a manager)
+            canvas._png_is_old = True
+            png = canvas.get_diff_image()
+            out.append((canvas._current_image_mode, _decoded(png)))
+        return out
+
+    quick, own = frames(True), frames(False)
+    assert [mode for mode, _ in quick] == [mode for mode, _ in own] == ["full", "diff", "diff"]
+    for (_, a), (_, b) in zip(quick, own, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.count_nonzero(quick[1][1][..., 3]) > 0  # a diff frame carries the changed pixels
+
+
+def test_quick_png_is_applied_once_and_only_to_web_canvases():
+    canvas = FigureCanvasWebAggCore(Figure())
+    assert drawing.quick_png(canvas) is True and canvas.get_diff_image.vglab_quick
+    assert drawing.quick_png(canvas) is False  # already applied
+    figure = plt.figure()  # the test session's Agg canvas: no frames to encode
+    assert drawing.quick_png(figure.canvas) is False
+    plt.close(figure)
+
+
+def test_the_batchnorm_dashboard_blits_a_depth_step_that_keeps_its_limits_and_lays_out_only_on_new_limits(
+        monkeypatch):
+    from vglab.lab import BatchNormDashboard
+
+    d = BatchNormDashboard(depth=50, width=32, batch=8, warm_up=False)
+    live_ipympl_canvas(d, monkeypatch)
+    layouts = []
+    engine = d.figure.get_layout_engine()
+    execute = type(engine).__mro__[1].execute  # the constrained layout itself
+
+    def counted(self, figure):
+        layouts.append(figure)
+        return execute(self, figure)
+
+    monkeypatch.setattr(type(engine).__mro__[1], "execute", counted)
+    for depth in (52, 53, 52):  # (52: the x axis grows to 60 layers; the others keep it)
+        change(d, depth=depth)
+    limits = [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes]
+    blits, laid_out = d.frames["blit"], len(layouts)
+    change(d, depth=53)
+    assert [(ax.get_xlim(), ax.get_ylim()) for ax in d.figure.axes] == limits
+    assert d.frames["blit"] == blits + 1 and len(layouts) == laid_out  # no full frame, no layout
+    assert d.plotted()["gradient"]["x"][-1] == 53
+    assert_frame_is_the_full_redraw(d)
+    assert len(layouts) == laid_out  # a full redraw of unchanged limits reuses the layout too
+    d.close()

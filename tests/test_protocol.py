@@ -13,7 +13,7 @@ import pytest
 
 import vglab
 from vglab.core.config import Config
-from vglab.core.results import GradientProfile
+from vglab.core.results import GradientModel, GradientProfile
 from vglab.models import recurrent, transformer
 
 LAB = Path(vglab.__file__).parent / "lab"
@@ -132,6 +132,31 @@ def test_every_gradient_result_is_a_gradient_profile(plain, varied):
     again = eval(result.to_code(), {"vglab": vglab})  # noqa: S307 - the code vglab wrote
     assert type(again) is type(result)
     np.testing.assert_array_equal(again.log10_activation_grad, grad)
+
+
+@pytest.mark.parametrize(("plain", "varied"), PAIRS, ids=IDS)
+def test_gradient_norms_dispatches_on_the_gradient_model_protocol(plain, varied):
+    assert isinstance(plain, GradientModel)
+    direct, dispatched = plain.gradient_profile(seed=1, n_seeds=2), vglab.gradient_norms(plain, seed=1, n_seeds=2)
+    assert type(direct) is type(dispatched)
+    np.testing.assert_array_equal(direct.log10_activation_grad, dispatched.log10_activation_grad)
+
+
+def test_a_model_of_ones_own_plugs_in_through_the_protocol():
+    class Halving:
+        """Each of 3 layers halves the gradient: log10 ‖∂L/∂h_l‖ = (3 − l)·log10 ½."""
+
+        def gradient_profile(self, seed=0, n_seeds=1):
+            return GradientProfile(self, seed, n_seeds, np.tile((3 - np.arange(4)) * np.log10(0.5), (n_seeds, 1)))
+
+        def to_code(self):
+            return "Halving()"
+
+    result = vglab.gradient_norms(Halving(), seed=2, n_seeds=3)
+    np.testing.assert_allclose(result.log10_gradient_ratio, [3 * np.log10(0.5)] * 3)
+    assert result.to_code() == "vglab.gradient_norms(Halving(), seed=2, n_seeds=3)"
+    with pytest.raises(ValueError, match="gradient_norms expects a vglab.MLP, RNN, Transformer or Stack, got str"):
+        vglab.gradient_norms("mlp")
 
 
 def test_extras_name_what_applies_to_the_network():

@@ -7,7 +7,8 @@ The numerical core (pure JAX, no plotting):
     Stack               your own network: a sequence of JAX blocks (functions, Equinox or Flax NNX modules)
     gradient_norms      exact per-layer ‖∂L/∂h_l‖ and ‖∂L/∂W_l‖, in log10, as a GradientProfile (every
                         model's result type derives from it: GradientNorms, RecurrentGradientNorms,
-                        TransformerGradientNorms, StackGradientNorms)
+                        TransformerGradientNorms, StackGradientNorms); it dispatches on the GradientModel
+                        protocol: every model's ``gradient_profile(seed, n_seeds)``
     jacobian_spectrum   exact singular values of ∂h_L/∂h_0, in log10
     unit_activity       inactive (per input) and dead (for a whole batch) units per layer
     layer_distributions per-layer histograms of activations, saturation and log10|∂L/∂h_l,i| over a batch
@@ -17,7 +18,7 @@ The numerical core (pure JAX, no plotting):
 from vglab import datasets, theory
 from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.init import INITS
-from vglab.core.results import GradientProfile
+from vglab.core.results import GradientModel, GradientProfile
 from vglab.models.activity import UnitActivity, unit_activity
 from vglab.models.batchnorm import BatchNormMLP
 from vglab.models.convolutional import ConvNet, ConvTrainingHistory, train_convnet
@@ -33,7 +34,7 @@ __version__ = "0.1.0"
 
 __all__ = ["ACTIVATIONS", "INITS", "MLP", "BatchNormMLP", "RNN", "Transformer", "Stack", "StackGradientNorms",
            "mlp_blocks",
-           "ConvNet", "ConvTrainingHistory", "train_convnet", "GradientProfile", "GradientNorms",
+           "ConvNet", "ConvTrainingHistory", "train_convnet", "GradientProfile", "GradientModel", "GradientNorms",
            "RecurrentGradientNorms", "TransformerGradientNorms", "JacobianSpectrum",
            "gradient_norms", "jacobian_spectrum", "unit_activity", "UnitActivity",
            "layer_distributions", "LayerDistributions", "sup_derivative", "theory", "TrainingHistory", "train",

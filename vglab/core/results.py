@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -93,3 +93,15 @@ class GradientProfile:
         """The vglab call that reproduces this result."""
         extra = f", n_seeds={self.n_seeds}" if self.n_seeds != 1 else ""
         return f"vglab.gradient_norms({self.net.to_code()}, seed={self.seed}{extra})"
+
+
+@runtime_checkable
+class GradientModel(Protocol):
+    """What ``vglab.gradient_norms(net, seed, n_seeds)`` dispatches on: a model that computes its own
+    ``GradientProfile`` (every vglab model does: MLP, BatchNormMLP, RNN, Transformer, Stack, ConvNet)."""
+
+    def gradient_profile(self, seed: int = 0, n_seeds: int = 1) -> GradientProfile:
+        ...
+
+    def to_code(self) -> str:
+        ...

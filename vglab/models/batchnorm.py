@@ -80,7 +80,8 @@ class BatchNormMLP(Config):
         sigma_w = default_weight_std(self.init) if self.weight_std is None else self.weight_std
         object.__setattr__(self, "sigma_w", float(sigma_w))
 
-    def _gradient_norms(self, seed: int = 0, n_seeds: int = 1):
+    def gradient_profile(self, seed: int = 0, n_seeds: int = 1):
+        """This model's ``vglab.GradientProfile`` (what ``vglab.gradient_norms`` dispatches to)."""
         return gradient_norms(self, seed=seed, n_seeds=n_seeds)
 
     def batch_inputs(self, seed: int):

@@ -78,8 +78,9 @@ class ConvNet(Config):
     def sigma_w(self) -> float:
         return self.weight_std if self.weight_std is not None else {"he": math.sqrt(2.0)}.get(self.init, 1.0)
 
-    def _gradient_norms(self, seed: int = 0, n_seeds: int = 1) -> StackGradientNorms:
-        rows = [self.as_stack(s)._gradient_norms(seed=s).log10_activation_grad[0] for s in check_seeds(seed, n_seeds)]
+    def gradient_profile(self, seed: int = 0, n_seeds: int = 1) -> StackGradientNorms:
+        """This model's ``vglab.GradientProfile`` (what ``vglab.gradient_norms`` dispatches to)."""
+        rows = [self.as_stack(s).gradient_profile(seed=s).log10_activation_grad[0] for s in check_seeds(seed, n_seeds)]
         return StackGradientNorms(self, seed, n_seeds, np.stack(rows))
 
     def _jacobian_spectrum(self, seed: int = 0):

@@ -529,8 +529,9 @@ def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1, loss=None) -> Grad
     Seed i fixes the weights, biases, the input x ~ N(0, I) and g ~ N(0, I).  See ``GradientNorms``.
     """
     if not isinstance(net, MLP):
-        # Other architectures (vglab.RNN, vglab.Transformer, vglab.Stack) bring their own exact engine.
-        own_engine = getattr(net, "_gradient_norms", None)
+        # Every other model brings its own exact engine through the GradientModel protocol
+        # (vglab.core.results): net.gradient_profile(seed, n_seeds) returns a GradientProfile.
+        own_engine = getattr(net, "gradient_profile", None)
         if own_engine is None:
             raise ValueError(f"gradient_norms expects a vglab.MLP, RNN, Transformer or Stack, "
                              f"got {type(net).__name__}")

@@ -175,6 +175,12 @@ class MLP(Config):
             return parts
         return [f"widths={self.widths!r}"] + [p for p in parts if p.split("=")[0] not in ("depth", "width", "widths")]
 
+    def gradient_profile(self, seed: int = 0, n_seeds: int = 1):
+        """This network's ``vglab.GradientNorms`` (the same as ``vglab.gradient_norms(net, seed, n_seeds)``)."""
+        from vglab.models.jacobians import gradient_norms  # the MLP's chain lives in jacobians, which imports mlp
+
+        return gradient_norms(self, seed=seed, n_seeds=n_seeds)
+
     @property
     def n_parameters(self) -> int:
         w = self.layer_widths

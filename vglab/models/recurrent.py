@@ -158,7 +158,8 @@ class RNN(Config):
         """Blocks of W: 1 for the vanilla cell, 4 (i, f, o, g) for the LSTM, 3 (r, u, n) for the GRU."""
         return _GATES[self.cell]
 
-    def _gradient_norms(self, seed: int = 0, n_seeds: int = 1) -> RecurrentGradientNorms:
+    def gradient_profile(self, seed: int = 0, n_seeds: int = 1) -> RecurrentGradientNorms:
+        """This model's ``vglab.GradientProfile`` (what ``vglab.gradient_norms`` dispatches to)."""
         return recurrent_gradient_norms(self, seed=seed, n_seeds=n_seeds)
 
 

@@ -268,7 +268,8 @@ class Stack:
         _raise_if_not_finite(np.asarray(finite))
         return h_L
 
-    def _gradient_norms(self, seed: int = 0, n_seeds: int = 1, loss: Callable | None = None) -> StackGradientNorms:
+    def gradient_profile(self, seed: int = 0, n_seeds: int = 1, loss: Callable | None = None) -> StackGradientNorms:
+        """This stack's ``vglab.GradientProfile`` (what ``vglab.gradient_norms`` dispatches to; ``loss``: see there)."""
         seeds = _check_seeds(seed, n_seeds)
         h_L = self._forward_checked()
         if loss is None:

@@ -121,7 +121,8 @@ class Transformer(Config):
         """Weights of one block: W_Q, W_K, W_V, W_O (d×d each) and W_1, W_2 (d×md each)."""
         return (4 + 2 * self.mlp_ratio) * self.width * self.width
 
-    def _gradient_norms(self, seed: int = 0, n_seeds: int = 1) -> TransformerGradientNorms:
+    def gradient_profile(self, seed: int = 0, n_seeds: int = 1) -> TransformerGradientNorms:
+        """This model's ``vglab.GradientProfile`` (what ``vglab.gradient_norms`` dispatches to)."""
         return transformer_gradient_norms(self, seed=seed, n_seeds=n_seeds)
 
 
@@ -473,7 +474,8 @@ def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1
                                              bank.tokens, bank.directions, jnp.int32(net.seq_len),
                                              jnp.int32(net.depth))
     L = net.depth
-    tokens = np.asarray(bank.tokens[:, : net.seq_len], dtype=np.float64)  # h_0 = X, (S, T, d)
+    # h_0 = X, (S, T, d): sliced on the host (slicing the device array would compile a program per seq_len).
+    tokens = np.asarray(bank.tokens)[:, : net.seq_len].astype(np.float64)
     return TransformerGradientNorms(net, seed, n_seeds, scale_to_float64(*log_grad)[:, : L + 1] / LN10,
                                     scale_to_float64(*log_rms)[:, :L] / LN10,
                                     0.5 * np.log10(np.mean(tokens**2, axis=(1, 2))))

@@ -79,12 +79,12 @@ class Config:
     """The base of every model description (see the module docstring).  Subclasses are made with ``@config``."""
 
     CODE_ALWAYS: ClassVar[tuple[str, ...]] = ()  # fields ``to_code`` always writes, default or not
+    _CHECKS: ClassVar[tuple] = ()  # (name, check) of every checked field in field order, set by ``@config``
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            check = f.metadata.get(CHECK)
-            if check is not None:
-                object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
+        set_ = object.__setattr__
+        for name, check in self._CHECKS:
+            set_(self, name, check(name, getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:
@@ -116,4 +116,5 @@ def config(cls: type) -> type:
     if not issubclass(cls, Config):
         raise TypeError(f"@config is for subclasses of vglab.core.config.Config, got {cls.__name__}")
     cls = dataclasses.dataclass(frozen=True)(cls)
+    cls._CHECKS = tuple((f.name, f.metadata[CHECK]) for f in dataclasses.fields(cls) if CHECK in f.metadata)
     return keywords_checked(cls, owner=f"vglab.{cls.__name__}")

@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -146,7 +147,10 @@ PARTIAL_SCORES = {
 # Answers that return NaN, raise, and never return, in every assignment, beside right parts that must still be
 # graded.  A key is a solution cell's grade_id, or the first line of an ungraded cell the student may edit
 # ("# Experiment here, e.g.").  A loop runs until the cell timeout interrupts it (CellTimeoutError); the
-# kernel goes on with the next cell.
+# kernel goes on with the next cell.  Assignment 1's loop spins (`while True: pass`, a busy CPU-bound loop, as
+# most students' are); the other three wait in time.sleep between their checks, so that the 3 × CELL_TIMEOUT_S
+# they cost take no core from the students graded beside them (the fixture grades ``broken`` in its own
+# autograde, alongside the others': see graded_course).  Both kinds are interrupted the same way (SIGINT).
 BROKEN = {
     "01_chain_rule_and_saturation": {
         "sigmoid_derivative": """
@@ -183,21 +187,26 @@ def edge_of_chaos_sigma_w(leaky_slope):
 """,
         # Right, then a search at the top level of the cell that never ends.
         "measured_chi": """
+import time
+
 def measured_chi(net, n_seeds=8):
     ratio = vglab.gradient_norms(net, seed=0, n_seeds=n_seeds).log10_gradient_ratio
     return float(10.0 ** (2.0 * np.mean(ratio) / net.depth))
 
 best = None
 while best is None:  # meant to set best
-    pass
+    time.sleep(0.1)
 """,
     },
     "03_rescue_a_deep_network": {
         "# Experiment here, e.g.": """
 # Experiment here, e.g.
+import time
+
 found = False
 while not found:  # a search that forgot to stop
     trial = BROKEN.replace(activation="tanh")
+    time.sleep(0.1)
 """,
         # ReLU with σ_w = 4: the forward signal grows 8× a layer, training's loss goes NaN (diverged); the
         # cell then raises in its own print line, after RESCUED is set.
@@ -208,6 +217,8 @@ print(RESCUED.to_code(), gradient_report(RESCUED, n_seeds=0))
     },
     "04_why_resnets_train": {
         "profile": """
+import time
+
 def log10_profile(net, seed=0):
     row = np.asarray(vglab.gradient_norms(net, seed=seed).log10_activation_grad[0], dtype=np.float64)
     return row - row[-1]
@@ -215,6 +226,7 @@ def log10_profile(net, seed=0):
 seeds = [0, 1, 2, 3]
 while seeds:  # meant to take one seed off each time
     seed = seeds[0]
+    time.sleep(0.1)
 """,
         "predicted": """
 def predicted_log10_ratio(depth, residual_scale=1.0):
@@ -292,15 +304,47 @@ def _private_jupyter_environment(home: Path) -> dict[str, str]:
     return env
 
 
+class Started:
+    """``python -m nbgrader <args>`` (this environment's nbgrader) started in the course or a student's home, in
+    its own process group, which ``stop`` kills (its kernels, in sessions of their own, exit when their parent
+    does: ipykernel's parent poller); its output goes to temporary files, so a long log never blocks it."""
+
+    def __init__(self, cwd: Path, env: dict, *args: str):
+        self.command = "nbgrader " + " ".join(args)
+        self.output = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        self.start = time.perf_counter()
+        self.process = subprocess.Popen([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env, text=True,
+                                        stdout=self.output[0], stderr=self.output[1], start_new_session=True)
+
+    def finish(self) -> subprocess.CompletedProcess:
+        """Wait for it (at most COMMAND_TIMEOUT_S from its start); it must succeed."""
+        try:
+            self.process.wait(timeout=max(1.0, COMMAND_TIMEOUT_S - (time.perf_counter() - self.start)))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise
+        stdout, stderr = (file.seek(0) or file.read() for file in self.output)
+        result = subprocess.CompletedProcess(self.process.args, self.process.returncode, stdout, stderr)
+        assert result.returncode == 0, f"{self.command} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
+        print(f"{self.command}: {time.perf_counter() - self.start:.1f} s")  # shown with pytest -s
+        return result
+
+    def stop(self) -> None:
+        """End it and its kernels if it still runs (a failure elsewhere in the fixture)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 9)
+            self.process.wait()
+        for file in self.output:
+            file.close()
+
+
 def nbgrader(cwd: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
     """``python -m nbgrader <args>`` (this environment's nbgrader) in the course or a student's home."""
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env, text=True,
-                            capture_output=True, timeout=COMMAND_TIMEOUT_S)
-    command = "nbgrader " + " ".join(args)
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr[-4000:]}"
-    print(f"{command}: {time.perf_counter() - start:.1f} s")  # shown with pytest -s
-    return result
+    started = Started(cwd, env, *args)
+    try:
+        return started.finish()
+    finally:
+        started.stop()
 
 
 def read_notebook(path: Path) -> dict:
@@ -405,10 +449,18 @@ def graded_course(tmp_path_factory):
     nbgrader(course, env, "collect", first)
 
     timeout = f"--Execute.timeout={CELL_TIMEOUT_S}"
-    nbgrader(course, env, "autograde", "*", "--create", timeout)
-    runs = {"first": {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}}
-    nbgrader(course, env, "autograde", "*", "--student=partial", "--force", timeout)
-    runs["second"] = {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}
+    # ``broken`` spends 4 × CELL_TIMEOUT_S in its loops, 3 of them asleep (BROKEN): graded by an autograde of its
+    # own, on the same gradebook, while the others' autograde (and partial's second) run.  Each nbgrader process
+    # writes the gradebook in short transactions (SQLite waits up to 5 s for a lock) and its own students' files.
+    looping = Started(course, env, "autograde", "*", "--create", "--student=broken", timeout)
+    try:
+        nbgrader(course, env, "autograde", "*", "--create", "--CourseDirectory.student_id_exclude=broken", timeout)
+        runs = {"first": {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}}
+        nbgrader(course, env, "autograde", "*", "--student=partial", "--force", timeout)
+        runs["second"] = {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}
+        looping.finish()
+    finally:
+        looping.stop()
     nbgrader(course, env, "generate_feedback", "*")
     # Only submissions collected from the exchange carry the secret that release_feedback needs.
     nbgrader(course, env, "release_feedback", first, "--student=alice")

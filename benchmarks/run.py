@@ -416,7 +416,7 @@ def bench_convnet(bench: Bench, peers, quick: bool):
 
         row = bench.run("ConvNet gradient norms", f"lesson 12, {label}, {shape(net)}",
                         lambda net=net: vglab.gradient_norms(net), flops, nbytes, calls,
-                        bounds={PREBUILT_STACK: lambda stack=stack: stack._gradient_norms(seed=0),
+                        bounds={PREBUILT_STACK: lambda stack=stack: stack.gradient_profile(seed=0),
                                 FRESH_STACK: fresh})
         row["note"] = (f"vglab: the public call, {row['ms']['vglab']:.3g} ms, reuses the Stack ConvNet.as_stack "
                        f"keeps per (net, seed); the same chain on a Stack built once takes "

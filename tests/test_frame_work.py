@@ -17,13 +17,13 @@ import io
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from tests.live_canvas import assert_frame_is_the_full_redraw, change, live_ipympl_canvas, pixels
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_webagg_core import FigureCanvasWebAggCore
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from PIL import Image
 
+from tests.live_canvas import assert_frame_is_the_full_redraw, change, live_ipympl_canvas, pixels
 from vglab.lab import GradientDashboard, drawing, plots
 
 

@@ -330,9 +330,26 @@ def factored_derivative(activation, zt, s, d, slope, mode: str = "cond"):
     return jax.lax.cond(jnp.min(absd) < _TINY_DERIVATIVE, from_logs, direct, None)
 
 
+def forward_step(activation, weight, bias, u, S: LogScale, log_weight_scale: LogScale, log_bias_scale: LogScale,
+                 slope, dphi_mode: str = "cond"):
+    """One plain layer forward from h = e^S ũ (the MLP's, and a width profile's, ``profile``).
+
+    z = e^{S + w} Ŵũ + e^{log σ_b} b̂ as e^M z̃ (``pre_activation``), φ(z) = e^{S_a} ã (``activation.scaled``) and
+    φ′(z) = e^c d̃ (``factored_derivative`` in ``dphi_mode``), not renormalised (a residual or a LayerNorm acts
+    on φ(z) first).  weight Ŵ (n_out, n_in), rectangular in a profile; bias b̂ (n_out,); ũ (n_in,).
+    Returns (ã, S_a, d̃, c, z̃, M, d), d the direct φ′ (``dphi_mode="direct"`` checks it)."""
+    zt, M = pre_activation(weight @ u, scale_add(S, log_weight_scale), bias, log_bias_scale)
+    at, s_a, d = activation.scaled(zt, M.hi, slope)
+    dphi, c, _ = factored_derivative(activation, zt, M.hi, d, slope, dphi_mode)
+    return at, follow(M, s_a), dphi, c, zt, M, d
+
+
 def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, keep_outputs: bool = False,
-             keep_log_dphi: bool = False, dphi_mode: str = "cond"):
+             keep_log_dphi: bool = False, dphi_mode: str = "cond", x_scale: LogScale | None = None):
     """h_0 = x through ``depth`` layers.  weights (C, n, n), biases (C, n), x (n,) → Trace.
+
+    x_scale: h_0 = e^{x_scale} x, x already RMS-normalised (``normalise_rms``, which then leaves it as it is): a
+    width profile's body continues from its first layers (``vglab.models.profile``).
 
     keep_outputs (static): also keep every layer's output h_l = e^{S_l} ũ_l (``Trace.outputs``,
     ``log_output_scale``).  keep_log_dphi (static): also keep log|φ′| and sign φ′ of every unit
@@ -357,18 +374,16 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
             trace = trace._replace(pre_y=trace.pre_y.at[l].set(pre_y), pre_rho=_put(trace.pre_rho, l, pre_rho))
         else:
             u_in, S_in = u, S
-        # z = e^{s_w} Ŵ u_in + σ_b b̂ with s_w = s_in + log(σ_w/√n), held as e^{M} z̃ (``pre_activation``).
-        zt, M = pre_activation(weights[l] @ u_in, scale_add(S_in, scalars.log_weight_scale), biases[l],
-                               scalars.log_bias_scale)
-        at, s_a, d = activation.scaled(zt, M.hi, scalars.leaky_slope)
-        dphi, log_dphi_scale, _ = factored_derivative(activation, zt, M.hi, d, scalars.leaky_slope, dphi_mode)
+        # z = e^{s_w} Ŵ u_in + σ_b b̂ with s_w = s_in + log(σ_w/√n), held as e^{M} z̃, and φ(z), φ′(z).
+        at, S_a, dphi, log_dphi_scale, zt, M, d = forward_step(
+            activation, weights[l], biases[l], u_in, S_in, scalars.log_weight_scale, scalars.log_bias_scale,
+            scalars.leaky_slope, dphi_mode)
         if dphi_mode == "direct" and activation.log_dphi is not None:
             trace = trace._replace(tiny_dphi=trace.tiny_dphi | (jnp.min(jnp.abs(d)) < _TINY_DERIVATIVE))
         if keep_log_dphi:
             log_abs, sign = scaled_log_dphi(activation, zt, M.hi, scalars.leaky_slope)
             trace = trace._replace(log_abs_dphi=trace.log_abs_dphi.at[l].set(log_abs),
                                    sign_dphi=trace.sign_dphi.at[l].set(sign))
-        S_a = follow(M, s_a)
         if structure.residual:
             u, S = scaled_add_pair(u, S, at, scale_add(S_a, scalars.log_residual_scale))
         else:
@@ -387,7 +402,7 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
                                    log_output_scale=_put(trace.log_output_scale, l, S))
         return u, S, trace
 
-    u0, S0, _ = normalise_rms(x, log_scale(0.0))
+    u0, S0, _ = normalise_rms(x, log_scale(0.0) if x_scale is None else x_scale)
     _, _, trace = jax.lax.fori_loop(0, depth, layer, (u0, S0, trace))
     return trace
 
@@ -407,16 +422,17 @@ def backward_step(weight, dphi, log_branch_factor: LogScale, log_input_norm: Log
 
 
 def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, depth,
-              keep_vectors: bool = False):
-    """δ_L = g back to δ_0.  Returns natural-log norms as ``LogScale`` pairs: (C+1,) ‖∂L/∂h_l‖₂ and (C,)
-    ‖∂L/∂W_l‖_F; with keep_vectors (static) also every δ_l as the engine carries it,
+              keep_vectors: bool = False, g_scale: LogScale | None = None):
+    """δ_L = g back to δ_0 (δ_L = e^{g_scale} g with g already unit-normalised, given g_scale: a width profile's
+    body continues from its last layers, ``vglab.models.profile``).  Returns natural-log norms as ``LogScale``
+    pairs: (C+1,) ‖∂L/∂h_l‖₂ and (C,) ‖∂L/∂W_l‖_F; with keep_vectors (static) also every δ_l as the engine carries it,
     δ_l = e^{R_l} ṽ_l entry by entry: ṽ (C+1, n) and R (C+1,) as a ``LogScale`` pair.  Every norm is taken
     of a renormalised vector (a tiny branch ∂L/∂z_l is divided by its own norm before it is multiplied by
     W_l), so nothing squares below float32's range."""
     capacity = weights.shape[0]
     log_grad_h = LogScale(jnp.full((capacity + 1,), -jnp.inf, jnp.float32), jnp.zeros((capacity + 1,)))
     log_grad_w = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,)))
-    v, R, log_norm_g = normalise_unit(g, log_scale(0.0))
+    v, R, log_norm_g = normalise_unit(g, log_scale(0.0) if g_scale is None else g_scale)
     log_grad_h = _put(log_grad_h, depth, log_norm_g)
     vectors = (jnp.zeros((capacity + 1, g.shape[0]), jnp.float32).at[depth].set(v),
                _put(LogScale(jnp.zeros((capacity + 1,)), jnp.zeros((capacity + 1,))), depth, R)) \

@@ -11,10 +11,12 @@ and nothing is rounded to float32 once per layer:
 
 Layers of different shapes cannot share one loop, so the profile is cut into runs of equal shape (as
 ``vglab.Stack`` cuts a stack into runs of equal structure): the layers before the *body* (the profile's longest
-run of equal sizes, ``vglab.models.mlp.profile_body``) and after it are applied one by one, and the body is one
-``lax.fori_loop`` with the body's length as a *dynamic* trip count over a bank of pre-drawn m × m layers whose
-capacity is bucketed like the square MLP's.  So profiles that differ only in their body's length (a *family*)
-share one compiled program.
+run of equal sizes, ``vglab.models.mlp.profile_body``) and after it are applied one by one with the square MLP's
+own steps on rectangular weights (``pre_activation`` and ``factored_derivative`` forward, ``backward_step``
+back), and the body runs the square MLP's own loops (``_forward`` and ``_backward``, one ``lax.fori_loop`` each,
+continuing from the prefix and from the suffix) with the body's length as a *dynamic* trip count over a bank of
+pre-drawn m × m layers whose capacity is bucketed like the square MLP's.  So profiles that differ only in their
+body's length (a *family*) share one compiled program.
 
 ``unit_spread`` (per layer) is (max_i ∂L/∂z_{l,i} − min_i ∂L/∂z_{l,i}) / max_i |∂L/∂z_{l,i}|, from the
 renormalised ∂L/∂z_l: since ∂L/∂W_l = (∂L/∂z_l) h_{l-1}ᵀ, it is 0 exactly when every row of ∂L/∂W_l (every
@@ -41,7 +43,6 @@ from vglab.core.logspace import (
     LN10,
     LogScale,
     factor_scale,
-    follow,
     log_scale,
     normalise_rms,
     normalise_unit,
@@ -52,12 +53,15 @@ from vglab.models.jacobians import (
     BANK_BUDGET_BYTES,
     SATURATION_LEVEL,
     GradientNorms,
+    Scalars,
+    Structure,
+    _backward,
     _check_seeds,
+    _forward,
     _split_float64,
     backward_step,
     depth_capacity,
-    factored_derivative,
-    pre_activation,
+    forward_step,
 )
 from vglab.models.mlp import MLP, profile_body
 
@@ -135,13 +139,18 @@ def _weights(net: MLP, seeds):
 
 
 def _forward_layer(activation, slope, W, b, u, S, log_ws, log_bs):
-    """z = e^{S + w} Ŵũ + σ_b b̂ as e^M z̃, φ, and φ′ = e^c d̃: the MLP's plain layer (``pre_activation`` and
-    ``factored_derivative`` of ``vglab.models.jacobians``, the same functions) on a rectangular W."""
-    zt, M = pre_activation(W @ u, scale_add(S, log_ws), b, log_bs)
-    at, s_a, d = activation.scaled(zt, M.hi, slope)
-    dphi, c, _ = factored_derivative(activation, zt, M.hi, d, slope)
-    u_out, S_out, log_rms = normalise_rms(at, follow(M, s_a))
+    """h_{l-1} = e^S ũ through layer l, the MLP's ``forward_step`` on a rectangular W and then renormalised:
+    (ũ', S', (d̃, c, ũ, S, log RMS(h_l))), φ′(z_l) = e^c d̃."""
+    at, S_a, dphi, c, *_ = forward_step(activation, W, b, u, S, log_ws, log_bs, slope)
+    u_out, S_out, log_rms = normalise_rms(at, S_a)
     return u_out, S_out, (dphi, c, u, S, log_rms)
+
+
+def _spread(x):
+    """(max x − min x) / max|x| over the units (0 for x = 0): ``unit_spread``, the same for any positive multiple
+    of x (so ∂L/∂z_l's renormalised form gives it, and φ′(z_l) ⊙ ṽ_l)."""
+    top = jnp.max(jnp.abs(x))
+    return jnp.where(top > 0.0, (jnp.max(x) - jnp.min(x)) / jnp.where(top > 0.0, top, 1.0), 0.0)
 
 
 def _backward_layer(W, record, v, R, log_ws):
@@ -150,10 +159,8 @@ def _backward_layer(W, record, v, R, log_ws):
     dphi, c, u_in, S_in, _ = record
     branch, _, log_w, t, R_t = backward_step(W, dphi, factor_scale(c),
                                              scale_add(S_in, jnp.log(jnp.linalg.norm(u_in))), v, R, log_ws)
-    top = jnp.max(jnp.abs(branch))
-    spread = jnp.where(top > 0.0, (jnp.max(branch) - jnp.min(branch)) / jnp.where(top > 0.0, top, 1.0), 0.0)
     v, R, log_v = normalise_unit(t, R_t)
-    return v, R, log_v, log_w, spread
+    return v, R, log_v, log_w, _spread(branch)
 
 
 def _stats(activation, sup, dphi, c):
@@ -166,11 +173,21 @@ def _pair_stack(pairs):
     return LogScale(jnp.stack([p.hi for p in pairs]), jnp.stack([p.lo for p in pairs]))
 
 
+def _body_scalars(log_ws: LogScale, log_bs: LogScale, slope) -> Scalars:
+    """The square MLP's ``Scalars`` of the body's plain layers (no residual: α = 1)."""
+    return Scalars(jnp.exp(log_ws.hi), log_bs.hi, jnp.zeros((), jnp.float32), slope, log_ws, log_bs,
+                   log_scale(0.0))
+
+
 @partial(exact_jit, static_argnames=("structure",))
 def _program(structure, scales, log_bs, slope, sup, prefix, body, suffix, xs, gs, body_len):
-    """Per seed: per-layer outputs laid out [prefix, body (capacity), suffix]."""
+    """Per seed: per-layer outputs laid out [prefix, body (capacity), suffix].  The body runs the square MLP's
+    own loops (``_forward``, ``_backward`` of ``vglab.models.jacobians``), continuing from the prefix and the
+    suffix; the layers around it take the same steps one by one on rectangular weights."""
     activation = ACTIVATIONS[structure.activation]
     scale_pre, scale_body, scale_suf = scales
+    chain = Structure(structure.activation, False, None)
+    scalars = _body_scalars(scale_body, log_bs, slope)
 
     def one(prefix, body, suffix, x, g):
         u, S, _ = normalise_rms(x, log_scale(0.0))
@@ -179,20 +196,11 @@ def _program(structure, scales, log_bs, slope, sup, prefix, body, suffix, xs, gs
             u, S, rec = _forward_layer(activation, slope, W, b, u, S, ws, log_bs)
             pre_records.append(rec)
         Wb, bb = body
-        C, m = bb.shape
+        C = bb.shape[0]
         if structure.body_width:
-            zeros_cm, zeros_c = jnp.zeros((C, m), jnp.float32), jnp.zeros((C,), jnp.float32)
-            init = (u, S, zeros_cm, zeros_c, zeros_cm, LogScale(zeros_c, zeros_c), LogScale(zeros_c, zeros_c))
-
-            def fwd(l, carry):
-                u, S, D, Cs, Us, Ss, Rms = carry
-                u2, S2, (dphi, c, u_in, S_in, rms) = _forward_layer(activation, slope, Wb[l], bb[l], u, S,
-                                                                    scale_body, log_bs)
-                put = lambda P, v: LogScale(P.hi.at[l].set(v.hi), P.lo.at[l].set(v.lo))  # noqa: E731
-                return (u2, S2, D.at[l].set(dphi), Cs.at[l].set(c), Us.at[l].set(u_in), put(Ss, S_in),
-                        put(Rms, rms))
-
-            u, S, D, Cs, Us, Ss, Rms = jax.lax.fori_loop(0, body_len, fwd, init)
+            trace = _forward(chain, scalars, Wb, bb, u, body_len, keep_outputs=True, x_scale=S)
+            last = body_len - 1
+            u, S = trace.outputs[last], LogScale(trace.log_output_scale.hi[last], trace.log_output_scale.lo[last])
         suf_records = []
         for (W, b), ws in zip(suffix, scale_suf, strict=True):
             u, S, rec = _forward_layer(activation, slope, W, b, u, S, ws, log_bs)
@@ -205,20 +213,12 @@ def _program(structure, scales, log_bs, slope, sup, prefix, body, suffix, xs, gs
             out_suf.append((log_v, log_w, rec[4], *_stats(activation, sup, rec[0], rec[1]), spread))
         out_suf = out_suf[::-1]
         if structure.body_width:
-            minus = LogScale(jnp.full((C,), -jnp.inf, jnp.float32), jnp.zeros((C,), jnp.float32))
-            init = (v, R, minus, minus, jnp.zeros((C,), jnp.float32))
-
-            def bwd(i, carry):
-                v, R, LV, LW, SP = carry
-                l = body_len - 1 - i
-                rec = (D[l], Cs[l], Us[l], LogScale(Ss.hi[l], Ss.lo[l]), None)
-                v, R, log_v, log_w, spread = _backward_layer(Wb[l], rec, v, R, scale_body)
-                put = lambda P, x: LogScale(P.hi.at[l].set(x.hi), P.lo.at[l].set(x.lo))  # noqa: E731
-                return v, R, put(LV, log_v), put(LW, log_w), SP.at[l].set(spread)
-
-            v, R, LV, LW, SP = jax.lax.fori_loop(0, body_len, bwd, init)
-            sat, dead = jax.vmap(lambda d, c: _stats(activation, sup, d, c))(D, Cs)
-            out_body = (LV, LW, Rms, sat, dead, SP)
+            log_h, log_w, vs, Rs = _backward(chain, scalars, Wb, trace, v, body_len, keep_vectors=True, g_scale=R)
+            v, R = vs[0], LogScale(Rs.hi[0], Rs.lo[0])
+            # ∂L/∂z_l ∝ φ′(z_l) ⊙ ṽ_l, ṽ_l the δ_l that enters layer l (row l + 1: row l is δ_{l-1}).
+            spread = jax.vmap(_spread)(trace.dphi * vs[1:])
+            sat, dead = jax.vmap(lambda d, c: _stats(activation, sup, d, c))(trace.dphi, trace.log_dphi_scale)
+            out_body = (LogScale(log_h.hi[:C], log_h.lo[:C]), log_w, trace.log_rms, sat, dead, spread)
         out_pre = []
         for (W, _), ws, rec in zip(reversed(prefix), reversed(scale_pre), reversed(pre_records), strict=True):
             v, R, log_v, log_w, spread = _backward_layer(W, rec, v, R, ws)

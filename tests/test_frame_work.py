@@ -13,6 +13,7 @@ Timings: benchmarks/latency_breakdown.py and benchmarks/README.md ("Browser late
 from __future__ import annotations
 
 import io
+import types
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -112,7 +113,24 @@ def _decoded(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
 
 
-def test_quick_png_frames_decode_to_the_pixels_of_matplotlib_s_own_frames():
+def web_canvas_frames(canvas, line, clock=None, step: float = 0.0) -> list:
+    """(image mode, decoded pixels) of three frames of ``canvas`` (a full one, then two changes of ``line``);
+    ``clock``: a one-item list holding the time ``drawing`` reads, moved on by ``step`` after each frame."""
+    out = []
+    for y in (0, 1, 2):
+        line.set_ydata([0, 1, y])
+        FigureCanvasAgg.draw(canvas)  # (webagg's draw would also send the frame through a manager)
+        canvas._png_is_old = True
+        png = canvas.get_diff_image()
+        out.append((canvas._current_image_mode, _decoded(png)))
+        if clock is not None:
+            clock[0] += step
+    return out
+
+
+def test_quick_png_frames_decode_to_the_pixels_of_matplotlib_s_own_frames(monkeypatch):
+    monkeypatch.setattr(drawing, "FULL_FRAME_WITHIN", 0.0)  # (frames in quick succession: see the next test)
+
     def frames(quick: bool) -> list:
         figure = Figure(figsize=(4, 2), dpi=100)
         canvas = FigureCanvasWebAggCore(figure)
@@ -120,20 +138,31 @@ def test_quick_png_frames_decode_to_the_pixels_of_matplotlib_s_own_frames():
             assert drawing.quick_png(canvas)
         ax = figure.add_subplot()
         (line,) = ax.plot([0, 1, 2], [0, 1, 0])
-        out = []
-        for y in (0, 1, 2):  # a full frame, then two diff frames
-            line.set_ydata([0, 1, y])
-            FigureCanvasAgg.draw(canvas)  # (webagg's draw would also send the frame through a manager)
-            canvas._png_is_old = True
-            png = canvas.get_diff_image()
-            out.append((canvas._current_image_mode, _decoded(png)))
-        return out
+        return web_canvas_frames(canvas, line)
 
     quick, own = frames(True), frames(False)
     assert [mode for mode, _ in quick] == [mode for mode, _ in own] == ["full", "diff", "diff"]
     for (_, a), (_, b) in zip(quick, own, strict=True):
         np.testing.assert_array_equal(a, b)
     assert np.count_nonzero(quick[1][1][..., 3]) > 0  # a diff frame carries the changed pixels
+
+
+def test_a_frame_right_after_another_is_sent_whole_so_a_frame_the_browser_dropped_is_repainted(monkeypatch):
+    # ipympl's front end drops a frame that a newer one overtakes before it loaded; a diff laid over the
+    # dropped frame's predecessor would leave a wrong picture, so frames in quick succession go out whole.
+    clock = [1000.0]
+    monkeypatch.setattr(drawing, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    figure = Figure(figsize=(4, 2), dpi=100)
+    canvas = FigureCanvasWebAggCore(figure)
+    drawing.quick_png(canvas)
+    (line,) = figure.add_subplot().plot([0, 1, 2], [0, 1, 0])
+    quick = web_canvas_frames(canvas, line, clock, step=0.5 * drawing.FULL_FRAME_WITHIN)
+    assert [mode for mode, _ in quick] == ["full", "full", "full"]
+    clock[0] += drawing.FULL_FRAME_WITHIN
+    spaced = web_canvas_frames(canvas, line, clock, step=2 * drawing.FULL_FRAME_WITHIN)
+    assert [mode for mode, _ in spaced] == ["diff", "diff", "diff"]
+    drawn = np.asarray(canvas.get_renderer().buffer_rgba())
+    np.testing.assert_array_equal(quick[-1][1], drawn)  # a whole frame is the whole picture (same state)
 
 
 def test_quick_png_is_applied_once_and_only_to_web_canvases():

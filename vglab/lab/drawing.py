@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import threading
+import time
 import zlib
 
 import numpy as np
 
 DRAW_LOCK = threading.RLock()
 MATHTEXT_LOCK = threading.Lock()
+FULL_FRAME_WITHIN = 0.25  # seconds (quick_png): a frame this soon after the previous one is sent whole
 
 
 def serialise_mathtext() -> bool:
@@ -79,17 +82,28 @@ def quick_png(canvas) -> bool:
     whole figure (a "diff" frame: the changed pixels, the others 0), and encoding it was a third of a
     blitted frame's time; RLE at level 1 takes about half as long and gives as small a diff frame (a full
     frame ~10 % larger).  The same pixels (PNG is lossless) and the same protocol: this is matplotlib's
-    ``FigureCanvasWebAggCore.get_diff_image`` with only the encoder's options changed.  True when applied."""
+    ``FigureCanvasWebAggCore.get_diff_image`` with the encoder's options changed, and one safeguard: a frame
+    within ``FULL_FRAME_WITHIN`` seconds of the previous one is sent whole ("full"), not as a diff.  ipympl's
+    front end shows a frame by setting its one image's ``src``; a frame that arrives before the previous one
+    has loaded replaces it unseen, and every later diff is then laid over the wrong picture (seen in the
+    browser suite at load ~20: lesson 13's canvas mixed three layouts after the residual checkbox, when the
+    dashboard's own frame and a frame the browser had asked for went out together).  A whole frame repaints
+    everything, so no lost frame outlives the next one.  True when applied."""
     if not hasattr(canvas, "get_diff_image") or getattr(canvas.get_diff_image, "vglab_quick", False):
         return False
     from matplotlib.backends.backend_webagg_core import Image  # PIL's, as matplotlib's own encoder uses it
+
+    last_sent = [-math.inf]
 
     def get_diff_image():
         if not canvas._png_is_old:
             return None
         pixels = np.asarray(canvas.get_renderer().buffer_rgba())
         buff = pixels.view(np.uint32).squeeze(2)  # one uint32 a pixel: compared in one call
-        if (canvas._force_full or buff.shape != canvas._last_buff.shape
+        now = time.monotonic()
+        soon_after = now - last_sent[0] < FULL_FRAME_WITHIN  # the previous frame may not be painted yet
+        last_sent[0] = now
+        if (canvas._force_full or buff.shape != canvas._last_buff.shape or soon_after
                 or (pixels[:, :, 3] != 255).any()):  # transparency cannot be laid over the old frame
             canvas.set_image_mode("full")
             output = buff

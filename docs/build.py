@@ -39,8 +39,11 @@ def main(argv=None) -> int:
     stage(args.notebooks.resolve(), src)
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-W", "--keep-going", "-T", "-j", args.jobs,
                "-c", str(ROOT / "docs"), str(src), str(html)]
-    # The kernels import this checkout's vglab, whatever the environment has installed.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    # The kernels import this checkout's vglab, whatever the environment has installed.  A page is static: no
+    # control of its dashboards ever moves, so their background warm-up (vglab.lab.warmup: compiling what each
+    # control reaches) would only take the CPU from the cells still to run; the figures do not depend on it.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "VGLAB_WARMUP": "off"}
     status = subprocess.call(command, env=env)
     if status == 0:
         print(f"site: {html / 'index.html'}")

@@ -8,6 +8,7 @@ JupyterHub) for its own notebook.  A notebook with a failing cell must fail the 
 
 import base64
 import html
+import os
 import re
 import shutil
 import struct
@@ -43,12 +44,17 @@ def site(tmp_path_factory):
     base = tmp_path_factory.mktemp("site")
     clone = base / "clone"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)], check=True)
+    # The lessons' kernels share one compilation cache, as `make site` shares the user's (~/.cache/vglab/jax;
+    # the test session turns it off, tests/conftest.py): a fresh directory, so nothing an earlier run compiled
+    # is used, and a program a lesson compiled (eight of them show a GradientDashboard) is loaded by the next.
+    env = {**os.environ, "VGLAB_COMPILATION_CACHE": str(base / "jax_cache")}
     start = time.perf_counter()
-    build = subprocess.run([sys.executable, "docs/build.py", "--out", str(base / "out")], cwd=clone,
+    build = subprocess.run([sys.executable, "docs/build.py", "--out", str(base / "out")], cwd=clone, env=env,
                            capture_output=True, text=True, timeout=2400)
     seconds = time.perf_counter() - start
     assert build.returncode == 0, f"site build failed:\n{build.stdout[-6000:]}\n{build.stderr[-6000:]}"
-    print(f"site built in {seconds:.0f} s")
+    print(f"site built in {seconds:.0f} s")  # shown with pytest -s, and each lesson's execution time:
+    print("\n".join(line for line in build.stdout.splitlines() if "Executed notebook" in line))
     return base / "out" / "html"
 
 

@@ -459,14 +459,18 @@ def graded_course(tmp_path_factory):
     timeout = f"--Execute.timeout={CELL_TIMEOUT_S}"
     # ``broken`` spends 4 × CELL_TIMEOUT_S asleep in its loops (BROKEN): graded by an autograde of its own, on the
     # same gradebook, while the others' autograde and partial's second run.  Each nbgrader process writes the
-    # gradebook in short transactions (SQLite waits up to 5 s for a lock) and only its own students' files.
+    # gradebook in short transactions and only its own students' files; SQLite's default 5 s wait for a lock is
+    # raised to 120 s for these two (sqlite3's ``timeout``, passed through the SQLAlchemy URL), so a descheduled
+    # writer on a loaded machine delays the other instead of failing it with "database is locked".
+    shared = f"--CourseDirectory.db_url=sqlite:///{course / 'gradebook.db'}?timeout=120"
     # (Grading ``blank`` beside it too was tried: on 2 cores at load 20 the instructor's test_measured_chi cell
     # then ran past the 60 s cell timeout.)
-    looping = Started(course, env, "autograde", "*", "--create", "--student=broken", timeout)
+    looping = Started(course, env, "autograde", "*", "--create", "--student=broken", timeout, shared)
     try:
-        nbgrader(course, env, "autograde", "*", "--create", "--CourseDirectory.student_id_exclude=broken", timeout)
+        nbgrader(course, env, "autograde", "*", "--create", "--CourseDirectory.student_id_exclude=broken", timeout,
+                 shared)
         runs = {"first": {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}}
-        nbgrader(course, env, "autograde", "*", "--student=partial", "--force", timeout)
+        nbgrader(course, env, "autograde", "*", "--student=partial", "--force", timeout, shared)
         runs["second"] = {a: autograde_scores(course, "partial", a) for a in NOTEBOOKS}
         looping.finish()
     finally:

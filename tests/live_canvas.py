@@ -14,6 +14,9 @@ def live_ipympl_canvas(d, monkeypatch):
     monkeypatch.setattr(canvas, "syncing_data_url", False, raising=False)
     monkeypatch.setattr(d, "_static_output", None)
     monkeypatch.setattr(canvas, "draw_idle", lambda: pytest.fail("draw_idle: a round trip through the browser"))
+    # Each change() is a step of one drag that goes on (its limits stay): no drag ends on its own in a test,
+    # however long a step's frame took; a test ends one with d.end_drag() or by setting settle_seconds.
+    monkeypatch.setattr(d, "settle_seconds", 3600.0, raising=False)
 
 
 def pixels(figure) -> np.ndarray:

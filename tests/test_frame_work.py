@@ -12,12 +12,17 @@ Timings: benchmarks/latency_breakdown.py and benchmarks/README.md ("Browser late
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import io
 import types
+import zlib
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.backends import backend_webagg_core
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_webagg_core import FigureCanvasWebAggCore
 from matplotlib.figure import Figure
@@ -136,11 +141,13 @@ def test_quick_png_frames_decode_to_the_pixels_of_matplotlib_s_own_frames(monkey
         canvas = FigureCanvasWebAggCore(figure)
         if quick:
             assert drawing.quick_png(canvas)
+        else:  # matplotlib's own encoder (quick_png's is installed for the whole process)
+            monkeypatch.setattr(backend_webagg_core, "Image", Image)
         ax = figure.add_subplot()
         (line,) = ax.plot([0, 1, 2], [0, 1, 0])
         return web_canvas_frames(canvas, line)
 
-    quick, own = frames(True), frames(False)
+    own, quick = frames(False), frames(True)
     assert [mode for mode, _ in quick] == [mode for mode, _ in own] == ["full", "diff", "diff"]
     for (_, a), (_, b) in zip(quick, own, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -163,6 +170,34 @@ def test_a_frame_right_after_another_is_sent_whole_so_a_frame_the_browser_droppe
     assert [mode for mode, _ in spaced] == ["diff", "diff", "diff"]
     drawn = np.asarray(canvas.get_renderer().buffer_rgba())
     np.testing.assert_array_equal(quick[-1][1], drawn)  # a whole frame is the whole picture (same state)
+
+
+def test_quick_png_sends_matplotlib_s_own_frame_and_changes_only_the_encoder_s_options(monkeypatch):
+    # Not a copy of FigureCanvasWebAggCore.get_diff_image: matplotlib's method makes every frame (which
+    # pixels, diff or full), and its PNG is saved with RLE at level 1 (a copy would pass the first check never).
+    made, saved = [], []
+    own, save = FigureCanvasWebAggCore.get_diff_image, Image.Image.save
+
+    def counted(self):
+        made.append(self)
+        return own(self)
+
+    def recorded(self, fp, format=None, **params):  # noqa: A002
+        saved.append((format, params))
+        return save(self, fp, format, **params)
+
+    monkeypatch.setattr(FigureCanvasWebAggCore, "get_diff_image", counted)
+    monkeypatch.setattr(Image.Image, "save", recorded)
+    monkeypatch.setattr(drawing, "FULL_FRAME_WITHIN", 0.0)
+    figure = Figure(figsize=(4, 2), dpi=100)
+    canvas = FigureCanvasWebAggCore(figure)
+    assert drawing.quick_png(canvas)
+    (line,) = figure.add_subplot().plot([0, 1, 2], [0, 1, 0])
+    modes = [mode for mode, _ in web_canvas_frames(canvas, line)]
+    assert made == [canvas] * 3 and modes == ["full", "diff", "diff"]
+    assert [(f, p) for f, p in saved] == [("png", {"compress_level": 1, "compress_type": zlib.Z_RLE})] * 3
+    assert canvas.get_diff_image() is None  # nothing new: no frame (and the next one still a diff)
+    assert not canvas._force_full
 
 
 def test_quick_png_is_applied_once_and_only_to_web_canvases():
@@ -200,3 +235,84 @@ def test_the_batchnorm_dashboard_blits_a_depth_step_that_keeps_its_limits_and_la
     assert_frame_is_the_full_redraw(d)
     assert len(layouts) == laid_out  # a full redraw of unchanged limits reuses the layout too
     d.close()
+
+
+def test_the_batchnorm_legends_stay_in_the_corner_the_dashboard_put_them_in(monkeypatch):
+    # The dashboard keeps the corner it chose (BatchNormDashboard.corners), not matplotlib's private legend._loc.
+    from vglab.lab import BatchNormDashboard, batchnorm_dashboards
+
+    source = ast.parse(Path(batchnorm_dashboards.__file__).read_text(encoding="utf-8"))
+    assert not [node.lineno for node in ast.walk(source) if isinstance(node, ast.Attribute) and node.attr == "_loc"]
+    d = BatchNormDashboard(depth=50, width=32, batch=8, warm_up=False)
+    live_ipympl_canvas(d, monkeypatch)
+    seen = set()
+    for depth, activation, residual in ((52, "relu", False), (20, "relu", True), (53, "linear", False),
+                                        (8, "relu", False)):
+        change(d, depth=depth, activation=activation, residual=residual)
+        d.figure.canvas.draw()
+        for name, legend, ax in (("gradient", d.grad_legend, d.grad_ax), ("rms", d.rms_legend, d.rms_ax)):
+            box, frame = legend.get_window_extent(), ax.get_window_extent()
+            drawn = (("upper" if box.y0 + box.y1 > frame.y0 + frame.y1 else "lower") + " "
+                     + ("right" if box.x0 + box.x1 > frame.x0 + frame.x1 else "left"))
+            assert d.corners[name] == drawn, (depth, activation, name)
+            seen.add(drawn)
+    assert len(seen) > 1  # (the legends did move)
+    d.close()
+
+
+def drag(d, name: str, values, pause: float) -> list:
+    """A live drag of control ``name`` through ``values``, ``pause`` s apart, then a rest of
+    ``2 * d.settle_seconds``; returns (x limits, y limits per axes, frames) after each value, then after the rest."""
+    out = []
+
+    def seen():
+        return ([(tuple(ax.get_xlim()), tuple(ax.get_ylim())) for ax in d.figure.axes], dict(d.frames))
+
+    async def moves():
+        for value in values:
+            d.controls[name].value = value
+            await asyncio.sleep(pause)
+            out.append(seen())
+        await asyncio.sleep(2 * d.settle_seconds)
+        out.append(seen())
+
+    asyncio.run(moves())
+    return out
+
+
+@pytest.mark.parametrize("kind", ["gradient", "batchnorm"])
+def test_a_drag_down_keeps_its_limits_while_it_lasts_and_fits_them_to_the_data_when_it_ends(kind, monkeypatch):
+    # Lessons 02 and 13: a drag from depth 60 to 31 kept the axis of 60 layers (x to ~61, data to 31).
+    from vglab.lab import BatchNormDashboard
+
+    def make(depth):
+        if kind == "batchnorm":
+            made = BatchNormDashboard(depth=depth, width=32, batch=8, max_depth=64, warm_up=False)
+        else:
+            made = GradientDashboard(depth=depth, width=16, n_seeds=2, activation="sigmoid", controls=("depth",),
+                                     max_depth=64, warm_up=False)
+        live_ipympl_canvas(made, monkeypatch)
+        return made
+
+    d = make(60)  # the depth axis: 60 layers (0–61)
+    d.settle_seconds = 1.0  # (a drag ends 1 s after its last step: far from the 0.1 s between steps)
+    steps = drag(d, "depth", range(57, 30, -2), pause=0.1)  # 57, 55, …, 31
+    during, (ended, frames) = steps[:-1], steps[-1]
+    assert all(limits[0][0] == during[0][0][0][0] for limits, _ in during)  # the drag kept the depth axis …
+    kept = sum(a[0] == b[0] for a, b in zip(during, during[1:]))
+    blitted = during[-1][1]["blit"] - during[0][1]["blit"]
+    assert kept >= len(during) // 2 and blitted == kept  # … and blitted every step that kept all limits
+    assert ended != during[-1][0] and frames["full"] == during[-1][1]["full"] + 1  # once, in full, at its end
+    x_end = ended[0][0][1]
+    assert 31 < x_end < 0.5 * 61 + 31  # the data (to layer 31) fill the depth axis again (was 0–61)
+    fresh = make(31)
+    assert ended == [(tuple(ax.get_xlim()), tuple(ax.get_ylim())) for ax in fresh.figure.axes]  # a new plot's
+    for limits, ax in zip(ended, d.figure.axes, strict=True):  # every drawn value inside its fitted limits
+        for line in ax.get_lines():
+            y = np.asarray(line.get_ydata(), float)
+            if line.get_visible() and y.size:
+                assert limits[1][0] <= np.nanmin(y) and np.nanmax(y) <= limits[1][1]
+    assert_frame_is_the_full_redraw(d)
+    d.close()
+    fresh.close()
+

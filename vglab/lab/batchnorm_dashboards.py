@@ -89,6 +89,7 @@ class BatchNormDashboard(Dashboard):
         self._limits: dict = {}
         self.rms_legend = self.rms_ax.legend(fontsize=8, loc="upper right")
         self.grad_legend, self._grad_handles = None, None
+        self.corners: dict = {"rms": "upper right", "gradient": "upper right"}  # where each legend was put
 
     def compute(self, state: dict) -> BatchNormView:
         net = self.network(state)
@@ -120,18 +121,25 @@ class BatchNormDashboard(Dashboard):
         if handles != self._grad_handles:  # a new legend only when its entries change
             if self.grad_legend is not None:
                 self.grad_legend.remove()
-            self.grad_legend = self.grad_ax.legend(handles=handles, fontsize=8, loc="upper right")
+            self.grad_legend = self.grad_ax.legend(handles=handles, fontsize=8, loc=self.corners["gradient"])
             self._grad_handles = handles
         # Each legend in the corner its curves leave emptiest (kept unless another is clearly emptier), not
         # loc="best", which searches at every draw and so could never be drawn from saved pixels.
-        for legend, ax, x, curves in ((self.grad_legend, self.grad_ax, layers, grad),
-                                      (self.rms_legend, self.rms_ax, layers[1:],
-                                       [self.bn_rms.get_ydata(), self.plain_rms.get_ydata()])):
-            current = plots.LEGEND_CORNERS[legend._loc - 1] if 1 <= legend._loc <= 4 else None
+        # The corner is the one this dashboard set (self.corners), not read back from the legend.
+        for name, legend, ax, x, curves in (("gradient", self.grad_legend, self.grad_ax, layers, grad),
+                                            ("rms", self.rms_legend, self.rms_ax, layers[1:],
+                                             [self.bn_rms.get_ydata(), self.plain_rms.get_ydata()])):
+            current = self.corners[name]
             corner = plots.emptiest_corner(ax, x, [c for c in curves if len(c)], entries=len(legend.texts),
                                            current=current)
             if corner != current:
                 legend.set_loc(corner)
+                self.corners[name] = corner
+
+    def release_limits(self) -> bool:
+        """A drag ended: the next draw fits both panels' limits anew (``Dashboard.end_drag``)."""
+        self._limits = {}
+        return True
 
     def _changing_artists(self) -> list:
         """The curves and the legends (drawn over them); new limits, a new layout or a legend moved to another

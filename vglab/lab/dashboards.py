@@ -187,6 +187,7 @@ class Dashboard:
     kind = "dashboard"
     coalesce_seconds = 0.003  # quiet time that ends a burst of slider messages
     max_wait_seconds = 0.1  # a continuous drag still redraws at least this often
+    settle_seconds = 0.3  # a drag has ended when no change came this long after its last update (end_drag)
     warm_controls: tuple = ()  # choice controls whose options the background warm-up compiles (vglab.lab.warmup)
     background_warmup = None  # the running vglab.lab.warmup.Warmup, if any
 
@@ -216,6 +217,7 @@ class Dashboard:
         self._pending = False
         self._scheduled = False
         self._render_scheduled = False
+        self._drawn_at = 0.0  # (time.monotonic) the last update or frame ended: a drag ends settle_seconds later
         self._changes = self._changes_seen = 0
         self._first_change_at = 0.0
         self._schedule_lock = threading.Lock()  # request_update runs in any thread; _flush on the home loop
@@ -493,6 +495,47 @@ class Dashboard:
                 self.update_now()
             finally:
                 self.interactive = False
+            loop.call_later(self.settle_seconds, self._settle, loop, self._changes)
+
+    def _settle(self, loop, changes: int) -> None:
+        """After a live update: the drag has ended when no change came since and the dashboard has been quiet
+        (no update, no frame) for ``settle_seconds`` — a frame that kept the loop busy past the timer counts
+        as activity, since the messages of a continuing drag may be waiting behind it."""
+        with self._schedule_lock:
+            if self._changes != changes or self._scheduled or self._pending:
+                return  # a newer change: its own update settles later
+        wait = self._drawn_at + self.settle_seconds - time.monotonic()
+        if wait > 0:
+            loop.call_later(wait, self._settle, loop, changes)
+            return
+        self.end_drag()
+
+    def end_drag(self) -> bool:
+        """The drag has ended: the limits it kept (sticky limits, so that its steps could be blitted) are
+        fitted again to the data on screen, as a dashboard made at this state would fit them, and the figure
+        is redrawn (in full if they changed).  Nothing is recomputed.  True when the limits were released."""
+        if self.result is None or self.last_error is not None:
+            return False
+        try:
+            with drawing.DRAW_LOCK:
+                if not self.release_limits():
+                    return False
+                self.draw(self.result)
+                self._redraw_figure()
+        except Exception as error:  # noqa: BLE001 - shown like any other error
+            self._show_error(error)
+            return False
+        return True
+
+    def release_limits(self) -> bool:
+        """Hook: forget the limits kept during a drag, so the next draw fits them to its data; default: each
+        plot's ``release_limits()``.  True when any plot had such limits."""
+        released = False
+        for plot in getattr(self, "plots", {}).values():
+            if hasattr(plot, "release_limits"):
+                plot.release_limits()
+                released = True
+        return released
 
     def update_now(self, force: bool = False):
         """Compute the current state and redraw, synchronously.  Returns the result (None after an error).
@@ -531,6 +574,7 @@ class Dashboard:
         drawn = time.perf_counter()
         self.result, self.computed_state = result, state
         self.timings = {"compute": computed - start, "draw": drawn - computed}
+        self._drawn_at = time.monotonic()
         self.updates += 1
         self._clear_error()
         self._update_status()
@@ -582,6 +626,7 @@ class Dashboard:
                 self._frames.render()
         except Exception as error:  # noqa: BLE001 - shown like any other error
             self._show_error(error)
+        self._drawn_at = time.monotonic()
 
     def _status_attributes(self) -> dict:
         """data-* attributes of the status element: the update counter and the plotted state."""

@@ -28,13 +28,10 @@ two cannot deadlock.
 from __future__ import annotations
 
 import functools
-import io
 import math
 import threading
 import time
 import zlib
-
-import numpy as np
 
 DRAW_LOCK = threading.RLock()
 MATHTEXT_LOCK = threading.Lock()
@@ -76,47 +73,88 @@ def lock_canvas(canvas) -> None:
         setattr(canvas, name, locked)
 
 
+class QuickPNG:
+    """Stands in for PIL's ``Image`` module inside ``matplotlib.backends.backend_webagg_core``, whose
+    ``get_diff_image`` encodes each frame with ``Image.fromarray(data).save(png, format="png")``: the same call,
+    with zlib's run-length strategy at level 1 instead of PIL's default (level 6).  Everything else is PIL's."""
+
+    OPTIONS = {"compress_level": 1, "compress_type": zlib.Z_RLE}
+
+    def __init__(self, image_module):
+        self.image_module = image_module
+
+    def __getattr__(self, name):
+        return getattr(self.image_module, name)
+
+    def fromarray(self, *args, **kwargs):
+        return _QuickPNGImage(self.image_module.fromarray(*args, **kwargs))
+
+
+class _QuickPNGImage:
+    def __init__(self, image):
+        self.image = image
+
+    def __getattr__(self, name):
+        return getattr(self.image, name)
+
+    def save(self, fp, format=None, **params):  # noqa: A002 - PIL's name
+        if str(format).lower() == "png":
+            params = {**QuickPNG.OPTIONS, **params}
+        return self.image.save(fp, format, **params)
+
+
+def quick_png_encoder() -> bool:
+    """Make matplotlib's web canvases (ipympl's, webagg's) PNG-encode their frames with ``QuickPNG`` (once,
+    for the process; True when matplotlib's frame encoder looks ``Image`` up in its module, as it does)."""
+    from matplotlib.backends import backend_webagg_core
+
+    image = getattr(backend_webagg_core, "Image", None)
+    if image is None:
+        return False
+    if not isinstance(image, QuickPNG):
+        backend_webagg_core.Image = QuickPNG(image)
+    return True
+
+
 def quick_png(canvas) -> bool:
-    """Make a web canvas (ipympl's, matplotlib's webagg) encode its frames with zlib's run-length strategy at
-    level 1 instead of PIL's default (level 6).  The frame ipympl sends after each update is a PNG of the
-    whole figure (a "diff" frame: the changed pixels, the others 0), and encoding it was a third of a
-    blitted frame's time; RLE at level 1 takes about half as long and gives as small a diff frame (a full
-    frame ~10 % larger).  The same pixels (PNG is lossless) and the same protocol: this is matplotlib's
-    ``FigureCanvasWebAggCore.get_diff_image`` with the encoder's options changed, and one safeguard: a frame
-    within ``FULL_FRAME_WITHIN`` seconds of the previous one is sent whole ("full"), not as a diff.  ipympl's
-    front end shows a frame by setting its one image's ``src``; a frame that arrives before the previous one
-    has loaded replaces it unseen, and every later diff is then laid over the wrong picture (seen in the
-    browser suite at load ~20: lesson 13's canvas mixed three layouts after the residual checkbox, when the
-    dashboard's own frame and a frame the browser had asked for went out together).  A whole frame repaints
-    everything, so no lost frame outlives the next one.  True when applied."""
+    """Make a web canvas (ipympl's, matplotlib's webagg) send its frames sooner, and never a diff that could
+    be laid over a frame the browser dropped.  True when applied.
+
+    - Encoding: the frame ipympl sends after each update is a PNG of the whole figure (a "diff" frame: the
+      changed pixels, the others 0), and encoding it was a third of a blitted frame's time; zlib's RLE at
+      level 1 (``QuickPNG``) takes about half as long and gives as small a diff frame (a full frame ~10 %
+      larger).  Only the encoder's options change: the frame itself is matplotlib's own
+      ``FigureCanvasWebAggCore.get_diff_image`` (which pixels, diff or full, transparency), and PNG is
+      lossless, so the browser decodes the same pixels.
+    - Whole frames in quick succession: a frame within ``FULL_FRAME_WITHIN`` seconds of the previous one is
+      sent whole ("full"), by raising matplotlib's own "next frame full" flag (``_force_full``, which a
+      browser's ``refresh`` message raises and ipympl's canvas declares as a trait) before matplotlib makes
+      the frame.  ipympl's front end shows a frame by setting its one image's ``src``; a frame that arrives
+      before the previous one has loaded replaces it unseen, and every later diff is then laid over the
+      wrong picture (seen in the browser suite at load ~20: lesson 13's canvas mixed three layouts after the
+      residual checkbox, when the dashboard's own frame and a frame the browser had asked for went out
+      together).  A whole frame repaints everything, so no lost frame outlives the next one.
+
+    If a matplotlib release stops reading ``Image`` or ``_force_full`` there, frames are still matplotlib's
+    (slower, or diffs again); tests/test_frame_work.py fails on either.
+    """
     if not hasattr(canvas, "get_diff_image") or getattr(canvas.get_diff_image, "vglab_quick", False):
         return False
-    from matplotlib.backends.backend_webagg_core import Image  # PIL's, as matplotlib's own encoder uses it
-
+    quick_png_encoder()
+    own = canvas.get_diff_image  # matplotlib's (bound)
     last_sent = [-math.inf]
 
     def get_diff_image():
-        if not canvas._png_is_old:
-            return None
-        pixels = np.asarray(canvas.get_renderer().buffer_rgba())
-        buff = pixels.view(np.uint32).squeeze(2)  # one uint32 a pixel: compared in one call
         now = time.monotonic()
-        soon_after = now - last_sent[0] < FULL_FRAME_WITHIN  # the previous frame may not be painted yet
-        last_sent[0] = now
-        if (canvas._force_full or buff.shape != canvas._last_buff.shape or soon_after
-                or (pixels[:, :, 3] != 255).any()):  # transparency cannot be laid over the old frame
-            canvas.set_image_mode("full")
-            output = buff
+        forced = getattr(canvas, "_force_full", False)
+        if now - last_sent[0] < FULL_FRAME_WITHIN:  # the previous frame may not be painted yet
+            canvas._force_full = True
+        png = own()
+        if png is None:  # nothing new to send: the flag stays as it was
+            canvas._force_full = forced
         else:
-            canvas.set_image_mode("diff")
-            output = np.where(buff != canvas._last_buff, buff, 0)
-        canvas._last_buff = buff.copy()
-        canvas._force_full = False
-        canvas._png_is_old = False
-        data = output.view(dtype=np.uint8).reshape((*output.shape, 4))
-        with io.BytesIO() as png:
-            Image.fromarray(data).save(png, format="png", compress_level=1, compress_type=zlib.Z_RLE)
-            return png.getvalue()
+            last_sent[0] = now
+        return png
 
     get_diff_image.vglab_quick = True
     canvas.get_diff_image = get_diff_image

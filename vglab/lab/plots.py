@@ -11,7 +11,9 @@ of the axes and explained in a note ("exactly 0: every unit dead").
 
 Each plot names the artists an update changes (``animated_artists()``) and sets axis limits only when they
 change (``set_limits``; sticky limits, ``sticky_limits``/``sticky_x_limits``), so ``BlitFrames`` can redraw a
-slider step as those artists over a saved background and everything else only when it changed.
+slider step as those artists over a saved background and everything else only when it changed.  Sticky
+limits hold only during a drag: when it ends, ``release_limits()`` lets the dashboard's last draw fit them
+to the data again (``Dashboard.end_drag``), so a drag down does not leave a half-empty axis.
 """
 
 from __future__ import annotations
@@ -395,6 +397,11 @@ class LogProfilePlot:
             self._legend_key = key
         set_legend_note(self.legend, self.zero_note)
 
+    def release_limits(self) -> None:
+        """Forget the sticky limits (a drag ended, ``Dashboard.end_drag``): the next update fits them anew."""
+        self._xlim = self._ylim = None
+        self._legend_room = False
+
     def animated_artists(self) -> list:
         """The artists an update changes (data, notes, legend): drawn over a saved background (``BlitFrames``)."""
         return ([self.band, self.mean_line, *self.references.values(), *self.pins, self.zero_markers,
@@ -590,6 +597,10 @@ class FractionPlot:
         set_limits(self.ax, x=self._xlim)
         average = f"mean {100 * mean.mean():.1f}%" if mean.size else ""
         self.note.set_text("\n".join(part for part in (self.title, average) if part))  # two short lines
+
+    def release_limits(self) -> None:
+        """Forget the sticky x limits (a drag ended): the next update fits them anew."""
+        self._xlim = None
 
     def animated_artists(self) -> list:
         """The artists an update changes (curve, band, the title with the average): drawn over a saved
@@ -810,6 +821,12 @@ class SpectrumPlot:
             self.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
             self._legend_key = key
         set_legend_note(self.legend, self.zero_note)
+
+    def release_limits(self) -> None:
+        """Forget the sticky limits (a drag ended): the next update fits them anew."""
+        self._sorted_ylim = self._histogram_xlim = None
+        self._histogram_top = 0.0
+        self._legend_room = False
 
     def animated_artists(self) -> list:
         """The artists an update changes (spectrum, histogram, its title, the legend drawn over them)."""

@@ -13,7 +13,7 @@ import pytest
 
 import vglab
 from vglab.core.config import Config
-from vglab.core.results import GradientModel, GradientProfile
+from vglab.core.results import GradientModel, GradientProfile, SpectrumModel
 from vglab.models import recurrent, transformer
 
 LAB = Path(vglab.__file__).parent / "lab"
@@ -159,6 +159,97 @@ def test_a_model_of_ones_own_plugs_in_through_the_protocol():
         vglab.gradient_norms("mlp")
 
 
+# --------------------------------------------------------------------------------------------- spectra and training
+def _user_stack():
+    import jax.numpy as jnp
+
+    return vglab.Stack([jnp.tanh, lambda h: 0.5 * h, jnp.sin], jnp.linspace(-1.0, 1.0, 5))
+
+
+SPECTRUM_MODELS = {"MLP": lambda: vglab.MLP(depth=3, width=4),
+                   "MLP residual pre-LN": lambda: vglab.MLP(depth=3, width=4, residual=True, norm="pre"),
+                   "Stack": _user_stack,
+                   "ConvNet": lambda: vglab.ConvNet(depth=2, channels=3, length=5, activation="tanh")}
+
+
+@pytest.mark.parametrize("make", list(SPECTRUM_MODELS.values()), ids=list(SPECTRUM_MODELS))
+def test_jacobian_spectrum_dispatches_on_the_spectrum_model_protocol(make):
+    net = make()
+    assert isinstance(net, SpectrumModel) and isinstance(net, GradientModel)
+    direct, dispatched = net.jacobian_spectrum(seed=2), vglab.jacobian_spectrum(net, seed=2)
+    assert type(direct) is type(dispatched) is vglab.JacobianSpectrum
+    assert dispatched.net is net and dispatched.seed == 2
+    np.testing.assert_array_equal(direct.log10_singular_values, dispatched.log10_singular_values)
+    np.testing.assert_array_equal(direct.log10_partial_norms, dispatched.log10_partial_norms)
+    n = 5 if isinstance(net, vglab.Stack) else 15 if isinstance(net, vglab.ConvNet) else 4
+    assert dispatched.log10_singular_values.shape == (n,) and dispatched.log10_partial_norms.shape == (3 - (
+        isinstance(net, vglab.ConvNet)),)
+    singular_values = dispatched.log10_singular_values
+    assert np.all(np.diff(singular_values[np.isfinite(singular_values)]) <= 0)  # descending; −inf: exactly 0
+
+
+def test_the_stack_spectrum_is_the_product_of_its_blocks_jacobians():
+    """The public Stack.jacobian_spectrum against the singular values of J_3 J_2 J_1 formed in float64."""
+    stack = _user_stack()
+    x = np.linspace(-1.0, 1.0, 5)
+    h1 = np.tanh(x)
+    jacobian = np.diag(np.cos(0.5 * h1)) @ (0.5 * np.eye(5)) @ np.diag(1.0 - np.tanh(x) ** 2)
+    np.testing.assert_allclose(vglab.jacobian_spectrum(stack).log10_singular_values,
+                               np.log10(np.linalg.svd(jacobian, compute_uv=False)), rtol=0, atol=1e-5)
+
+
+def test_a_model_of_ones_own_plugs_into_jacobian_spectrum():
+    class Diagonal:
+        """∂h_L/∂h_0 = diag(1, ½, ¼) over 2 layers: σ = 1, ½, ¼."""
+
+        def jacobian_spectrum(self, seed=0):
+            return vglab.JacobianSpectrum(self, seed, np.log10([1.0, 0.5, 0.25]), np.array([0.5, 0.1]))
+
+        def to_code(self):
+            return "Diagonal()"
+
+    net = Diagonal()
+    assert isinstance(net, SpectrumModel) and not isinstance(net, GradientModel)
+    result = vglab.jacobian_spectrum(net, seed=4)
+    np.testing.assert_array_equal(result.log10_singular_values, np.log10([1.0, 0.5, 0.25]))
+    assert result.to_code() == "vglab.jacobian_spectrum(Diagonal(), seed=4)"
+
+
+@pytest.mark.parametrize("net", [vglab.RNN(hidden=4, steps=3), vglab.Transformer(depth=1, width=8, heads=2, seq_len=2),
+                                 vglab.BatchNormMLP(depth=2, width=4, batch=8), "mlp", None],
+                         ids=["RNN", "Transformer", "BatchNormMLP", "str", "None"])
+def test_a_model_without_a_spectrum_engine_gets_a_clear_error(net):
+    assert not isinstance(net, SpectrumModel)
+    message = (r"jacobian_spectrum expects a model with a jacobian_spectrum\(seed\) method \(the vglab.SpectrumModel "
+               rf"protocol: vglab.MLP, Stack or ConvNet\), got {type(net).__name__}$")
+    with pytest.raises(ValueError, match=message):
+        vglab.jacobian_spectrum(net)
+
+
+@pytest.mark.parametrize(("net", "message"), [
+    (vglab.ConvNet(depth=2, channels=3, length=8),
+     r"train expects a vglab.MLP, got ConvNet; a vglab.ConvNet trains with vglab.train_convnet\(net, data\)$"),
+    (vglab.RNN(), r"train expects a vglab.MLP, got RNN; train wraps an MLP's own layers as a classifier "
+                  r"\(vglab.train_convnet trains a vglab.ConvNet; the RNN, Transformer, BatchNormMLP and Stack have "
+                  r"no training loop in vglab\)$"),
+    ("mlp", r"train expects a vglab.MLP, got str; train wraps"),
+])
+def test_train_is_for_mlps_and_its_error_names_what_trains_the_others(net, message):
+    with pytest.raises(ValueError, match=message):
+        vglab.train(net, data="digits", steps=10)
+
+
+def test_no_module_uses_the_old_private_check_seeds():
+    from vglab.models import jacobians
+
+    assert not hasattr(jacobians, "_check_seeds")
+    root = Path(vglab.__file__).parent.parent
+    sources = [*root.joinpath("vglab").rglob("*.py"), *root.joinpath("notebooks").rglob("*.ipynb"),
+               *root.joinpath("benchmarks").rglob("*.py")]
+    assert len(sources) > 40
+    assert [str(p) for p in sources if "_check_seeds" in p.read_text(encoding="utf-8")] == []
+
+
 def test_extras_name_what_applies_to_the_network():
     lstm = vglab.gradient_norms(vglab.RNN(cell="lstm", hidden=4, steps=3))
     gru = vglab.gradient_norms(vglab.RNN(cell="gru", hidden=4, steps=3))
@@ -227,13 +318,13 @@ def private_uses(source: str) -> list[str]:
 
 
 def test_the_private_name_check_finds_what_it_should():
-    source = ("from vglab.models.jacobians import _check_seeds, gradient_norms\n"
+    source = ("from vglab.models.jacobians import _forward, gradient_norms\n"
               "from vglab.models import recurrent\n"
               "import vglab.models.transformer as tf\n"
               "import vglab\n"
               "recurrent._BANKS.clear(); tf.block_bank(); vglab.models.jacobians._per_seed\n"
               "self._x; recurrent.reserve(net); recurrent.__name__\n")
-    assert sorted(private_uses(source)) == ["recurrent._BANKS", "vglab.models.jacobians._check_seeds",
+    assert sorted(private_uses(source)) == ["recurrent._BANKS", "vglab.models.jacobians._forward",
                                             "vglab.models.jacobians._per_seed"]
 
 

@@ -9,7 +9,8 @@ The numerical core (pure JAX, no plotting):
                         model's result type derives from it: GradientNorms, RecurrentGradientNorms,
                         TransformerGradientNorms, StackGradientNorms); it dispatches on the GradientModel
                         protocol: every model's ``gradient_profile(seed, n_seeds)``
-    jacobian_spectrum   exact singular values of ∂h_L/∂h_0, in log10
+    jacobian_spectrum   exact singular values of ∂h_L/∂h_0, in log10; it dispatches on the SpectrumModel
+                        protocol: a model's ``jacobian_spectrum(seed)`` (MLP, Stack, ConvNet)
     unit_activity       inactive (per input) and dead (for a whole batch) units per layer
     layer_distributions per-layer histograms of activations, saturation and log10|∂L/∂h_l,i| over a batch
     theory              mean-field predictions and closed-form bounds
@@ -18,7 +19,7 @@ The numerical core (pure JAX, no plotting):
 from vglab import datasets, theory
 from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.init import INITS
-from vglab.core.results import GradientModel, GradientProfile
+from vglab.core.results import GradientModel, GradientProfile, SpectrumModel
 from vglab.models.activity import UnitActivity, unit_activity
 from vglab.models.batchnorm import BatchNormMLP
 from vglab.models.convolutional import ConvNet, ConvTrainingHistory, train_convnet
@@ -34,7 +35,8 @@ __version__ = "0.1.0"
 
 __all__ = ["ACTIVATIONS", "INITS", "MLP", "BatchNormMLP", "RNN", "Transformer", "Stack", "StackGradientNorms",
            "mlp_blocks",
-           "ConvNet", "ConvTrainingHistory", "train_convnet", "GradientProfile", "GradientModel", "GradientNorms",
+           "ConvNet", "ConvTrainingHistory", "train_convnet", "GradientProfile", "GradientModel", "SpectrumModel",
+           "GradientNorms",
            "RecurrentGradientNorms", "TransformerGradientNorms", "JacobianSpectrum",
            "gradient_norms", "jacobian_spectrum", "unit_activity", "UnitActivity",
            "layer_distributions", "LayerDistributions", "sup_derivative", "theory", "TrainingHistory", "train",

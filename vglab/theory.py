@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
@@ -540,6 +542,75 @@ def critical_sigma_w(activation: str, sigma_b: float = 0.0, leaky_slope: float =
         else:
             hi = mid
     return 0.5 * (lo + hi)
+
+
+# --------------------------------------------------------------------------------------------- live use
+# What a dashboard recomputes on every slider step, cached so that dragging reuses one computation.  Pure
+# functions of immutable descriptions (no widgets, no plotting): the lab layer calls them, tests call them alone.
+MAX_CACHED_PROFILES = 128
+_PROFILES: OrderedDict = OrderedDict()
+_PROFILES_LOCK = threading.Lock()
+
+
+def mean_field_applies(net) -> bool:
+    """Whether ``predicted_log10_grad`` describes ``net``: a ``vglab.MLP`` with square layers drawn at random and
+    no LayerNorm (the theory here omits LayerNorm; width profiles and the constant init are refused)."""
+    return isinstance(net, MLP) and net.norm is None and net.widths is None and net.init != "constant"
+
+
+def cached_mean_field_profile(net) -> MeanFieldProfile | None:
+    """``mean_field_profile(net)``, kept for the last ``MAX_CACHED_PROFILES`` networks (least recently used
+    dropped first).  Thread-safe: a dashboard computes slow profiles in a worker thread."""
+    with _PROFILES_LOCK:
+        if net in _PROFILES:
+            _PROFILES.move_to_end(net)
+            return _PROFILES[net]
+    profile = mean_field_profile(net)
+    with _PROFILES_LOCK:
+        _PROFILES[net] = profile
+        while len(_PROFILES) > MAX_CACHED_PROFILES:
+            _PROFILES.popitem(last=False)
+    return profile
+
+
+def mean_field_profile_is_cached(net) -> bool:
+    """Whether ``cached_mean_field_profile(net)`` would return at once (no computation)."""
+    with _PROFILES_LOCK:
+        return net in _PROFILES
+
+
+def cached_predicted_log10_grad(net, log10_output_grad: float = 0.0, reuse_depth: int = 0) -> np.ndarray | None:
+    """``predicted_log10_grad(net, log10_output_grad)``, from one cached profile of the deeper net
+    ``net.replace(depth=max(reuse_depth, net.depth))``.
+
+    The mean-field quantities of layer l depend on l (through q_l and Q_l), not on the depth, so the profile at
+    depth D serves every depth L ≤ D: a depth slider whose maximum is ``reuse_depth`` reuses one computation.
+    """
+    profile = cached_mean_field_profile(net.replace(depth=max(reuse_depth, net.depth)))
+    return None if profile is None else profile.log10_grad(net.depth, log10_output_grad)
+
+
+def log10_derivative_bound_profile(net, log10_output_grad: float = 0.0) -> np.ndarray | None:
+    """log10 (sup|φ′|^(L−l) ‖g‖) for l = 0..L, where sup|φ′| < 1 (sigmoid: 0.25^(L−l)); None otherwise.
+
+    ‖∂L/∂h_l‖ ≤ Π_{k>l} sup|φ′| ‖W_k‖₂ · ‖g‖, so with ‖W_k‖₂ ≤ 1 this bounds ‖∂L/∂h_l‖ for a plain ``vglab.MLP``
+    (``log10_derivative_bound`` per l); None for residual or LayerNorm nets, whose chain is not of that form.
+    """
+    if not isinstance(net, MLP):
+        raise ValueError(f"log10_derivative_bound_profile expects a vglab.MLP, got {type(net).__name__}")
+    log10_output_grad = _check_log10_output_grad(log10_output_grad)
+    sup = sup_derivative(net.activation, net.leaky_slope)
+    if sup >= 1.0 or net.residual or net.norm is not None:
+        return None
+    L = net.depth
+    return np.array([log10_derivative_bound(net.activation, L - l, net.leaky_slope)
+                     for l in range(L + 1)]) + log10_output_grad
+
+
+@functools.lru_cache(maxsize=16)
+def cached_chi1_grid(activation: str, leaky_slope: float, sigma_w2: tuple, sigma_b2: tuple) -> np.ndarray:
+    """``chi1_grid`` for grids given as tuples (hashable), kept for the last 16 (activation, slope, grids)."""
+    return chi1_grid(activation, np.array(sigma_w2), np.array(sigma_b2), leaky_slope)
 
 
 # --------------------------------------------------------------------------------------------- recurrent nets

@@ -40,6 +40,7 @@ KeyboardInterrupt (the notebook's stop button) ends the run cleanly with the his
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
@@ -52,6 +53,7 @@ from vglab import datasets as _datasets
 from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
+from vglab.core.results import mean_and_band
 from vglab.core.streams import stream
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.mlp import LAYERNORM_EPS, MLP
@@ -334,9 +336,10 @@ def train(net: MLP, data="digits", steps: int = 500, optimizer: str = "sgd",
     callback:      called as callback(step, metrics) after every step (metrics: a dict of that step's values,
                    with test_accuracy when evaluated); raising KeyboardInterrupt in it stops the run.
     Returns a ``TrainingHistory``; divergence and interruption end the run early without raising.
+    Only a ``vglab.MLP`` with square layers trains here (a ``vglab.ConvNet``: ``vglab.train_convnet``).
     """
     if not isinstance(net, MLP):
-        raise ValueError(f"train expects a vglab.MLP, got {type(net).__name__}")
+        raise ValueError(f"train expects a vglab.MLP, got {type(net).__name__}{_other_trainers(net)}")
     if net.widths is not None:
         raise ValueError(f"train needs square layers (depth=, width=); got a width profile {net.widths!r}")
     if net.n_parameters > MAX_PARAMETERS:
@@ -431,12 +434,66 @@ def train(net: MLP, data="digits", steps: int = 500, optimizer: str = "sgd",
         final_parameters=Params(*(np.asarray(a) for a in params)))
 
 
+def _other_trainers(net) -> str:
+    """The end of train's error for a model that is not an MLP: what trains it instead, if anything.
+
+    ``train`` is MLP-only on purpose, not for want of a protocol: its records are per weight matrix W_l of the
+    MLP body (‖∂loss/∂W_l‖, ‖ΔW_l‖/‖W_l‖, dead units of layer l), whose draws for a seed are exactly those
+    ``gradient_norms(net, seed)`` analyses, and its compiled step is specialised to that body's structure.  A
+    protocol that any model could meet ("give me your parameters and an apply function") would lose those
+    per-layer records, which are what the lessons plot."""
+    from vglab.models.convolutional import ConvNet
+
+    if isinstance(net, ConvNet):
+        return "; a vglab.ConvNet trains with vglab.train_convnet(net, data)"
+    return ("; train wraps an MLP's own layers as a classifier (vglab.train_convnet trains a vglab.ConvNet; "
+            "the RNN, Transformer, BatchNormMLP and Stack have no training loop in vglab)")
+
+
 def _progress_bar(steps, enabled):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
     return tqdm(total=steps, desc="vglab.train", unit="step")
+
+
+# --------------------------------------------------------------------------------------------- summaries
+def profile_statistics(log10_values: np.ndarray):
+    """Mean over steps and min–max over steps of per-step, per-layer log10 values (k, depth), as the training
+    dashboard plots them.
+
+    The same statistics ``vglab.core.results.mean_and_band`` gives over seeds; −inf (a layer that did not move
+    at a step) is left out of the mean and counted.  Returns (mean, low, high, zero_count), each (depth,).
+    """
+    return mean_and_band(log10_values)
+
+
+def _check_history(history, function: str) -> TrainingHistory:
+    if not isinstance(history, TrainingHistory):
+        raise ValueError(f"{function} expects a vglab.TrainingHistory (what vglab.train returns), "
+                         f"got {type(history).__name__}")
+    return history
+
+
+def mean_update_ratio(history: TrainingHistory, skip: int = 0) -> np.ndarray:
+    """Per-layer update-to-weight ratio ρ_l = ‖ΔW_l‖_F/‖W_l‖_F averaged over the steps after the first ``skip``:
+    (depth,).  The arithmetic mean of the ratios (not of their logs)."""
+    history = _check_history(history, "mean_update_ratio")
+    last = max(history.steps_completed - 1, 0)
+    if isinstance(skip, bool) or not isinstance(skip, numbers.Integral) or not 0 <= skip <= last:
+        raise ValueError(f"skip must be an integer in 0..{last} (steps completed − 1), got {skip!r}")
+    return history.update_ratio[skip:].mean(axis=0)
+
+
+def learning_layers_ratio(history: TrainingHistory, layers: int = 3, skip: int = 10) -> float:
+    """log10 of (mean ρ of the first ``layers`` layers) / (mean ρ of the last ``layers``), ρ averaged over the
+    steps after the first ``skip`` (``mean_update_ratio``): how many decades less the layers next to the input
+    move than those next to the output (0: all alike)."""
+    ratios = mean_update_ratio(history, skip)
+    if isinstance(layers, bool) or not isinstance(layers, numbers.Integral) or not 1 <= layers <= ratios.size:
+        raise ValueError(f"layers must be an integer in 1..{ratios.size} (the depth), got {layers!r}")
+    return float(math.log10(ratios[:layers].mean() / ratios[-layers:].mean()))
 
 
 def compiled_programs() -> int:

@@ -10,12 +10,17 @@ the BatchNorm MLP, ``RecurrentGradientNorms``, ``TransformerGradientNorms``, ``S
 and everything computed from them (the gradient ratio, the typical and the RMS profile over seeds, ``to_code``);
 a subclass adds its architecture's extras as fields (weight gradients, dead fractions, cell-state gradients,
 gate means, ...), an extra that does not apply to a network being None.
+
+The protocols the public functions dispatch on (not on private methods, not on a model's class): every model is
+a ``GradientModel`` (``gradient_profile(seed, n_seeds)``, for ``vglab.gradient_norms``); the models with a
+spectrum engine are ``SpectrumModel``s (``jacobian_spectrum(seed)``, for ``vglab.jacobian_spectrum``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -38,6 +43,26 @@ def log10_root_mean_square(log10_values, axis: int = 0) -> np.ndarray:
     top = np.squeeze(top, axis=axis)
     log_sum = np.where(np.isinf(top) & ~np.isnan(log_sum), top, log_sum)  # all zero (−inf), or +inf
     return 0.5 * (log_sum - math.log(y.shape[axis])) / LN10
+
+
+def mean_and_band(log10_values) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min and max over axis 0 (seeds, or training steps) of log10 values, exactly zero (−inf) entries
+    left out.
+
+    Returns (mean, low, high, zero_count): the statistics of the rows that are not exactly zero at each position
+    (NaN where every row is zero; a mean of logs with a −inf would be −inf and hide the others), and
+    ``zero_count``, the number of exactly zero rows per position, which the plots mark and explain.
+    """
+    values = np.atleast_2d(np.asarray(log10_values, dtype=float))
+    zero = np.isneginf(values)
+    zero_count = zero.sum(axis=0)
+    finite = np.where(zero, np.nan, values)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # 'All-NaN slice': an all-zero column is expected
+        low = np.nanmin(finite, axis=0)
+        high = np.nanmax(finite, axis=0)
+        mean = np.nanmean(finite, axis=0)
+    return mean, low, high, zero_count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +126,20 @@ class GradientModel(Protocol):
     ``GradientProfile`` (every vglab model does: MLP, BatchNormMLP, RNN, Transformer, Stack, ConvNet)."""
 
     def gradient_profile(self, seed: int = 0, n_seeds: int = 1) -> GradientProfile:
+        ...
+
+    def to_code(self) -> str:
+        ...
+
+
+@runtime_checkable
+class SpectrumModel(Protocol):
+    """What ``vglab.jacobian_spectrum(net, seed)`` dispatches on: a model that computes the spectrum of its own
+    input–output Jacobian ∂h_L/∂h_0 (a ``vglab.JacobianSpectrum``: log10 singular values, descending, and
+    log10 ‖∂h_L/∂h_l‖_F for l = 0..L−1).  vglab's MLP, Stack and ConvNet implement it (a user's class with this
+    method plugs in); the RNN, Transformer and BatchNormMLP do not: vglab has no spectrum engine for them."""
+
+    def jacobian_spectrum(self, seed: int = 0):
         ...
 
     def to_code(self) -> str:

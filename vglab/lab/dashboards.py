@@ -47,13 +47,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import html
 import io
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,7 +63,7 @@ import numpy as np
 
 import vglab
 from vglab import theory
-from vglab.core.activations import ACTIVATIONS, sup_derivative
+from vglab.core.activations import ACTIVATIONS
 from vglab.core.init import INITS, default_weight_std
 from vglab.core.validation import check_choice, keywords_checked
 from vglab.lab import cells, drawing, plots, warmup
@@ -736,68 +734,24 @@ TYPICAL_LABEL = "typical: mean of log over seeds"
 THEORY_LABELS = {"rms": r"√mean $\|\delta_l\|^2$ over seeds",
                  "theory": r"mean-field $\sqrt{E\|\delta_l\|^2}$, width → ∞"}
 
-_THEORY_PROFILES: OrderedDict = OrderedDict()
-_THEORY_LOCK = threading.Lock()
 _THEORY_POOL: ThreadPoolExecutor | None = None
 
-
-def theory_profile(net_at_max_depth: vglab.MLP) -> theory.MeanFieldProfile | None:
-    """``theory.mean_field_profile(net)``, cached (128 networks)."""
-    with _THEORY_LOCK:
-        if net_at_max_depth in _THEORY_PROFILES:
-            _THEORY_PROFILES.move_to_end(net_at_max_depth)
-            return _THEORY_PROFILES[net_at_max_depth]
-    profile = theory.mean_field_profile(net_at_max_depth)
-    with _THEORY_LOCK:
-        _THEORY_PROFILES[net_at_max_depth] = profile
-        while len(_THEORY_PROFILES) > 128:
-            _THEORY_PROFILES.popitem(last=False)
-    return profile
-
-
-def theory_profile_is_cached(net_at_max_depth: vglab.MLP) -> bool:
-    with _THEORY_LOCK:
-        return net_at_max_depth in _THEORY_PROFILES
-
-
-def theory_curve(net: vglab.MLP, log10_output_grad: float, max_depth: int) -> np.ndarray | None:
-    """``theory.predicted_log10_grad(net, log10_output_grad)``, from one cached profile of the deepest net.
-
-    The mean-field quantities of layer l depend on l (through q_l and Q_l), not on the depth, so the profile
-    of ``net.replace(depth=D)`` serves every depth L ≤ D: dragging the depth reuses one computation.
-    """
-    profile = theory_profile(net.replace(depth=max(max_depth, net.depth)))
-    return None if profile is None else profile.log10_grad(net.depth, log10_output_grad)
+# The numbers the gradient panel adds to a measurement are pure and live in vglab.theory, cached there for live
+# use (one mean-field profile of the deepest net serves every depth; chi1 grids by activation); the dashboards
+# call them there.  Their old names here stay importable (lessons' claims tests use theory_profile).
+theory_profile = theory.cached_mean_field_profile
+theory_profile_is_cached = theory.mean_field_profile_is_cached
+theory_applies = theory.mean_field_applies
+bound_curve = theory.log10_derivative_bound_profile
+theory_curve = theory.cached_predicted_log10_grad  # (net, log10_output_grad, max_depth): reuse_depth = max_depth
 
 
 def _theory_pool() -> ThreadPoolExecutor:
+    """The one worker thread that computes slow mean-field profiles while the measurement is shown."""
     global _THEORY_POOL
     if _THEORY_POOL is None:
         _THEORY_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vglab-theory")
     return _THEORY_POOL
-
-
-def theory_applies(net: vglab.MLP) -> bool:
-    """Whether ``theory.predicted_log10_grad`` describes ``net``: every net without LayerNorm."""
-    return net.norm is None
-
-
-def bound_curve(net: vglab.MLP, log10_output_grad: float) -> np.ndarray | None:
-    """log10 (sup|φ′|^(L−l) ‖g‖) for l = 0..L, where sup|φ′| < 1 (sigmoid: 0.25); None otherwise.
-
-    With ‖W_l‖₂ ≤ 1 this bounds ‖∂L/∂h_l‖ (``theory.log10_derivative_bound``); for sigmoid it is 0.25^(L−l).
-    """
-    sup = sup_derivative(net.activation, net.leaky_slope)
-    if sup >= 1.0 or net.residual or net.norm is not None:
-        return None
-    L = net.depth
-    return np.array([theory.log10_derivative_bound(net.activation, L - l, net.leaky_slope)
-                     for l in range(L + 1)]) + log10_output_grad
-
-
-@functools.lru_cache(maxsize=16)
-def _phase_grid(activation: str, leaky_slope: float, sigma_w2: tuple, sigma_b2: tuple) -> np.ndarray:
-    return theory.chi1_grid(activation, np.array(sigma_w2), np.array(sigma_b2), leaky_slope)
 
 
 # Activations whose χ₁ grid is quick to compute (closed forms or Gauss–Hermite at moderate q; ELU's moments
@@ -1010,14 +964,14 @@ class GradientDashboard(Dashboard):
         norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
         log10_g = float(norms.log10_rms_activation_grad[-1])  # theory predicts √E‖δ‖²: start at √mean ‖g‖²
         predicted, pending = None, False
-        if state["theory"] and theory_applies(net):
+        if state["theory"] and theory.mean_field_applies(net):
             deepest = net.replace(depth=max(self.max_depth, net.depth))
-            if self.interactive and not theory_profile_is_cached(deepest):
+            if self.interactive and not theory.mean_field_profile_is_cached(deepest):
                 pending = True
                 self._start_theory(deepest)
             else:
-                predicted = theory_curve(net, log10_g, self.max_depth)
-        bound = bound_curve(net, log10_g) if self.show_bound else None
+                predicted = theory.cached_predicted_log10_grad(net, log10_g, reuse_depth=self.max_depth)
+        bound = theory.log10_derivative_bound_profile(net, log10_g) if self.show_bound else None
         self._compiled_keys.add(self._compile_key(state))
         return GradientView(norms, predicted, bound, pending, self._distributions(net, state))
 
@@ -1034,7 +988,7 @@ class GradientDashboard(Dashboard):
 
         def work():
             try:
-                theory_profile(deepest)
+                theory.cached_mean_field_profile(deepest)
             except Exception:  # noqa: BLE001 - the theory line is an extra; the plot stays without it
                 return
             loop.call_soon_threadsafe(self._theory_ready, deepest)
@@ -1048,8 +1002,8 @@ class GradientDashboard(Dashboard):
         if view.net.replace(depth=max(self.max_depth, view.net.depth)) != deepest:
             return  # the plot moved on; its own curve is on its way
         log10_g = float(view.norms.log10_rms_activation_grad[-1])
-        self.result = GradientView(view.norms, theory_curve(view.net, log10_g, self.max_depth), view.bound,
-                                   distributions=view.distributions)
+        predicted = theory.cached_predicted_log10_grad(view.net, log10_g, reuse_depth=self.max_depth)
+        self.result = GradientView(view.norms, predicted, view.bound, distributions=view.distributions)
         try:
             with drawing.DRAW_LOCK:
                 self.draw(self.result)
@@ -1098,11 +1052,11 @@ class GradientDashboard(Dashboard):
         vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
         self._distributions(net, state)
         self._compiled_keys.add(self._compile_key(state))
-        if state["theory"] and theory_applies(net):
-            theory_profile(net.replace(depth=max(self.max_depth, net.depth)))
+        if state["theory"] and theory.mean_field_applies(net):
+            theory.cached_mean_field_profile(net.replace(depth=max(self.max_depth, net.depth)))
         phase = self.plots.get("phase")
         if phase is not None and net.activation in PHASE_ACTIVATIONS:
-            _phase_grid(net.activation, net.leaky_slope, tuple(phase.sigma_w2), tuple(phase.sigma_b2))
+            theory.cached_chi1_grid(net.activation, net.leaky_slope, tuple(phase.sigma_w2), tuple(phase.sigma_b2))
 
     def warm_variants(self, state):
         """Each option's variant; those needing a program not compiled yet come first."""
@@ -1118,8 +1072,8 @@ class GradientDashboard(Dashboard):
         key = (net.activation, net.leaky_slope)
         if getattr(plot, "key", None) != key:
             available = net.activation in PHASE_ACTIVATIONS
-            plot.set_grid(_phase_grid(net.activation, net.leaky_slope, tuple(plot.sigma_w2),
-                                      tuple(plot.sigma_b2)) if available else None)
+            plot.set_grid(theory.cached_chi1_grid(net.activation, net.leaky_slope, tuple(plot.sigma_w2),
+                                                  tuple(plot.sigma_b2)) if available else None)
             plot.key = key
         if net.activation not in PHASE_ACTIVATIONS:
             note = f"phase diagram not computed for {net.activation}"
@@ -1156,7 +1110,7 @@ class GradientDashboard(Dashboard):
         net = self.network(state)
         lines = ["import vglab", f"net = {net.to_code()}",
                  f"result = vglab.gradient_norms(net, seed={state['seed']}, n_seeds={state['n_seeds']})"]
-        if state["theory"] and theory_applies(net):
+        if state["theory"] and theory.mean_field_applies(net):
             lines.append("rms = result.log10_rms_activation_grad  # √(mean over seeds of ‖δ_l‖²)\n"
                          "theory = vglab.theory.predicted_log10_grad(net, log10_output_grad=rms[-1])")
         return "\n".join(lines)

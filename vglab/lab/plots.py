@@ -29,6 +29,8 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine, PlaceHolderLayoutE
 from matplotlib.legend import Legend
 from matplotlib.ticker import FuncFormatter, Locator, MaxNLocator
 
+from vglab.core.results import mean_and_band  # the statistics over seeds: pure, in the core
+
 # Okabe & Ito (2008), "Color Universal Design": told apart with every common colour-vision deficiency.
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
              "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
@@ -184,38 +186,6 @@ def sticky_x_limits(current, x, pad: float = 0.02, fill: float = 0.5) -> tuple[f
     decade = 10.0 ** math.floor(math.log10(extent))
     span = next(m * decade for m in NICE_ENDS if m * decade >= extent * (1 - 1e-9))
     return x0 - pad * span, x0 + (1 + pad) * span
-
-
-def mean_and_band(log10_values: np.ndarray):
-    """Mean, min and max over seeds (axis 0) of log10 values, with exactly zero (−inf) entries left out.
-
-    Returns (mean, low, high, zero_count): the statistics of the seeds that are not exactly zero at each
-    position (NaN where every seed is zero; a mean of logs with a −inf would be −inf and hide the others),
-    and ``zero_count``, the number of exactly zero seeds per position, which the plots mark and explain.
-    """
-    values = np.atleast_2d(np.asarray(log10_values, dtype=float))
-    zero = np.isneginf(values)
-    zero_count = zero.sum(axis=0)
-    finite = np.where(zero, np.nan, values)
-    with np.errstate(all="ignore"), _quiet_nan_warnings():
-        low = np.nanmin(finite, axis=0)
-        high = np.nanmax(finite, axis=0)
-        mean = np.nanmean(finite, axis=0)
-    return mean, low, high, zero_count
-
-
-class _quiet_nan_warnings:
-    """Silence numpy's 'All-NaN slice' warnings (an all-zero column is expected and explained in the plot)."""
-
-    def __enter__(self):
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._catch.__exit__(*exc)
 
 
 def _band_vertices(x, low, high) -> np.ndarray:

@@ -34,7 +34,6 @@ the status line's ``data-steps-completed``, ``data-diverged`` and ``data-interru
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,6 +61,11 @@ from vglab.lab.dashboards import (
 )
 from vglab.lab.drawing import DRAW_LOCK
 
+# The numbers of a run are pure, in vglab.training, and stay importable from here by their old names (notebook
+# 10 and its claims tests use them): profile_statistics (the plotted mean and band over steps), mean_update_ratio
+# and learning_layers_ratio (how many decades less the first layers move than the last).
+from vglab.training import learning_layers_ratio, mean_update_ratio, profile_statistics  # noqa: F401
+
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
 CLIP_NORMS = (0.1, 0.3, 1.0, 3.0, 10.0)
 NO_CLIP = 0.0  # the clip_norm control's value for "off" (a Dropdown cannot hold None)
@@ -84,15 +88,6 @@ class TrainingView:
     @property
     def net(self) -> vglab.MLP:
         return self.history.net
-
-
-def profile_statistics(log10_values: np.ndarray):
-    """Mean over steps and min–max over steps of per-step, per-layer log10 values (k, depth), as plotted.
-
-    The same statistics ``plots.mean_and_band`` gives over seeds; −inf (a layer that did not move at a step)
-    is left out of the mean and marked.  Returns (mean, low, high, zero_count), each (depth,).
-    """
-    return plots.mean_and_band(log10_values)
 
 
 def _partial_history(run: dict, records: dict, evals: dict) -> vglab.TrainingHistory:
@@ -561,21 +556,3 @@ def _end_note(history, running: bool = False) -> str:
     if running:
         return f"training… {history.steps_completed}/{history.steps}"
     return ""
-
-
-def mean_update_ratio(history: vglab.TrainingHistory, skip: int = 0) -> np.ndarray:
-    """Per-layer update-to-weight ratio ‖ΔW_l‖/‖W_l‖ averaged over the steps after the first ``skip``:
-    (depth,).  The arithmetic mean of the ratios (not of their logs)."""
-    if not 0 <= skip < max(history.steps_completed, 1):
-        raise ValueError(f"skip must be an integer in 0..{max(history.steps_completed - 1, 0)} "
-                         f"(steps completed − 1), got {skip}")
-    return history.update_ratio[skip:].mean(axis=0)
-
-
-def learning_layers_ratio(history: vglab.TrainingHistory, layers: int = 3, skip: int = 10) -> float:
-    """log10 of (mean update ratio of the first ``layers`` layers) / (that of the last ``layers``): how
-    many decades less the layers next to the input move than those next to the output (0: all alike)."""
-    ratios = mean_update_ratio(history, skip)
-    if not 1 <= layers <= ratios.size:
-        raise ValueError(f"layers must be an integer in 1..{ratios.size} (the depth), got {layers}")
-    return float(math.log10(ratios[:layers].mean() / ratios[-layers:].mean()))

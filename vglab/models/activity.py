@@ -25,8 +25,8 @@ import numpy as np
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
 from vglab.core.streams import stream
-from vglab.core.validation import check_int
-from vglab.models.jacobians import _check_seeds, _forward, _scalars, _structure, weight_bank
+from vglab.core.validation import check_int, check_seeds
+from vglab.models.jacobians import _forward, _scalars, _structure, weight_bank
 from vglab.models.mlp import MLP
 
 MAX_BATCH = 1024
@@ -76,7 +76,7 @@ def unit_activity(net: MLP, seed: int = 0, batch: int = 256) -> UnitActivity:
     if net.widths is not None or net.init == "constant":
         raise ValueError(f"unit_activity needs square layers drawn at random (depth=, width=, a random init); got "
                          f"{net.to_code()}")
-    (seed,) = _check_seeds(seed, 1)
+    (seed,) = check_seeds(seed, 1)
     batch = check_int("batch", batch, 1, MAX_BATCH)
     bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)
     inputs = batch_inputs(bank, seed, batch)

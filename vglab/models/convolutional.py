@@ -83,9 +83,10 @@ class ConvNet(Config):
         rows = [self.as_stack(s).gradient_profile(seed=s).log10_activation_grad[0] for s in check_seeds(seed, n_seeds)]
         return StackGradientNorms(self, seed, n_seeds, np.stack(rows))
 
-    def _jacobian_spectrum(self, seed: int = 0):
-        """The spectrum of ∂h_L/∂h_0, a (T·C)×(T·C) matrix, through the Stack's exact QR chain."""
-        return replace(self.as_stack(seed)._jacobian_spectrum(seed), net=self)
+    def jacobian_spectrum(self, seed: int = 0):
+        """The spectrum of ∂h_L/∂h_0, a (T·C)×(T·C) matrix, through the Stack's exact QR chain (what
+        ``vglab.jacobian_spectrum`` dispatches to, the ``vglab.SpectrumModel`` protocol)."""
+        return replace(self.as_stack(seed).jacobian_spectrum(seed), net=self)
 
     def as_stack(self, seed: int = 0) -> Stack:
         """The body drawn with ``seed`` as a ``vglab.Stack`` on the input x ~ N(0, I) of shape (T, C).

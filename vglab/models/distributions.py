@@ -38,12 +38,11 @@ import numpy as np
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import LN10
-from vglab.core.validation import check_float, check_int
+from vglab.core.validation import check_float, check_int, check_seeds
 from vglab.models.activity import MAX_BATCH, batch_inputs, unit_activity
 from vglab.models.jacobians import (
     SATURATION_LEVEL,
     _backward,
-    _check_seeds,
     _forward,
     _scalars,
     _structure,
@@ -192,7 +191,7 @@ def layer_distributions(net: MLP, seed: int = 0, batch: int = 64, bins: int = 40
         raise ValueError(f"layer_distributions needs square layers drawn at random: "
                          f"{'a width profile' if getattr(net, 'widths', None) is not None else 'init=constant'} is "
                          f"not supported (got {net.to_code()}); use depth= and width= with a random init")
-    (seed,) = _check_seeds(seed, 1)
+    (seed,) = check_seeds(seed, 1)
     batch = check_int("batch", batch, 1, MAX_BATCH)
     bins = check_int("bins", bins, 2, MAX_BINS)
     activation_range = _check_range("activation_range", activation_range) or \

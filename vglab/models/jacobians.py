@@ -55,7 +55,7 @@ from vglab.core.logspace import (
     scaled_add_pair,
     times_power_of_two,
 )
-from vglab.core.results import GradientProfile, log10_root_mean_square  # noqa: F401 - its old home
+from vglab.core.results import GradientProfile, SpectrumModel, log10_root_mean_square  # noqa: F401 - its old home
 from vglab.core.validation import MAX_SEED, MAX_SEEDS, check_seeds  # noqa: F401 - MAX_SEED(S) stay named here
 from vglab.models.mlp import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
 
@@ -536,9 +536,6 @@ class GradientNorms(GradientProfile):
     dead_fraction: np.ndarray
 
 
-_check_seeds = check_seeds  # the old private name (vglab.core.validation.check_seeds)
-
-
 def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1, loss=None) -> GradientNorms:
     """Exact per-layer gradient norms of L = ⟨g, h_L⟩ for networks drawn with seeds seed..seed+n_seeds−1.
 
@@ -562,7 +559,7 @@ def gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1, loss=None) -> Grad
         from vglab.models.profile import profile_gradient_norms
 
         return profile_gradient_norms(net, seed=seed, n_seeds=n_seeds)
-    seeds = _check_seeds(seed, n_seeds)
+    seeds = check_seeds(seed, n_seeds)
     bank = weight_bank(seeds, net.width, net.orthogonal, net.depth)
     sup = np.float32(ACTIVATIONS[net.activation].sup_dphi(net.leaky_slope))
     out = _gradient_norms_program(_structure(net), _scalars(net), sup, bank.weights, bank.biases,
@@ -773,15 +770,18 @@ def jacobian_spectrum(net: MLP, seed: int = 0) -> JacobianSpectrum:
     final T is resolved in float64 (``vglab.core.logspace.graded_log_singular_values``).
     """
     if not isinstance(net, MLP):
-        own_engine = getattr(net, "_jacobian_spectrum", None)  # vglab.Stack
-        if own_engine is None:
-            raise ValueError(f"jacobian_spectrum expects a vglab.MLP or Stack, got {type(net).__name__}")
-        return own_engine(seed=seed)
+        # Every other model brings its own spectrum engine through the SpectrumModel protocol
+        # (vglab.core.results): net.jacobian_spectrum(seed) returns its JacobianSpectrum.
+        if not isinstance(net, SpectrumModel):
+            raise ValueError(f"jacobian_spectrum expects a model with a jacobian_spectrum(seed) method (the "
+                             f"vglab.SpectrumModel protocol: vglab.MLP, Stack or ConvNet), got "
+                             f"{type(net).__name__}")
+        return net.jacobian_spectrum(seed=seed)
     if net.widths is not None or net.init == "constant":
         raise ValueError(f"jacobian_spectrum needs square layers drawn at random: "
                          f"{'a width profile' if net.widths is not None else 'init=constant'} is not supported "
                          f"(got {net.to_code()}); use gradient_norms, or depth= and width=")
-    (seed,) = _check_seeds(seed, 1)
+    (seed,) = check_seeds(seed, 1)
     bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)
     with single_threaded_lapack():
         log_d, U, partial = _spectrum_program(_structure(net), _scalars(net), bank.weights, bank.biases,

@@ -181,6 +181,13 @@ class MLP(Config):
 
         return gradient_norms(self, seed=seed, n_seeds=n_seeds)
 
+    def jacobian_spectrum(self, seed: int = 0):
+        """This network's ``vglab.JacobianSpectrum`` (the same as ``vglab.jacobian_spectrum(net, seed)``: the
+        ``vglab.SpectrumModel`` protocol)."""
+        from vglab.models.jacobians import jacobian_spectrum  # the MLP's QR chain lives in jacobians
+
+        return jacobian_spectrum(self, seed=seed)
+
     @property
     def n_parameters(self) -> int:
         w = self.layer_widths

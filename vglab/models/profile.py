@@ -49,6 +49,7 @@ from vglab.core.logspace import (
     scale_add,
     scale_to_float64,
 )
+from vglab.core.validation import check_seeds
 from vglab.models.jacobians import (
     BANK_BUDGET_BYTES,
     SATURATION_LEVEL,
@@ -56,7 +57,6 @@ from vglab.models.jacobians import (
     Scalars,
     Structure,
     _backward,
-    _check_seeds,
     _forward,
     _split_float64,
     backward_step,
@@ -256,7 +256,7 @@ class ProfileGradientNorms(GradientNorms):
 
 def profile_gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1) -> ProfileGradientNorms:
     """Exact per-layer gradient norms of a width profile or constant-init MLP (see the module docstring)."""
-    seeds = _check_seeds(seed, n_seeds)
+    seeds = check_seeds(seed, n_seeds)
     structure, body_len, _ = family(net)
     prefix, body, suffix, x, g = _weights(net, seeds)
     m = structure.body_width

@@ -35,7 +35,8 @@ import numpy as np
 from vglab.core import init as _init
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import LN10, graded_left_multiply, graded_log_singular_values
-from vglab.models.jacobians import JacobianSpectrum, SeededGradients, _check_seeds, single_threaded_lapack
+from vglab.core.validation import check_seeds
+from vglab.models.jacobians import JacobianSpectrum, SeededGradients, single_threaded_lapack
 from vglab.models.mlp import MAX_DEPTH, MLP
 
 MAX_STACK_SIZE = 4096  # units of h for jacobian_spectrum (an n×n QR per block)
@@ -270,7 +271,7 @@ class Stack:
 
     def gradient_profile(self, seed: int = 0, n_seeds: int = 1, loss: Callable | None = None) -> StackGradientNorms:
         """This stack's ``vglab.GradientProfile`` (what ``vglab.gradient_norms`` dispatches to; ``loss``: see there)."""
-        seeds = _check_seeds(seed, n_seeds)
+        seeds = check_seeds(seed, n_seeds)
         h_L = self._forward_checked()
         if loss is None:
             size = int(np.prod(h_L.shape))
@@ -295,8 +296,11 @@ class Stack:
                                                     np.zeros((len(seeds), 1))], axis=1)
         return StackGradientNorms(self, seed, n_seeds, log_grad / LN10)
 
-    def _jacobian_spectrum(self, seed: int = 0) -> JacobianSpectrum:
-        (seed,) = _check_seeds(seed, 1)
+    def jacobian_spectrum(self, seed: int = 0) -> JacobianSpectrum:
+        """The spectrum of ∂h_L/∂h_0 (what ``vglab.jacobian_spectrum`` dispatches to, the ``vglab.SpectrumModel``
+        protocol); blocks must map h to the same shape.  ``seed`` only labels the result: a Stack's weights and
+        input are its own."""
+        (seed,) = check_seeds(seed, 1)
         n = int(self.x.size)
         if n > MAX_STACK_SIZE:
             raise ValueError(f"jacobian_spectrum needs h of at most {MAX_STACK_SIZE} numbers, got {n}")
@@ -388,7 +392,7 @@ def mlp_blocks(net: MLP, seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarr
     if net.widths is not None or net.init == "constant":
         raise ValueError(f"mlp_blocks needs square layers drawn at random (depth=, width=, a random init); got "
                          f"{net.to_code()}")
-    (seed,) = _check_seeds(seed, 1)
+    (seed,) = check_seeds(seed, 1)
     scale = net.sigma_w / np.sqrt(net.width)
     layers = [(scale * np.asarray(_init.unit_weight(seed, l, net.width, net.orthogonal)),
                net.bias_std * np.asarray(_init.unit_bias(seed, l, net.width))) for l in range(net.depth)]

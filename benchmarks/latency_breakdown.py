@@ -24,9 +24,13 @@ handed to the home loop with ``call_soon_threadsafe``).  Each mode steps through
 (values not shown since the notebook's end state) and ``again``.  Medians over the steps, in ms.
 
     nice -n 15 .venv/bin/python benchmarks/latency_breakdown.py [--only 09,10,13] [--json out.json]
+        [--neighbours SECONDS]
 
-The background warm-up is off (VGLAB_WARMUP=0): in the browser suite it has long finished when latency is
-measured.  Timings on a shared machine are upper bounds; the load is printed with them.
+The background warm-up is off (VGLAB_WARMUP=0) unless ``--neighbours``: the notebook's other dashboards are
+built too, as its cells build them (lesson 10: ``trainer = TrainingDashboard(…)`` under the measured
+``dash``), every warm-up runs, as in a kernel, and the steps start SECONDS after the last dashboard was
+made (the browser suite's earlier tests of a class take about a minute); the warm-ups still to do are
+printed.  Timings on a shared machine are upper bounds; the load is printed with them.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("VGLAB_WARMUP", "0")
+NEIGHBOURS = "--neighbours" in sys.argv  # (read before vglab is imported: the warm-up's switch)
+os.environ.setdefault("VGLAB_WARMUP", "1" if NEIGHBOURS else "0")
 import matplotlib  # noqa: E402
 
 BACKEND = "module://ipympl.backend_nbagg"  # %matplotlib widget
@@ -163,11 +168,35 @@ async def _until_set(probe):
         await asyncio.sleep(0.001)
 
 
-async def measure(stem, subshell):
+def neighbours(stem) -> list:
+    """The notebook's other dashboards (``name = …Dashboard(…)`` statements but ``dash``), as its cells make them."""
+    import ast
+
+    from tests import notebook_replay
+    from vglab import lab
+    from vglab.lab import training_dashboards
+
+    namespace = {name: getattr(lab, name) for name in lab.__all__}
+    namespace["TrainingDashboard"] = training_dashboards.TrainingDashboard
+    made = []
+    for source in notebook_replay.code_sources(stem):
+        for stmt in notebook_replay._statements(source):
+            if (isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call)
+                    and getattr(stmt.value.func, "id", "").endswith("Dashboard")
+                    and not notebook_replay._is_dashboard_assignment(stmt)):
+                exec(compile(ast.Module([stmt], []), stem, "exec"), namespace)  # noqa: S102 - the notebook's
+                made.append(namespace[stmt.targets[0].id])
+    return made
+
+
+async def measure(stem, subshell, settle: float = 0.0):
     from tests import notebook_replay
 
     matplotlib.use(BACKEND)  # (notebook_replay chose Agg when imported)
     dash = notebook_replay.build(stem)
+    others = neighbours(stem) if NEIGHBOURS else []
+    if NEIGHBOURS:
+        await asyncio.sleep(settle)
     canvas = dash.figure.canvas
     canvas._handle_message(canvas, {"type": "initialized"}, [])  # the front end is up: frames are diffs
     name, slider = slider_of(dash, stem)
@@ -178,6 +207,10 @@ async def measure(stem, subshell):
     dash.figure.canvas.draw()  # the first frame, as the front end's first draw request renders it
     probe = Probe(dash)
     out = {"slider": f"{name} {start}→{top}", "modes": {}}
+    if NEIGHBOURS:
+        warming = [w.pending for w in (d.background_warmup for d in [dash, *others]) if w is not None]
+        out["warmups_pending"] = warming
+        print(f"{stem}: {len(others)} other dashboard(s), warm-ups still to do: {warming}", file=sys.stderr)
     try:
         for mode, shell in (("home", None), ("handoff", subshell)):
             for rep in ("first", "again"):
@@ -193,7 +226,12 @@ async def measure(stem, subshell):
                 medians["computations"] = dash.computations
                 out["modes"][f"{mode}/{rep}"] = medians
     finally:
+        warmups = [d.background_warmup for d in [dash, *others] if d.background_warmup is not None]
         dash.close()
+        for other in others:
+            other.close()
+        for warmup in warmups:  # (a compile cut off at exit aborts the interpreter)
+            warmup._thread.join(120)
     return out
 
 
@@ -208,28 +246,51 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-async def main_async(stems):
+async def main_async(stems, settle: float = 0.0):
     subshell = Subshell()
     results = {}
     try:
         for stem in stems:
             began = time.perf_counter()
-            results[stem] = await measure(stem, subshell)
+            results[stem] = await measure(stem, subshell, settle)
             print(f"{stem}: {time.perf_counter() - began:.0f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     finally:
         subshell.close()
     return results
 
 
+def own_warmup_only() -> None:
+    """Dashboard.update_now as it was before every warm-up waited for every dashboard's update."""
+    from vglab.lab.dashboards import Dashboard
+
+    def update_now(self, force=False):
+        background = self.background_warmup
+        if background is None:
+            return self._update(force)
+        background.update_started()
+        try:
+            return self._update(force)
+        finally:
+            background.update_finished(self.computed_state)
+
+    Dashboard.update_now = update_now
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated notebook prefixes (09,10,13)")
     parser.add_argument("--json", default="", help="write the results here")
+    parser.add_argument("--neighbours", type=float, default=None, metavar="SECONDS",
+                        help="also build the notebook's other dashboards, warm-ups on; start SECONDS later")
+    parser.add_argument("--own-warmup-only", action="store_true",
+                        help="(the A of an A/B) an update pauses only its own dashboard's warm-up, as before")
     args = parser.parse_args(argv)
     wanted = [p for p in args.only.split(",") if p]
     stems = [s for s in NOTEBOOKS if not wanted or any(s.startswith(p) for p in wanted)]
     load_before = os.getloadavg()
-    results = asyncio.run(main_async(stems))
+    if args.own_warmup_only:
+        own_warmup_only()
+    results = asyncio.run(main_async(stems, args.neighbours or 0.0))
     meta = {"load_before": [round(v, 2) for v in load_before],
             "load_after": [round(v, 2) for v in os.getloadavg()], "cpus": os.cpu_count(),
             "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

@@ -299,7 +299,7 @@ def test_a_drag_down_keeps_its_limits_while_it_lasts_and_fits_them_to_the_data_w
     steps = drag(d, "depth", range(57, 30, -2), pause=0.1)  # 57, 55, …, 31
     during, (ended, frames) = steps[:-1], steps[-1]
     assert all(limits[0][0] == during[0][0][0][0] for limits, _ in during)  # the drag kept the depth axis …
-    kept = sum(a[0] == b[0] for a, b in zip(during, during[1:]))
+    kept = sum(a[0] == b[0] for a, b in zip(during[:-1], during[1:], strict=True))
     blitted = during[-1][1]["blit"] - during[0][1]["blit"]
     assert kept >= len(during) // 2 and blitted == kept  # … and blitted every step that kept all limits
     assert ended != during[-1][0] and frames["full"] == during[-1][1]["full"] + 1  # once, in full, at its end
@@ -316,3 +316,35 @@ def test_a_drag_down_keeps_its_limits_while_it_lasts_and_fits_them_to_the_data_w
     d.close()
     fresh.close()
 
+
+def test_an_update_pauses_the_warm_up_of_every_dashboard_in_the_kernel_not_only_its_own():
+    # Lesson 10 shows a gradient dashboard above a trainer whose warm-up has dozens of programs to compile; a
+    # step of the first must not run beside the second's tracing (the GIL back every 5 ms: vglab.lab.warmup).
+    class Recorder:
+        def __init__(self):
+            self.updating, self.calls = 0, []
+
+        def update_started(self):
+            self.updating += 1
+            self.calls.append("started")
+
+        def update_finished(self, state):
+            self.updating -= 1
+            self.calls.append(("finished", state))
+
+        def stop(self):
+            pass
+
+    first = GradientDashboard(depth=10, width=16, n_seeds=2, controls=("depth",), max_depth=20, warm_up=False)
+    second = GradientDashboard(depth=12, width=16, n_seeds=2, controls=("depth",), max_depth=20, warm_up=False)
+    own, neighbour = Recorder(), Recorder()
+    first.background_warmup, second.background_warmup = own, neighbour
+    during = []
+    compute = first.compute
+    first.compute = lambda state: (during.append((own.updating, neighbour.updating)), compute(state))[1]
+    first.set(depth=11)
+    assert during == [(1, 1)]  # both warm-ups held while the first dashboard computed and drew
+    assert own.calls == ["started", ("finished", first.computed_state)]  # its own re-plans from the new state
+    assert neighbour.calls == ["started", ("finished", None)] and neighbour.updating == 0  # the other only waits
+    first.close()
+    second.close()

@@ -52,6 +52,7 @@ import io
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ from vglab.lab.sliders import GridFloatSlider
 from vglab.models.jacobians import SATURATION_LEVEL
 
 NORM_CHOICES = (("none", "none"), ("pre-LN", "pre"), ("post-LN", "post"))
+_LIVE: weakref.WeakSet = weakref.WeakSet()  # the dashboards made in this process and not collected
 WIDTH_CHOICES = (16, 32, 64, 128, 256, 512)
 
 # name → (description shown on the widget, CSS-safe slug)
@@ -223,6 +225,7 @@ class Dashboard:
         self._hold = 0
         self.interactive = False  # True while an update runs for a control change in a live kernel
         cells.adopt(self)  # a cell run again replaces the dashboards its previous run made
+        _LIVE.add(self)  # (update_now pauses every live dashboard's warm-up)
         with plt.ioff():
             self.figure = plt.figure(figsize=figsize)
         drawing.lock_canvas(self.figure.canvas)  # its own draws wait for ours, and ours for them
@@ -541,14 +544,21 @@ class Dashboard:
         A state ``equivalent`` to the one on screen is not recomputed unless ``force``.  The background
         warm-up waits while it runs, and plans from the new state afterwards.
         """
-        background = self.background_warmup
-        if background is None:
-            return self._update(force)
-        background.update_started()
+        # Every dashboard's warm-up in the kernel waits, not only this one's: a page with two dashboards (lesson
+        # 10: a gradient dashboard over a trainer with dozens of programs to warm) otherwise compiled the other's
+        # programs beside each step, taking the GIL back every 5 ms (vglab.lab.warmup).
+        own = self.background_warmup
+        others = [w for w in (getattr(d, "background_warmup", None) for d in list(_LIVE) if d is not self)
+                  if w is not None]
+        for background in ([own] if own is not None else []) + others:
+            background.update_started()
         try:
             return self._update(force)
         finally:
-            background.update_finished(self.computed_state)
+            if own is not None:
+                own.update_finished(self.computed_state)
+            for background in others:
+                background.update_finished(None)  # (plans only from its own dashboard's states)
 
     def _update(self, force: bool):
         self._pending = False

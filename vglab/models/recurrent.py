@@ -69,10 +69,10 @@ import numpy as np
 from vglab.core import init as _init
 from vglab.core.activations import _TINY_DERIVATIVE, ACTIVATIONS
 from vglab.core.banks import BankCache, append_rows, capacity
+from vglab.core.chain import backward_chain, checked_bank, log10_rows
 from vglab.core.compilation import exact_jit
 from vglab.core.config import Config, choice, config, integer, real
 from vglab.core.logspace import (
-    LN10,
     LogScale,
     factor_scale,
     follow,
@@ -80,7 +80,6 @@ from vglab.core.logspace import (
     normalise_rms,
     normalise_unit,
     scale_add,
-    scale_to_float64,
 )
 from vglab.core.results import GradientProfile
 from vglab.core.streams import stream_key
@@ -272,8 +271,7 @@ class RecurrentParameters(NamedTuple):
 
 def parameters(net: RNN, seed: int = 0) -> RecurrentParameters:
     """The parameters, inputs and loss direction of the network drawn with ``seed`` (NumPy, float32)."""
-    (seed,) = check_seeds(seed, 1)
-    bank = recurrent_bank(net, (seed,))
+    _, bank = checked_bank("parameters", net, RNN, seed, 1, recurrent_bank)
     scalars = _scalars(net)
     n = net.hidden
     return RecurrentParameters(
@@ -372,19 +370,13 @@ def _vanilla(structure, scalars, W, U, b, xs, g, steps):
     # The scale each backward step adds: φ′'s factor 2^k (exact) and log(ρ/√n), as pairs, for all steps at once.
     step_scales = scale_add(factor_scale(log_dphi), scalars.log_recurrent_scale)
 
-    v, R, logged = normalise_unit(g, log_scale(0.0))
-    log_grad = _put(_minus_inf(capacity + 1), steps, logged)
-
-    def backward(i, carry):  # t = steps−i: ∂L/∂h_{t−1} = Wᵀ(φ′(z_t) ⊙ ∂L/∂h_t)
-        v, R, log_grad = carry
-        t = steps - i
+    def backward(row, v, R, state):  # t = row + 1: ∂L/∂h_{t−1} = Wᵀ(φ′(z_t) ⊙ ∂L/∂h_t)
         # Wᵀx written as xW: XLA:CPU runs a transposed matvec several times slower than a row-vector product.
-        branch, R, _ = normalise_unit(dphi[t - 1] * v, scale_add(R, LogScale(step_scales.hi[t - 1],
-                                                                              step_scales.lo[t - 1])))
-        v, R, logged = normalise_unit(branch @ W, R)
-        return v, R, _put(log_grad, t - 1, logged)
+        branch, R, _ = normalise_unit(dphi[row] * v, scale_add(R, LogScale(step_scales.hi[row],
+                                                                            step_scales.lo[row])))
+        return branch @ W, R, state
 
-    _, _, log_grad = jax.lax.fori_loop(0, steps, backward, (v, R, log_grad))
+    log_grad = backward_chain(backward, g, steps, capacity).log_norms  # the renormalised chain, vglab.core.chain
     return log_grad, _minus_inf(capacity + 1), log_rms, jnp.zeros((capacity,))
 
 
@@ -428,15 +420,12 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
     _, _, trace, log_rms = jax.lax.fori_loop(0, steps, forward, init)
 
     a, r, logged = normalise_unit(g_out, log_scale(0.0))  # ∂L/∂h_T = g
-    log_grad_h = _put(_minus_inf(capacity + 1), steps, logged)
-    log_grad_c = _minus_inf(capacity + 1)
     carry_c = jnp.zeros((n,), jnp.float32)  # ∂L/∂c_T through c_{T+1}: none
 
-    def backward(k, carry):  # step t = steps − k: from (∂L/∂h_t, ∂L/∂c_t via c_{t+1}) to t − 1
-        a, b_c, r, log_grad_h, log_grad_c = carry
-        t = steps - k
-        row = t - 1
-        c_t, c_prev = trace.cells[t], trace.cells[t - 1]
+    def backward(row, vectors, r, log_grad_c):  # step t = row + 1: (∂L/∂h_t, ∂L/∂c_t via c_{t+1}) to t − 1
+        a, b_c = vectors
+        t = row + 1
+        c_t, c_prev = trace.cells[t], trace.cells[row]
         delta_c = b_c + a * trace.o[row] * tanh.dphi(c_t)
         log_grad_c = _put(log_grad_c, t, scale_add(r, jnp.log(jnp.linalg.norm(delta_c))))
         dz = jnp.concatenate([delta_c * trace.g[row] * trace.di[row],
@@ -444,15 +433,18 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
                               a * jnp.tanh(c_t) * trace.do[row],
                               delta_c * trace.i[row] * trace.dg[row]])
         a_prev = scalars.recurrent_scale * (dz @ W)  # Wᵀ dz as a row-vector product (see _vanilla)
-        b_prev = delta_c * trace.f[row]
+        return (a_prev, delta_c * trace.f[row]), r, log_grad_c
+
+    def normalise(vectors, r):  # (∂L/∂h_{t−1}, ∂L/∂c_{t−1} via c_t) to unit joint norm; logs ‖∂L/∂h_{t−1}‖
+        a_prev, b_prev = vectors
         norm = jnp.sqrt(jnp.sum(a_prev * a_prev) + jnp.sum(b_prev * b_prev))
         safe = jnp.where(norm > 0.0, norm, 1.0)
         a, b_c, r = a_prev / safe, b_prev / safe, scale_add(r, jnp.log(safe))
-        log_grad_h = _put(log_grad_h, t - 1, scale_add(r, jnp.log(jnp.linalg.norm(a))))
-        return a, b_c, r, log_grad_h, log_grad_c
+        return (a, b_c), r, scale_add(r, jnp.log(jnp.linalg.norm(a)))
 
-    a, b_c, r, log_grad_h, log_grad_c = jax.lax.fori_loop(
-        0, steps, backward, (a, carry_c, r, log_grad_h, log_grad_c))
+    chain = backward_chain(backward, g_out, steps, capacity, state=_minus_inf(capacity + 1), normalise=normalise,
+                           start=((a, carry_c), r, logged))  # the renormalised chain, vglab.core.chain
+    log_grad_h, (_, b_c), r, log_grad_c = chain.log_norms, chain.v, chain.R, chain.state
     log_grad_c = _put(log_grad_c, 0, scale_add(r, jnp.log(jnp.linalg.norm(b_c))))  # h_0 is not from c_0
     forget_mean = jnp.mean(trace.f, axis=1)
     return log_grad_h, log_grad_c, log_scale(log_rms), forget_mean
@@ -496,24 +488,17 @@ def _gru(structure, scalars, W, U, b, xs, g_out, steps):
     init = (jnp.zeros((n,), jnp.float32), trace, jnp.full((capacity,), -jnp.inf, jnp.float32))
     _, trace, log_rms = jax.lax.fori_loop(0, steps, forward, init)
 
-    a, r_log, logged = normalise_unit(g_out, log_scale(0.0))  # ∂L/∂h_T = g
-    log_grad_h = _put(_minus_inf(capacity + 1), steps, logged)
-
-    def backward(k, carry):  # step t = steps − k: ∂L/∂h_t → ∂L/∂h_{t−1}
-        a, r_log, log_grad_h = carry
-        t = steps - k
-        row = t - 1
-        h_prev = trace.states[t - 1]
+    def backward(row, a, r_log, state):  # step t = row + 1: ∂L/∂h_t → ∂L/∂h_{t−1}
+        h_prev = trace.states[row]
         u, reset = trace.u[row], trace.r[row]
         delta_n = a * (1.0 - u) * trace.dn[row]
         delta_u = a * (h_prev - trace.n[row]) * trace.du[row]
         q = s * (delta_n @ W[2 * n:])  # W_nᵀ δn as a row-vector product (see _vanilla)
         delta_r = q * h_prev * trace.dr[row]
         a_prev = a * u + q * reset + s * (jnp.concatenate([delta_r, delta_u]) @ W[: 2 * n])
-        a, r_log, logged = normalise_unit(a_prev, r_log)
-        return a, r_log, _put(log_grad_h, t - 1, logged)
+        return a_prev, r_log, state
 
-    _, _, log_grad_h = jax.lax.fori_loop(0, steps, backward, (a, r_log, log_grad_h))
+    log_grad_h = backward_chain(backward, g_out, steps, capacity).log_norms  # ∂L/∂h_T = g, vglab.core.chain
     return log_grad_h, _minus_inf(capacity + 1), log_scale(log_rms), jnp.mean(trace.u, axis=1)
 
 
@@ -563,18 +548,12 @@ def recurrent_gradient_norms(net: RNN, seed: int = 0, n_seeds: int = 1) -> Recur
 
     Called by ``vglab.gradient_norms(rnn, seed, n_seeds)``.  See ``RecurrentGradientNorms``.
     """
-    if not isinstance(net, RNN):
-        raise ValueError(f"recurrent_gradient_norms expects a vglab.RNN, got {type(net).__name__}")
-    seeds = check_seeds(seed, n_seeds)
-    bank = recurrent_bank(net, seeds)
-    out = _recurrent_program(Structure(net.cell, net.activation), _scalars(net), bank.recurrent,
-                             bank.input_weights, bank.bias, bank.inputs, bank.directions,
-                             jnp.int32(net.steps))
-    out = [np.asarray(a) for a in out]
-    log_h, log_c, log_rms = (scale_to_float64(out[k], out[k + 1]) / LN10 for k in (0, 2, 4))
-    forget = np.asarray(out[6], np.float64)
-    T = net.steps
-    lstm, gru = net.cell == "lstm", net.cell == "gru"
-    return RecurrentGradientNorms(net, seed, n_seeds, log_h[:, : T + 1], log_c[:, : T + 1] if lstm else None,
-                                  log_rms[:, :T], forget[:, :T] if lstm else None,
-                                  forget[:, :T] if gru else None)
+    _, bank = checked_bank("recurrent_gradient_norms", net, RNN, seed, n_seeds, recurrent_bank)
+    out = [np.asarray(a) for a in _recurrent_program(Structure(net.cell, net.activation), _scalars(net),
+                                                     bank.recurrent, bank.input_weights, bank.bias, bank.inputs,
+                                                     bank.directions, jnp.int32(net.steps))]
+    T, lstm, gru = net.steps, net.cell == "lstm", net.cell == "gru"
+    forget = np.asarray(out[6], np.float64)[:, :T]
+    return RecurrentGradientNorms(net, seed, n_seeds, log10_rows(*out[0:2], T + 1),
+                                  log10_rows(*out[2:4], T + 1) if lstm else None, log10_rows(*out[4:6], T),
+                                  forget if lstm else None, forget if gru else None)

@@ -6,9 +6,10 @@ L = ⟨g, h_L⟩ (or a user's ``loss(h_L)``, whose gradient is then g), backprop
 
     δ_L = g,    δ_{l-1} = J_lᵀ δ_l    (J_l = ∂f_l/∂h_{l-1}, applied as a vector–Jacobian product)
 
-and ``gradient_norms`` reports log10 ‖δ_l‖₂ for l = 0..L.  The backward pass is renormalised in log space:
-each step multiplies the *unit* vector δ̂_l by J_lᵀ and records log ‖J_lᵀ δ̂_l‖, and the host adds these
-logs in float64, so a thousand sigmoid blocks (‖δ_0‖ ~ 1e-600) neither underflow nor lose digits with depth.
+and ``gradient_norms`` reports log10 ‖δ_l‖₂ for l = 0..L.  The backward pass is vglab's renormalised chain
+(``vglab.core.chain``, as for its own models): each step multiplies the *unit* vector δ̂_l by J_lᵀ, divides by
+a power of two and adds its log to a running TwoSum log scale, so a thousand sigmoid blocks (‖δ_0‖ ~ 1e-600)
+neither underflow nor lose digits with depth.
 
 Consecutive blocks that share one parameter structure (the same Equinox/NNX class and static fields, or the
 same function in a ``jax.tree_util.Partial`` with its array arguments, with the same array shapes; or the
@@ -33,8 +34,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core import init as _init
+from vglab.core.chain import backward_scan, normalise_unit_wide, renormalised_step
 from vglab.core.compilation import exact_jit
-from vglab.core.logspace import LN10, graded_left_multiply, graded_log_singular_values
+from vglab.core.logspace import (
+    LN10,
+    LogScale,
+    graded_left_multiply,
+    graded_log_singular_values,
+    log_scale,
+    scale_to_float64,
+)
 from vglab.core.validation import check_seeds
 from vglab.models.jacobians import JacobianSpectrum, SeededGradients, single_threaded_lapack
 from vglab.models.mlp import MAX_DEPTH, MLP
@@ -151,17 +160,6 @@ def _compiled(name: str, runs, build: Callable):
     return program
 
 
-def _log_norm(w):
-    """log ‖w‖₂ without squaring tiny entries: ‖w‖ = m ‖w/m‖ with m = max|w| (−inf for w = 0)."""
-    m = jnp.max(jnp.abs(w))
-    safe = jnp.where(m > 0.0, m, 1.0)
-    return jnp.where(m > 0.0, jnp.log(safe) + jnp.log(jnp.linalg.norm(w / safe)), -jnp.inf)
-
-
-def _unit(w, log_size):
-    return w / jnp.where(jnp.isfinite(log_size), jnp.exp(log_size), 1.0)
-
-
 def _forward(runs, x):
     """h_0 = x through every run: returns h_L, the inputs of each block (per run) and finiteness per block."""
     h, inputs, finite = x, [], []
@@ -186,26 +184,30 @@ def _forward(runs, x):
 
 
 def _backward(runs, inputs, g):
-    """δ_L = g back to δ_0 with unit vectors: (L,) log ‖J_lᵀ δ̂_l‖ per block l = 1..L and log ‖g‖."""
-    log_g = _log_norm(g)
-    v, growth = _unit(g, log_g), []
+    """δ_L = g back to δ_0 on the renormalised chain (``vglab.core.chain``): (L+1,) log ‖δ_l‖₂ for l = 0..L as a
+    ``LogScale`` pair (row L is log ‖g‖).  A block's vector–Jacobian product is its step; a run of blocks of
+    one structure is one ``backward_scan``, the others are stepped one by one.  Entries of J_lᵀ δ̂_l may lie
+    anywhere in float32's range (a user's block), so each is normalised by ``normalise_unit_wide``."""
+    v, R, log_g = normalise_unit_wide(g, log_scale(0.0))
+    logs = [LogScale(log_g.hi[None], log_g.lo[None])]
     for run, ins in zip(reversed(runs), reversed(inputs), strict=True):
-        def vjp_step(v, p, h_in, run=run):
+        def vjp_step(v, R, xs, run=run):
+            p, h_in = xs
             _, pullback = jax.vjp(lambda h: run.apply(p, h).astype(jnp.float32), h_in)
-            (w,) = pullback(v)
-            log_w = _log_norm(w)
-            return _unit(w, log_w), log_w
+            return pullback(v)[0], R
 
         if run.scanned:
-            v, logs = jax.lax.scan(lambda v, xs: vjp_step(v, *xs), v, (run.params, ins), reverse=True)
+            v, R, logged = backward_scan(vjp_step, v, R, (run.params, ins), normalise_unit_wide)
         else:
-            logs = []
+            steps = []
             for i in reversed(range(run.length)):
-                v, log_w = vjp_step(v, _block_params(run, i), ins[i])
-                logs.append(log_w)
-            logs = jnp.stack(logs[::-1])
-        growth.append(logs)
-    return jnp.concatenate(growth[::-1]), log_g
+                v, R, logged = renormalised_step(vjp_step, v, R, (_block_params(run, i), ins[i]),
+                                                 normalise_unit_wide)
+                steps.append(logged)
+            logged = LogScale(jnp.stack([s.hi for s in steps[::-1]]), jnp.stack([s.lo for s in steps[::-1]]))
+        logs.append(logged)
+    logs = logs[::-1]
+    return LogScale(jnp.concatenate([part.hi for part in logs]), jnp.concatenate([part.lo for part in logs]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -289,12 +291,8 @@ class Stack:
 
             return jax.vmap(one, in_axes=(None, 0))
 
-        growth, log_g = _compiled("backward", self._runs, build)(self._params, self.x, directions)
-        growth, log_g = np.asarray(growth, np.float64), np.asarray(log_g, np.float64)
-        # log ‖δ_{l-1}‖ = log ‖δ_l‖ + log ‖J_lᵀ δ̂_l‖, summed from the output in float64.
-        log_grad = log_g[:, None] + np.concatenate([np.cumsum(growth[:, ::-1], axis=1)[:, ::-1],
-                                                    np.zeros((len(seeds), 1))], axis=1)
-        return StackGradientNorms(self, seed, n_seeds, log_grad / LN10)
+        log_grad = _compiled("backward", self._runs, build)(self._params, self.x, directions)
+        return StackGradientNorms(self, seed, n_seeds, scale_to_float64(*log_grad) / LN10)
 
     def jacobian_spectrum(self, seed: int = 0) -> JacobianSpectrum:
         """The spectrum of ∂h_L/∂h_0 (what ``vglab.jacobian_spectrum`` dispatches to, the ``vglab.SpectrumModel``

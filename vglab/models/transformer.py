@@ -58,17 +58,15 @@ import numpy as np
 
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.banks import BankCache, append_rows, capacity
+from vglab.core.chain import backward_chain, checked_bank, log10_rows
 from vglab.core.compilation import exact_jit
 from vglab.core.config import Config, choice, config, flag, integer, real
 from vglab.core.logspace import (
-    LN10,
     LogScale,
     follow,
     log_scale,
-    normalise_unit,
     scale_add,
     scale_diff,
-    scale_to_float64,
     scaled_add_pair,
 )
 from vglab.core.results import GradientProfile
@@ -254,8 +252,7 @@ class TransformerParameters(NamedTuple):
 
 def parameters(net: Transformer, seed: int = 0) -> TransformerParameters:
     """The weights, input tokens and loss direction of the stack drawn with ``seed`` (NumPy, float32)."""
-    (seed,) = check_seeds(seed, 1)
-    bank = block_bank(net, (seed,))
+    _, bank = checked_bank("parameters", net, Transformer, seed, 1, block_bank)
     L, T = net.depth, net.seq_len
     scale_d, scale_h = _weight_scales(net)
     attention = np.asarray(bank.attention[0, :L]) * scale_d
@@ -406,28 +403,20 @@ def _stack(structure, scalars, attention, mlp_in, mlp_out, x, g, seq_len, depth)
     streams, hi, lo = jax.lax.fori_loop(0, depth, forward, (streams, *scales))
     scales = LogScale(hi, lo)
 
-    empty = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
-    v, R, logged = normalise_unit(g, log_scale(0.0))
-    grad_hi, grad_lo = empty.at[depth].set(logged.hi), jnp.zeros_like(empty).at[depth].set(logged.lo)
-
-    def backward_step(i, carry):
+    def backward_step(l, v, R, state):
         # h_{l+1} = e^{s_{l+1}} ũ(h̃_l) with h_l = e^{s_l} h̃_l:  ∂L/∂h_l = e^{s_{l+1} − s_l} J̃ᵀ ∂L/∂h_{l+1}.
-        v, R, grad_hi, grad_lo = carry
-        l = depth - 1 - i
-
         def block_map(u):
             return _block(structure, scalars, attention[l], mlp_in[l], mlp_out[l], u, scale_at(l), token_mask)
 
         _, pullback, s_next = jax.vjp(block_map, streams[l], has_aux=True)
-        (v,) = pullback(v)
-        v, R, logged = normalise_unit(v, scale_add(R, scale_diff(s_next, scale_at(l))))
-        return v, R, grad_hi.at[l].set(logged.hi), grad_lo.at[l].set(logged.lo)
+        (w,) = pullback(v)
+        return w, scale_add(R, scale_diff(s_next, scale_at(l))), state
 
-    _, _, grad_hi, grad_lo = jax.lax.fori_loop(0, depth, backward_step, (v, R, grad_hi, grad_lo))
+    grad = backward_chain(backward_step, g, depth, capacity).log_norms  # the renormalised chain, vglab.core.chain
     count = jnp.maximum(seq_len, 1) * x.shape[1]
     rms = jnp.sqrt(jnp.sum(jnp.where(token_mask[None, :, None], streams[1:] ** 2, 0.0), axis=(1, 2)) / count)
     rms_scale = scale_add(LogScale(scales.hi[1:], scales.lo[1:]), jnp.log(rms))
-    return (grad_hi, grad_lo), (rms_scale.hi, rms_scale.lo)
+    return (grad.hi, grad.lo), (rms_scale.hi, rms_scale.lo)
 
 
 @partial(exact_jit, static_argnames=("structure",))
@@ -463,10 +452,7 @@ def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1
 
     Called by ``vglab.gradient_norms(transformer, seed, n_seeds)``.  See ``TransformerGradientNorms``.
     """
-    if not isinstance(net, Transformer):
-        raise ValueError(f"transformer_gradient_norms expects a vglab.Transformer, got {type(net).__name__}")
-    seeds = check_seeds(seed, n_seeds)
-    bank = block_bank(net, seeds)
+    _, bank = checked_bank("transformer_gradient_norms", net, Transformer, seed, n_seeds, block_bank)
     scale_d, scale_h = _weight_scales(net)
     scalars = Scalars(jnp.float32(scale_d), jnp.float32(scale_h), jnp.float32(net.leaky_slope))
     structure = Structure(net.heads, net.activation, net.residual, net.norm)
@@ -476,6 +462,5 @@ def transformer_gradient_norms(net: Transformer, seed: int = 0, n_seeds: int = 1
     L = net.depth
     # h_0 = X, (S, T, d): sliced on the host (slicing the device array would compile a program per seq_len).
     tokens = np.asarray(bank.tokens)[:, : net.seq_len].astype(np.float64)
-    return TransformerGradientNorms(net, seed, n_seeds, scale_to_float64(*log_grad)[:, : L + 1] / LN10,
-                                    scale_to_float64(*log_rms)[:, :L] / LN10,
+    return TransformerGradientNorms(net, seed, n_seeds, log10_rows(*log_grad, L + 1), log10_rows(*log_rms, L),
                                     0.5 * np.log10(np.mean(tokens**2, axis=(1, 2))))

@@ -191,6 +191,7 @@ def test_a_long_drag_redraws_as_it_goes_but_skips_stale_values(dash):
 def test_during_a_drag_a_slow_theory_curve_arrives_later_without_holding_back_the_plot(dash, monkeypatch):
     dash.set(residual=True, sigma_w=1.35)  # synchronous: theory included at once
     assert dash.plotted()["gradient"]["theory"] is not None and not dash.result.theory_pending
+    monkeypatch.setattr(dash, "settle_seconds", 3600.0)  # the drag goes on (its end draws the view again)
     drawn, draw = [], dash.draw
     monkeypatch.setattr(dash, "draw", lambda view: (drawn.append(view), draw(view)))
 

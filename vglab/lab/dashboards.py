@@ -515,8 +515,8 @@ class Dashboard:
         """The drag has ended: the limits it kept (sticky limits, so that its steps could be blitted) are
         fitted again to the data on screen, as a dashboard made at this state would fit them, and the figure
         is redrawn (in full if they changed).  Nothing is recomputed.  True when the limits were released."""
-        if self.result is None or self.last_error is not None:
-            return False
+        if self.result is None or self.last_error is not None or getattr(self, "running", False):
+            return False  # (a training run in progress draws its own frames)
         try:
             with drawing.DRAW_LOCK:
                 if not self.release_limits():

@@ -87,6 +87,7 @@ class BatchNormDashboard(Dashboard):
         # redone only when limits change: a depth step then redraws only the curves and legends (blitted).
         figure.set_layout_engine(plots.StableConstrainedLayout())
         self._limits: dict = {}
+        self._tight = False  # the next draw fits the x axes to the data's ends (release_limits)
         self.rms_legend = self.rms_ax.legend(fontsize=8, loc="upper right")
         self.grad_legend, self._grad_handles = None, None
         self.corners: dict = {"rms": "upper right", "gradient": "upper right"}  # where each legend was put
@@ -113,10 +114,11 @@ class BatchNormDashboard(Dashboard):
         for ax, x, values, pad in ((self.grad_ax, layers, np.concatenate(grad), 0.06),
                                    (self.rms_ax, layers[1:], rms, 0.0)):
             xlim, ylim = self._limits.get(ax, (None, None))
-            xlim = plots.sticky_x_limits(xlim, x)
+            xlim = plots.sticky_x_limits(xlim, x, tight=self._tight)
             ylim = plots.sticky_limits(ylim, values, minimum_span=1.0, pad=pad)
             self._limits[ax] = (xlim, ylim)
             plots.set_limits(ax, x=xlim, y=ylim)
+        self._tight = False
         handles = [self.bn_line, self.plain_line] + ([self.theory_line] if view.theory is not None else [])
         if handles != self._grad_handles:  # a new legend only when its entries change
             if self.grad_legend is not None:
@@ -137,8 +139,9 @@ class BatchNormDashboard(Dashboard):
                 self.corners[name] = corner
 
     def release_limits(self) -> bool:
-        """A drag ended: the next draw fits both panels' limits anew (``Dashboard.end_drag``)."""
-        self._limits = {}
+        """A drag ended: the next draw fits both panels' limits anew, the x axes to the data's ends
+        (``Dashboard.end_drag``)."""
+        self._limits, self._tight = {}, True
         return True
 
     def _changing_artists(self) -> list:

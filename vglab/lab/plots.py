@@ -168,10 +168,11 @@ def sticky_limits(current, values, *, minimum_span: float = 1.0, pad: float = 0.
 NICE_ENDS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 
 
-def sticky_x_limits(current, x, pad: float = 0.02, fill: float = 0.5) -> tuple[float, float]:
+def sticky_x_limits(current, x, pad: float = 0.02, fill: float = 0.5, tight: bool = False) -> tuple[float, float]:
     """Limits (x0 − pad·S, x0 + (1 + pad)·S) for positions ``x`` from x0 = min(x), with S the smallest
     1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k ≥ max(x) − x0 (at least 1); ``current`` is kept while it has
-    the same x0 and max(x) − x0 stays within [fill·S, S], so a depth drag rarely changes the axis."""
+    the same x0 and max(x) − x0 stays within [fill·S, S], so a depth drag rarely changes the axis.
+    ``tight`` (a drag's end, ``release_limits``): S = max(x) − x0 itself (at least 1), the data to the edge."""
     x = np.asarray(x, dtype=float)
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -183,6 +184,8 @@ def sticky_x_limits(current, x, pad: float = 0.02, fill: float = 0.5) -> tuple[f
         if abs(a + pad * span - x0) < 1e-9 * max(1.0, span) and fill * span <= extent <= span * (1 + 1e-9):
             return float(a), float(b)
     extent = max(extent, 1.0)
+    if tight:
+        return x0 - pad * extent, x0 + (1 + pad) * extent
     decade = 10.0 ** math.floor(math.log10(extent))
     span = next(m * decade for m in NICE_ENDS if m * decade >= extent * (1 - 1e-9))
     return x0 - pad * span, x0 + (1 + pad) * span
@@ -297,7 +300,8 @@ class LogProfilePlot:
         self._refresh_legend()
         curves = [(x, mean)] + [(line.get_xdata(), line.get_ydata()) for line in self.references.values()
                                 if line.get_visible()] + [(pin.get_xdata(), pin.get_ydata()) for pin in self.pins]
-        self._xlim = sticky_x_limits(self._xlim, x)
+        self._xlim = sticky_x_limits(self._xlim, x, tight=getattr(self, "_tight", False))
+        self._tight = False
         self._ylim = place_with_room(self.ax, self.legend, self._legend_sizes, self, curves, [(x, low, high)],
                                      np.concatenate([np.ravel(s) for s in shown]), self._xlim, self._ylim,
                                      minimum_span=1.0)
@@ -368,9 +372,10 @@ class LogProfilePlot:
         set_legend_note(self.legend, self.zero_note)
 
     def release_limits(self) -> None:
-        """Forget the sticky limits (a drag ended, ``Dashboard.end_drag``): the next update fits them anew."""
+        """Forget the sticky limits (a drag ended, ``Dashboard.end_drag``): the next update fits them anew, the
+        x axis to the data's ends (``sticky_x_limits(tight=True)``)."""
         self._xlim = self._ylim = None
-        self._legend_room = False
+        self._legend_room, self._tight = False, True
 
     def animated_artists(self) -> list:
         """The artists an update changes (data, notes, legend): drawn over a saved background (``BlitFrames``)."""
@@ -563,14 +568,15 @@ class FractionPlot:
         mean = values.mean(axis=0)
         self.mean_line.set_data(x, mean)
         self.band.set_verts([_band_vertices(x, values.min(axis=0), values.max(axis=0))])
-        self._xlim = sticky_x_limits(self._xlim, x)
+        self._xlim = sticky_x_limits(self._xlim, x, tight=getattr(self, "_tight", False))
+        self._tight = False
         set_limits(self.ax, x=self._xlim)
         average = f"mean {100 * mean.mean():.1f}%" if mean.size else ""
         self.note.set_text("\n".join(part for part in (self.title, average) if part))  # two short lines
 
     def release_limits(self) -> None:
-        """Forget the sticky x limits (a drag ended): the next update fits them anew."""
-        self._xlim = None
+        """Forget the sticky x limits (a drag ended): the next update fits them to the data's ends."""
+        self._xlim, self._tight = None, True
 
     def animated_artists(self) -> list:
         """The artists an update changes (curve, band, the title with the average): drawn over a saved

@@ -34,19 +34,24 @@ from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
     POWER_OF_TWO_SCALE_LIMIT,
+    GradedScales,
     LogScale,
     exp_scaled,
     factor_scale,
     follow,
-    graded_left_multiply_scaled,
+    graded_left_multiply_offsets,
+    graded_log_frobenius,
     graded_log_singular_values,
+    graded_pairs,
+    graded_renormalised,
+    graded_scale_add,
+    graded_scales,
     log_scale,
     normalise_rms,
     normalise_unit,
     power_of_two_exponent,
     power_of_two_scale,
     scale_add,
-    scale_diff,
     scale_max,
     scale_neg,
     scale_sub,
@@ -586,7 +591,7 @@ def _unit_reflector(a, b):
     return jnp.where(norm > 1e-30, w / jnp.where(norm > 1e-30, norm, 1.0), 0.0)
 
 
-def _layernorm_chain_step(Q, y, rho: LogScale, log_d: LogScale, U):
+def _layernorm_chain_step(Q, y, rho: LogScale, log_d: GradedScales, U):
     """Fold a LayerNorm into the chain: J_LN Q · diag(e^d) U, exactly.
 
     J_LN = (1/σ)(I − 11ᵀ/n − yyᵀ/n) = (1/σ) V diag(1, …, 1, ε/σ², 0) Vᵀ, with V orthogonal whose last two
@@ -600,8 +605,8 @@ def _layernorm_chain_step(Q, y, rho: LogScale, log_d: LogScale, U):
     scales = jnp.ones((n,), Q.dtype).at[n - 2].set(small).at[n - 1].set(0.0)
     rotated = _reflect(w2, _reflect(w1, Q))  # VᵀQ = H₂H₁Q
     Q1, R1 = jnp.linalg.qr(scales[:, None] * rotated)
-    log_d, U = graded_left_multiply_scaled(R1, log_d, U)
-    return _reflect(w1, _reflect(w2, Q1)), scale_add(log_d, scale_neg(rho)), U  # V Q₁
+    log_d, U = graded_left_multiply_offsets(R1, log_d, U)
+    return _reflect(w1, _reflect(w2, Q1)), graded_scale_add(log_d, scale_neg(rho)), U  # V Q₁
 
 
 # Largest spread (natural log) of one factor's row scales in a float32 QR step: e^-64 ≈ 1.6e-28 stays a normal
@@ -609,29 +614,31 @@ def _layernorm_chain_step(Q, y, rho: LogScale, log_d: LogScale, U):
 CHUNK_SPREAD = 64.0
 
 
-def _sorted_chain(Q, log_d: LogScale, U):
+def _sorted_chain(Q, log_d: GradedScales, U):
     """The same chain Q · diag(e^d) U with the rows of T = diag(e^d) U in decreasing scale: Q's columns and T's
     rows permuted alike, then T re-triangularised from the right, T = T̂ Z (an RQ step on the unit rows of U:
     each row is rotated by the same orthogonal Z, so no row mixes with another and every row keeps its own
     scale).  Z is dropped: the singular values and Frobenius norms of Q T are those of Q T Zᵀ.  A triangular
     factor multiplied onto sorted rows keeps each row's diagonal term its largest (up to that factor's own
-    spread), so a row never needs entries beyond float32's range around it."""
-    order = jnp.argsort(-log_d.hi)
+    spread), so a row never needs entries beyond float32's range around it.  The offsets are renormalised
+    (``graded_renormalised``), so the many factors of one layer do not drift them from 0."""
+    log_d = graded_renormalised(log_d)
+    order = jnp.argsort(-log_d.relative)
     A = U[order]
     R = jnp.linalg.qr(A[::-1].T, mode="r")  # (F A)ᵀ = Q̃ R̃  ⇒  A = (F R̃ᵀ F)(F Q̃ᵀ), F the reversal
-    return Q[:, order], LogScale(log_d.hi[order], log_d.lo[order]), R.T[::-1, ::-1]
+    return Q[:, order], GradedScales(log_d.top, log_d.relative[order]), R.T[::-1, ::-1]
 
 
-def _dphi_factor_step(factor, Q, log_d: LogScale, U):
+def _dphi_factor_step(factor, Q, log_d: GradedScales, U):
     """Fold diag(factor) into the chain: QR of the rows of diag(factor)·Q sorted by |factor| (Householder QR is
     row-wise stable for sorted graded rows, Cox & Higham 1998), R multiplied onto diag(e^d) U."""
     order = jnp.argsort(-jnp.abs(factor))
     Q1, R1 = jnp.linalg.qr(factor[order][:, None] * Q[order])
-    log_d, U = graded_left_multiply_scaled(R1, log_d, U)
+    log_d, U = graded_left_multiply_offsets(R1, log_d, U)
     return jnp.zeros_like(Q1).at[order].set(Q1), log_d, U  # undo the row permutation
 
 
-def _graded_dphi_steps(dphi, relative, sign, Q, log_d: LogScale, U):
+def _graded_dphi_steps(dphi, relative, sign, Q, log_d: GradedScales, U):
     """Fold diag(d̃) into the chain when d̃ = sign·e^{r} spans beyond float32 (r = log|φ′| − c down to −7000):
     as the product of diagonal factors diag(f_k), k = 0..m−1, each within ``CHUNK_SPREAD`` (f_0 = d̃ where
     r ≥ −CHUNK_SPREAD, sign·e^{−CHUNK_SPREAD} beyond, 0 for an exact zero; f_k = e^{clip(r + k·CHUNK_SPREAD,
@@ -670,7 +677,7 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
         if structure.norm == "pre":
             branch = jnp.exp(-trace.pre_rho.hi[l]) * _layernorm_transpose(branch, trace.pre_y[l])
         Q, R = jnp.linalg.qr(Q + branch)
-        return (Q, *graded_left_multiply_scaled(R, log_d, U))
+        return (Q, *graded_left_multiply_offsets(R, log_d, U))
     # α φ′ = e^{log α + c_l} d̃_l: the scale goes into the row scales exactly.  Where φ′ spans beyond float32
     # within the layer (d̃ would underflow), diag(d̃) is folded in as several factors (``_graded_dphi_steps``).
     c = trace.log_dphi_scale[l]
@@ -679,10 +686,10 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
     Q1, log_d, U = jax.lax.cond(beyond, _graded_dphi_steps,
                                 lambda dphi, relative, sign, *chain: _dphi_factor_step(dphi, *chain),
                                 trace.dphi[l], relative, trace.sign_dphi[l], Q, log_d, U)
-    log_d = scale_add(log_d, scalars.log_alpha + c)
+    log_d = graded_scale_add(log_d, scalars.log_alpha + c)
     Q, R2 = jnp.linalg.qr(weights[l].T @ Q1)
-    log_d, U = graded_left_multiply_scaled(R2, log_d, U)
-    log_d = scale_add(log_d, scalars.log_weight_scale)
+    log_d, U = graded_left_multiply_offsets(R2, log_d, U)
+    log_d = graded_scale_add(log_d, scalars.log_weight_scale)
     if structure.norm == "pre":
         Q, log_d, U = _layernorm_chain_step(Q, trace.pre_y[l], _at(trace.pre_rho, l), log_d, U)
     return Q, log_d, U
@@ -692,7 +699,8 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
 def _spectrum_program(structure, scalars, weights, biases, x, depth):
     """Backward QR iteration over the chain: after layer l, (∂h_L/∂h_{l-1})ᵀ = Q diag(e^d) U Z for an orthogonal Z
     (Z = I but after a layer split by ``_graded_dphi_steps``; never formed: it changes no singular value and
-    no Frobenius norm).
+    no Frobenius norm).  The row scales d are ``GradedScales``: one float64-accurate pair for the chain and
+    float32 offsets, so the n×n steps do plain float32 work; returned as a ``LogScale`` vector.
 
     weights (1, C, n, n), biases (1, C, n), x (1, n): a one-seed bank, indexed here rather than by the
     caller (``bank.weights[0]`` outside jit copies the whole bank, 0.3 s at width 512, on every call)."""
@@ -705,19 +713,14 @@ def _spectrum_program(structure, scalars, weights, biases, x, depth):
         Q, log_d, U, partial = carry
         l = depth - 1 - i
         Q, log_d, U = _chain_step(structure, scalars, weights, trace, l, Q, log_d, U)
-        # log ‖∂h_L/∂h_l‖_F = D + ½ log Σ e^{2(d_i − D)}, D = max d_i (exact differences of the pairs).
-        top = jnp.argmax(log_d.hi)
-        D = LogScale(log_d.hi[top], log_d.lo[top])
-        relative = scale_diff(log_d, D)
-        norm = scale_where(jnp.isfinite(D.hi), scale_add(D, 0.5 * jax.nn.logsumexp(2.0 * relative)), D)
-        partial = _put(partial, l, norm)
+        log_d = graded_renormalised(log_d)  # O(n) once a layer: the n×n steps see plain float32 offsets
+        partial = _put(partial, l, graded_log_frobenius(log_d))  # log ‖∂h_L/∂h_l‖_F
         return Q, log_d, U, partial
 
-    zeros = jnp.zeros((n,), jnp.float32)
     minus_inf = jnp.full((capacity,), -jnp.inf, jnp.float32)
-    init = (eye, LogScale(zeros, zeros), eye, LogScale(minus_inf, jnp.zeros((capacity,), jnp.float32)))
+    init = (eye, graded_scales(n), eye, LogScale(minus_inf, jnp.zeros((capacity,), jnp.float32)))
     _, log_d, U, partial = jax.lax.fori_loop(0, depth, layer, init)
-    return log_d, U, partial
+    return graded_pairs(log_d), U, partial
 
 
 @dataclass(frozen=True)

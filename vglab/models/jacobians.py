@@ -30,6 +30,7 @@ import numpy as np
 from vglab.core import init as _init
 from vglab.core.activations import _MAX_EXP, _TINY_DERIVATIVE, ACTIVATIONS, scaled_log_dphi
 from vglab.core.banks import LARGE_BANK_BYTES, BankCache, append_rows, capacity
+from vglab.core.chain import backward_chain
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
@@ -435,21 +436,13 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
     of a renormalised vector (a tiny branch ∂L/∂z_l is divided by its own norm before it is multiplied by
     W_l), so nothing squares below float32's range."""
     capacity = weights.shape[0]
-    log_grad_h = LogScale(jnp.full((capacity + 1,), -jnp.inf, jnp.float32), jnp.zeros((capacity + 1,)))
     log_grad_w = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,)))
-    v, R, log_norm_g = normalise_unit(g, log_scale(0.0) if g_scale is None else g_scale)
-    log_grad_h = _put(log_grad_h, depth, log_norm_g)
-    vectors = (jnp.zeros((capacity + 1, g.shape[0]), jnp.float32).at[depth].set(v),
-               _put(LogScale(jnp.zeros((capacity + 1,)), jnp.zeros((capacity + 1,))), depth, R)) \
-        if keep_vectors else None
     # log ‖x_l‖ of every layer's input (e^{s_l} x̃_l), one reduction over the whole trace instead of one per step.
     log_input_norms = scale_add(trace.log_input_scale, jnp.log(jnp.linalg.norm(trace.inputs, axis=1)))
     # log α + c_l: the branch's factor α φ′(z_l) = e^{log α + c_l} d̃_l, both exact pairs.
     log_branch_factor = scale_add(factor_scale(trace.log_dphi_scale), scalars.log_residual_scale)
 
-    def layer(i, carry):
-        v, R, log_grad_h, log_grad_w, vectors = carry
-        l = depth - 1 - i
+    def layer(l, v, R, log_grad_w):  # one step of the renormalised chain (vglab.core.chain)
         if structure.norm == "post":
             v, R = _layernorm_transpose_exact(v, trace.post_y[l], _at(trace.post_rho, l)), \
                 scale_add(R, scale_neg(_at(trace.post_rho, l)))
@@ -463,18 +456,12 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
             v, R = scaled_add_pair(v, R, t, R_t)
         else:
             v, R = t, R_t
-        v, R, log_norm_v = normalise_unit(v, R)
-        log_grad_h = _put(log_grad_h, l, log_norm_v)
-        log_grad_w = _put(log_grad_w, l, log_w)
-        if keep_vectors:
-            vectors = (vectors[0].at[l].set(v), _put(vectors[1], l, R))
-        return v, R, log_grad_h, log_grad_w, vectors
+        return v, R, _put(log_grad_w, l, log_w)
 
-    _, _, log_grad_h, log_grad_w, vectors = jax.lax.fori_loop(0, depth, layer,
-                                                              (v, R, log_grad_h, log_grad_w, vectors))
+    chain = backward_chain(layer, g, depth, capacity, state=log_grad_w, g_scale=g_scale, keep_vectors=keep_vectors)
     if keep_vectors:
-        return log_grad_h, log_grad_w, *vectors
-    return log_grad_h, log_grad_w
+        return chain.log_norms, chain.state, *chain.vectors
+    return chain.log_norms, chain.state
 
 
 def _traced(structure, scalars, weights, biases, inputs, depth):

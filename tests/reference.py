@@ -125,3 +125,17 @@ def worst_cancellation(net, seed=0) -> float:
         if scale > 0:
             worst = min(worst, float(np.linalg.norm(delta) / scale))
     return worst
+
+
+def linear_chain(net, seed=0):
+    """float64 (log10 σ_i descending, log10 ‖∂h_L/∂h_l‖_F for l = 0..L−1) of a linear net on the engine's own
+    float32 draws: the product accumulated from the output, renormalised each layer, its log scale in float64."""
+    Ws, _, _, _ = parameters(net, seed)
+    M, scale, partial = np.eye(net.width), 0.0, []
+    for W in Ws[::-1]:
+        M = M @ W
+        norm = np.linalg.norm(M)
+        scale, M = scale + np.log(norm), M / norm
+        partial.append(scale)
+    sigma = scale + np.log(np.linalg.svd(M, compute_uv=False))
+    return sigma / np.log(10.0), np.array(partial[::-1]) / np.log(10.0)

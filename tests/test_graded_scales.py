@@ -12,21 +12,6 @@ from tests import reference
 from vglab.core.logspace import GradedScales, LogScale, graded_pairs, graded_renormalised, scale_to_float64
 from vglab.models.mlp import MAX_DEPTH
 
-
-def linear_chain_reference(net, seed=0):
-    """float64 (log10 σ_i descending, log10 ‖∂h_L/∂h_l‖_F for l = 0..L−1) of a linear net on the engine's own
-    float32 draws: the product accumulated from the output, renormalised each layer, its log scale in float64."""
-    Ws, _, _, _ = reference.parameters(net, seed)
-    M, scale, partial = np.eye(net.width), 0.0, []
-    for W in Ws[::-1]:
-        M = M @ W
-        norm = np.linalg.norm(M)
-        scale, M = scale + math.log(norm), M / norm
-        partial.append(scale)
-    sigma = scale + np.log(np.linalg.svd(M, compute_uv=False))
-    return sigma / math.log(10.0), np.array(partial[::-1]) / math.log(10.0)
-
-
 # Measured at depth 10000, width 8 (2026-12-02): σ 1.24e-4, partial norms 7.5e-5 in log10 (the pair-per-row engine
 # before: 1.13e-4, 7.1e-5); 1.4e-5 at depth 1000 (tests/test_exactness.py), so the QR steps' rounding grows ~linearly.
 TOL_10000 = 3e-4
@@ -38,7 +23,7 @@ def test_depth_10000_chain_keeps_its_scale_to_float64():
     # remains is each layer's float32 QR step (~1e-7 relative a layer).
     net = vglab.MLP(depth=MAX_DEPTH, width=8, activation="linear", init="orthogonal", weight_std=0.5)
     s = vglab.jacobian_spectrum(net)
-    sigma, partial = linear_chain_reference(net)
+    sigma, partial = reference.linear_chain(net)
     assert abs(sigma[0] - MAX_DEPTH * math.log10(0.5)) < 0.01  # the float32 draws: orthogonal to ~1e-7 each
     np.testing.assert_allclose(s.log10_singular_values, sigma, rtol=0, atol=TOL_10000)
     np.testing.assert_allclose(s.log10_partial_norms, partial, rtol=0, atol=TOL_10000)

@@ -521,10 +521,10 @@ def _recurrent_program(structure, scalars, recurrent, input_weights, bias, input
 def _seed_by_seed(one_seed, *arrays):
     """``one_seed`` over the leading (seed) axis, one network after another (``lax.map``), a single one unbatched.
 
-    Not ``vmap``: batched, the unroll's per-step records are written into (seeds, steps, n) carries and its
-    ``lax.cond`` becomes a select that runs both branches, and XLA:CPU took 6–21× longer for 8 seeds than 8
-    one-seed programs (vanilla hidden 256, 1000 steps: 1960 vs 92 ms CPU; LSTM 128: 194 vs 110; GRU 128: 298 vs
-    152; benchmarks/README.md).  Each seed's numbers are then exactly those of its own one-seed call."""
+    Not ``vmap``: batched, XLA:CPU took 6–21× longer for 8 seeds than 8 one-seed programs (vanilla hidden 256,
+    1000 steps: 1960 vs 92 ms CPU; LSTM 128: 194 vs 110; GRU 128: 298 vs 152; benchmarks/README.md).  Why is
+    not measured (candidates: the per-step writes into (seeds, steps, n) carries; the ``lax.cond`` that ``vmap``
+    turns into a select running both branches).  Each seed's numbers are exactly those of its one-seed call."""
     if jax.tree.leaves(arrays)[0].shape[0] == 1:
         return _per_seed(one_seed, *arrays)
     return jax.lax.map(lambda seed_arrays: one_seed(*seed_arrays), arrays)

@@ -47,6 +47,15 @@ def test_the_engine_modules_outside_the_lab_draw_nothing():
         assert not any(name.startswith(("vglab.lab", *PLOTTING_OR_WIDGETS)) for name in imported_modules(path)), path
 
 
+def test_the_experiments_import_neither_the_lab_nor_plotting():
+    """vglab.experiments (the dashboards' state → network → result → summary) sits beside theory and training:
+    the lab imports it, never the reverse."""
+    names = imported_modules(PACKAGE / "experiments.py")
+    assert "vglab.theory" in names  # the file was read
+    for name in names:
+        assert not name.startswith(("vglab.lab", *PLOTTING_OR_WIDGETS)), name
+
+
 def test_the_subpackages_exist_and_the_flat_face_is_declared():
     import vglab
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import vglab
-from vglab import theory, training
+from vglab import experiments, theory, training
 from vglab.core import results
 
 LAB = Path(vglab.__file__).parent / "lab"
@@ -84,6 +84,16 @@ for call, message in [
     with pytest.raises(ValueError, match=message):
         call()
 
+# The dashboards' experiments (vglab.experiments; tests/test_experiments.py tests each against the engine).
+from vglab import experiments
+state = dict(depth=6, width=8, activation="sigmoid", init="xavier", sigma_w=None, sigma_b=0.0, residual=False,
+             norm="none", residual_scale=1.0, leaky_slope=0.01, seed=0, n_seeds=2, theory=True)
+view = experiments.gradient_experiment(state, max_depth=10)
+np.testing.assert_array_equal(view.norms.log10_activation_grad, vglab.gradient_norms(
+    vglab.MLP(depth=6, width=8, activation="sigmoid"), seed=0, n_seeds=2).log10_activation_grad)
+assert experiments.gradient_summary(view).startswith("depth 6, sigmoid: ‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ 10^")
+assert not any(m.startswith("vglab.lab") for m in sys.modules)
+
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("matplotlib", "ipywidgets", "ipympl", "IPython")
                 and sys.modules[m] is not None)
 print("pure numerics ran without", loaded or "matplotlib, ipywidgets, ipympl or IPython")
@@ -107,6 +117,8 @@ MOVED = {  # old name in the lab → the pure function it now is
                             "mean_update_ratio": training.mean_update_ratio,
                             "learning_layers_ratio": training.learning_layers_ratio},
     "plots": {"mean_and_band": results.mean_and_band},
+    "conv_dashboards": {"smoothed_log10": experiments.smoothed_log10},
+    "batchnorm_dashboards": {"batchnorm_rms": experiments.batchnorm_rms},
 }
 
 

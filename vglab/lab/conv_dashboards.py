@@ -1,11 +1,13 @@
 """The degradation dashboard (lesson 12): training curves and per-layer gradients of plain vs residual 1-D
-convolutional networks on MNIST-1D.  Numerics come from ``vglab.models.convolutional.degradation_experiment``;
-this module only draws them."""
+convolutional networks on MNIST-1D.  The experiment is ``vglab.experiments``' degradation_* functions (over
+``vglab.models.convolutional.degradation_experiment``); this module only draws them."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from vglab import experiments
+from vglab.experiments import smoothed_log10
 from vglab.lab import plots
 from vglab.lab.dashboards import Dashboard, make_control
 from vglab.models import convolutional
@@ -43,7 +45,7 @@ class DegradationDashboard(Dashboard):
         figure.set_layout_engine("constrained")
 
     def compute(self, state: dict) -> dict:
-        return convolutional.degradation_experiment(state["deep"], state["steps"], state["seed"])
+        return experiments.degradation_run(state)
 
     def draw(self, result: dict) -> None:
         for (label, (history, log10_grad)), loss_line, grad_line in zip(
@@ -60,23 +62,13 @@ class DegradationDashboard(Dashboard):
         self.grad_ax.legend(fontsize=8, loc="best")
 
     def summarise(self, result: dict) -> str:
-        return " · ".join(f"{label}: train loss {h.train_loss:.3f}" for label, (h, _) in result.items())
+        return experiments.degradation_summary(result)
 
     def code_for(self, state: dict) -> str:
-        return ("from vglab.models import convolutional\n"
-                f"runs = convolutional.degradation_experiment(deep={state['deep']}, steps={state['steps']}, "
-                f"seed={state['seed']})")
+        return experiments.degradation_code(state)
 
     def plotted(self) -> dict:
         """label → (steps, smoothed log10 loss, layers, log10 ‖∂L/∂h_l‖) as drawn."""
         return {line.get_label().split(":")[0]: (np.asarray(line.get_xdata()), np.asarray(line.get_ydata()),
                                                  np.asarray(grad.get_xdata()), np.asarray(grad.get_ydata()))
                 for line, grad in zip(self.loss_lines, self.grad_lines, strict=True)}
-
-
-def smoothed_log10(loss: np.ndarray, window: int = 20) -> np.ndarray:
-    """log10 of the running mean of the batch loss over the last ``window`` steps (fewer at the start)."""
-    cumulative = np.cumsum(np.concatenate([[0.0], loss]))
-    steps = np.arange(1, loss.size + 1)
-    start = np.maximum(steps - window, 0)
-    return np.log10((cumulative[steps] - cumulative[start]) / (steps - start))

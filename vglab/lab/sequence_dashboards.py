@@ -12,11 +12,13 @@ code, save, errors: see that module) over the engines ``vglab.RNN`` and ``vglab.
 The recurrent weight is W = ρ·Q with Q Haar orthogonal (``vglab.RNN(spectral_radius=ρ)``), so every singular
 value of W is ρ and ‖W‖₂ = ρ exactly: the bound below is drawn with the true ‖W‖₂, not an estimate.
 
-Sliders never recompile: before each computation the dashboard asks the engine for its cached draws at the
-slider's maximum (``recurrent.reserve`` for ``max_steps`` steps, ``transformer.reserve`` for
-``max_depth`` blocks), so the compiled program always sees the same array shapes and the number of steps or
-blocks is only a dynamic trip count.  A new width, hidden size, cell, activation, residual or norm setting
-compiles once (a few seconds for a transformer); the status line says so while it happens.
+The experiments (network, result, summary, code) are ``vglab.experiments``' recurrent_* and transformer_*
+functions; these classes draw them.  Sliders never recompile: before each computation the experiment asks the
+engine for its cached draws at the slider's maximum (``recurrent.reserve`` for ``max_steps`` steps,
+``transformer.reserve`` for ``max_depth`` blocks), so the compiled program always sees the same array
+shapes and the number of steps or blocks is only a dynamic trip count.  A new width, hidden size, cell,
+activation, residual or norm setting compiles once (a few seconds for a transformer); the status line says
+so while it happens.
 
 CSS classes and status attributes (for tests and the browser suite): the root has ``vglab-dashboard`` and
 ``vglab-recurrent-dashboard`` / ``vglab-transformer-dashboard``; controls ``vglab-control-cell``, ``-steps``,
@@ -28,56 +30,25 @@ CSS classes and status attributes (for tests and the browser suite): the root ha
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import ipywidgets as widgets
 import numpy as np
 
 import vglab
+from vglab import experiments
 from vglab.core.validation import check_choice, check_int
+from vglab.experiments import GATED_CELLS as _GATED
+from vglab.experiments import SequenceView  # noqa: F401 - its old home
+from vglab.experiments import mean_power_text as _power  # noqa: F401
 from vglab.lab import plots
-from vglab.lab.dashboards import NORM_CHOICES, Dashboard, _tidy, make_control, pin_buttons
+from vglab.lab.dashboards import NORM_CHOICES, Dashboard, make_control, pin_buttons
 from vglab.models import recurrent, transformer
-from vglab.theory import linear_rnn_log10_grad as linear_closed_form
-from vglab.theory import pascanu_log10_bound as pascanu_bound
+from vglab.theory import linear_rnn_log10_grad as linear_closed_form  # noqa: F401 - old names, importable
+from vglab.theory import pascanu_log10_bound as pascanu_bound  # noqa: F401
 
 HIDDEN_CHOICES = (16, 32, 64, 128, 256)
 TRANSFORMER_WIDTHS = (32, 64, 128)
 RNN_ACTIVATIONS = ("tanh", "linear", "relu", "sigmoid", "gelu")
 TRANSFORMER_ACTIVATIONS = ("gelu", "relu", "tanh")
-_RNN_DEFAULTS = vglab.RNN()
-_GATED = ("lstm", "gru")  # cells with σ gates and tanh: the activation control does not apply
-
-
-# --------------------------------------------------------------------------------------------- references
-@dataclass(frozen=True)
-class SequenceView:
-    """What a sequence dashboard computed for one state.
-
-    norms:  ``RecurrentGradientNorms`` or ``TransformerGradientNorms`` (``log10_gradient_ratio`` etc.).
-    theory: (n,) exact closed form (linear RNN: ρ^{T−t}‖g‖) or None.
-    bound:  (n,) Pascanu bound (γρ)^{T−t}‖g‖ or None.
-    log10_rms: (n_seeds, depth+1) transformer only: log10 RMS(h_l), l = 0..depth (h_0 the input tokens).
-    """
-
-    norms: object
-    theory: np.ndarray | None = None
-    bound: np.ndarray | None = None
-    log10_rms: np.ndarray | None = None
-
-    @property
-    def net(self):
-        return self.norms.net
-
-
-def _power(log10_values) -> str:
-    """Mean of log10 values as '10^-9.4', leaving exact zeros (−inf) out and counting them."""
-    values = np.ravel(np.asarray(log10_values, dtype=float))
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return "0 exactly"
-    text = f"10^{float(np.mean(finite)):.1f}"
-    return text + (f" ({values.size - finite.size} seed(s) exactly 0)" if finite.size < values.size else "")
 
 
 class _SequenceDashboard(Dashboard):
@@ -177,15 +148,9 @@ class RecurrentDashboard(_SequenceDashboard):
 
     # ---- model
     def network(self, state: dict | None = None) -> vglab.RNN:
-        """The ``vglab.RNN`` a state describes (the LSTM ignores ``activation``, the vanilla cell
-        ``forget_bias``, so changing them there is no new network)."""
-        s = self.state if state is None else state
-        lstm, gru = s["cell"] == "lstm", s["cell"] == "gru"
-        return vglab.RNN(cell=s["cell"], hidden=s["hidden"], steps=s["steps"],
-                         activation="tanh" if s["cell"] in _GATED else s["activation"],
-                         spectral_radius=_tidy(s["spectral_radius"]), input_std=_tidy(s["input_std"]),
-                         forget_bias=_tidy(s["forget_bias"]) if lstm else _RNN_DEFAULTS.forget_bias,
-                         update_bias=_tidy(s["forget_bias"]) if gru else _RNN_DEFAULTS.update_bias)
+        """The ``vglab.RNN`` a state describes (``experiments.recurrent_network``: the LSTM ignores
+        ``activation``, the vanilla cell ``forget_bias``, so changing them there is no new network)."""
+        return experiments.recurrent_network(self.state if state is None else state)
 
     def _compile_key(self, state):
         net = self.network(state)
@@ -215,16 +180,13 @@ class RecurrentDashboard(_SequenceDashboard):
         figure.tight_layout()
 
     # ---- compute and draw
-    def compute(self, state: dict) -> SequenceView:
-        net = self.network(state)
-        # The draws for max_steps: every steps value then runs the same compiled program (no recompile).
-        recurrent.reserve(net.replace(steps=max(self.max_steps, net.steps)), state["seed"], state["n_seeds"])
-        norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
+    def compute(self, state: dict) -> experiments.SequenceView:
+        # Drawn for max_steps: every steps value then runs the same compiled program (no recompile).
+        view = experiments.recurrent_experiment(state, max_steps=self.max_steps)
         self._compiled_keys.add(self._compile_key(state))
-        log10_g = float(np.mean(norms.log10_activation_grad[:, -1]))
-        return SequenceView(norms, linear_closed_form(net, log10_g), pascanu_bound(net, log10_g))
+        return view
 
-    def draw(self, view: SequenceView) -> None:
+    def draw(self, view: experiments.SequenceView) -> None:
         norms = view.norms
         t = np.arange(view.net.steps + 1)
         zero = "every unit's φ′ = 0 at some step"
@@ -237,34 +199,11 @@ class RecurrentDashboard(_SequenceDashboard):
                 self.plots["cell"].update(t, norms.log10_cell_grad)
 
     # ---- text
-    def summarise(self, view: SequenceView) -> str:
-        net, norms = view.net, view.norms
-        text = f"T = {net.steps}, {net.cell}"
-        if net.cell == "lstm":
-            text += f" (b_f = {net.forget_bias:g})"
-        elif net.cell == "gru":
-            text += f" (b_u = {net.update_bias:g}, ρ = {net.spectral_radius:g})"
-        else:
-            text += f" {net.activation}, ρ = {net.spectral_radius:g}"
-        text += f": ‖∂L/∂h₀‖/‖∂L/∂h_T‖ ≈ {_power(norms.log10_gradient_ratio)}"
-        if norms.log10_cell_grad is not None:
-            cell = norms.log10_cell_grad[:, 0] - norms.log10_activation_grad[:, -1]
-            text += (f", ‖∂L/∂c₀‖/‖∂L/∂h_T‖ ≈ {_power(cell)}, "
-                     f"mean forget gate {np.mean(norms.forget_gate_mean):.2f}")
-        if norms.update_gate_mean is not None:
-            text += f", mean update gate {np.mean(norms.update_gate_mean):.2f}"
-        return text
+    def summarise(self, view: experiments.SequenceView) -> str:
+        return experiments.recurrent_summary(view)
 
     def code_for(self, state: dict) -> str:
-        net = self.network(state)
-        lines = ["import vglab", f"net = {net.to_code()}",
-                 f"result = vglab.gradient_norms(net, seed={state['seed']}, n_seeds={state['n_seeds']})"]
-        reference = ("theory", "linear_rnn_log10_grad") if linear_closed_form(net, 0.0) is not None else (
-            ("bound", "pascanu_log10_bound") if pascanu_bound(net, 0.0) is not None else None)
-        if reference:
-            lines.append(f"{reference[0]} = vglab.theory.{reference[1]}(\n"
-                         "    net, result.log10_activation_grad[:, -1].mean())")
-        return "\n".join(lines)
+        return experiments.recurrent_code(state)
 
     def pin_label(self, s: dict) -> str:
         net = self.network(s)
@@ -326,12 +265,8 @@ class TransformerDashboard(_SequenceDashboard):
 
     # ---- model
     def network(self, state: dict | None = None) -> vglab.Transformer:
-        """The ``vglab.Transformer`` a state describes (norm "none" → None)."""
-        s = self.state if state is None else state
-        norm = None if s["norm"] == "none" else s["norm"]
-        return vglab.Transformer(depth=s["depth"], width=s["width"], heads=s["heads"], seq_len=s["seq_len"],
-                                 residual=bool(s["residual"]), norm=norm, activation=s["activation"],
-                                 weight_std=_tidy(s["weight_std"]))
+        """The ``vglab.Transformer`` a state describes (``experiments.transformer_network``; norm "none" → None)."""
+        return experiments.transformer_network(self.state if state is None else state)
 
     def _compile_key(self, state):
         net = self.network(state)
@@ -357,37 +292,24 @@ class TransformerDashboard(_SequenceDashboard):
         figure.tight_layout()
 
     # ---- compute and draw
-    def compute(self, state: dict) -> SequenceView:
-        net = self.network(state)
+    def compute(self, state: dict) -> experiments.SequenceView:
         # The blocks for max_depth: every depth then runs the same compiled program (no recompile).
-        transformer.reserve(net.replace(depth=max(self.max_depth, net.depth)), state["seed"], state["n_seeds"])
-        norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
+        view = experiments.transformer_experiment(state, max_depth=self.max_depth)
         self._compiled_keys.add(self._compile_key(state))
-        log10_rms = np.concatenate([norms.log10_input_rms[:, None], norms.log10_activation_rms], axis=1)
-        return SequenceView(norms, log10_rms=log10_rms)
+        return view
 
-    def draw(self, view: SequenceView) -> None:
+    def draw(self, view: experiments.SequenceView) -> None:
         blocks = np.arange(view.net.depth + 1)
         self.plots["gradient"].update(blocks, view.norms.log10_activation_grad)
         if "activations" in self.plots:
             self.plots["activations"].update(blocks, view.log10_rms, zero_reason="the stream is 0")
 
     # ---- text
-    def summarise(self, view: SequenceView) -> str:
-        net, grads = view.net, view.norms.log10_activation_grad
-        setting = ("residual" if net.residual else "no residual") + ", " + (
-            f"{net.norm}-LN" if net.norm else "no LayerNorm")
-        relative = np.mean(grads - grads[:, -1:], axis=0)
-        lowest = int(np.argmin(np.where(np.isfinite(relative), relative, np.inf))) if np.isfinite(
-            relative).any() else 0
-        return (f"{net.depth} blocks, {setting}, {net.activation}: ‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ "
-                f"{_power(view.norms.log10_gradient_ratio)}; smallest at block {lowest} "
-                f"(10^{relative[lowest]:.1f} of the output's)")
+    def summarise(self, view: experiments.SequenceView) -> str:
+        return experiments.transformer_summary(view)
 
     def code_for(self, state: dict) -> str:
-        return "\n".join(["import vglab", f"net = {self.network(state).to_code()}",
-                          f"result = vglab.gradient_norms(net, seed={state['seed']}, "
-                          f"n_seeds={state['n_seeds']})"])
+        return experiments.transformer_code(state)
 
     def pin_label(self, s: dict) -> str:
         net = self.network(s)

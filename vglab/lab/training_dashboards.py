@@ -26,6 +26,10 @@ Per-layer records (``TrainingHistory``) index the body's weight matrices W_1..W_
 layer number l = 1..depth.  ``.code`` is the ``vglab.train`` call whose history gives exactly the plotted
 profiles (for a stopped run: the same call with ``steps`` = the steps completed).
 
+The experiment itself is pure, in ``vglab.experiments`` (training_network, training_arguments, run_training,
+training_summary, training_code); this module schedules runs (a worker thread, Stop, superseded runs) and
+draws them.
+
 What a test (or a browser) can rely on, besides the base class's classes: ``.vglab-training-dashboard``
 (root), ``.vglab-train``, ``.vglab-stop``, ``.vglab-progress``; the controls ``.vglab-control-<name>`` for
 depth, width, activation, init, sigma-w, residual, norm, optimizer, learning-rate, clip-norm, steps, seed;
@@ -37,25 +41,26 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import ipywidgets as widgets
 import numpy as np
 
 import vglab
-from vglab import training
+from vglab import experiments, training
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.init import INITS, default_weight_std
 from vglab.core.validation import check_choice, check_float
 from vglab.datasets import DATASETS
+from vglab.experiments import NO_CLIP, TrainingView
+from vglab.experiments import end_note as _end_note
+from vglab.experiments import end_step as _end_step
+from vglab.experiments import partial_history as _partial_history  # noqa: F401 - its old name
 from vglab.lab import plots
 from vglab.lab.dashboards import (
     NORM_CHOICES,
     WIDTH_CHOICES,
     Dashboard,
-    _power_text,
     _running_loop,
-    _tidy,
     make_control,
     pin_buttons,
 )
@@ -68,49 +73,11 @@ from vglab.training import learning_layers_ratio, mean_update_ratio, profile_sta
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0)
 CLIP_NORMS = (0.1, 0.3, 1.0, 3.0, 10.0)
-NO_CLIP = 0.0  # the clip_norm control's value for "off" (a Dropdown cannot hold None)
 CONTROLS = ("depth", "width", "activation", "init", "sigma_w", "residual", "norm", "optimizer",
             "learning_rate", "clip_norm", "steps", "seed")
 LABELS = {"learning_rate": "learning rate", "clip_norm": "clip ‖g‖ at", "sigma_w": "σ_w"}
 PANELS = ("gradient", "ratio", "curves")
-PROGRESS_UPDATES = 50  # progress-bar messages per run, at most
 LIVE_REDRAW_SECONDS = 0.5  # a running (background) run redraws its partial history this often
-
-
-# --------------------------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class TrainingView:
-    """What a TrainingDashboard shows: the history of a run (complete, stopped, diverged, or still running)."""
-
-    history: vglab.TrainingHistory
-    running: bool = False  # a partial history of a run that goes on in the background
-
-    @property
-    def net(self) -> vglab.MLP:
-        return self.history.net
-
-
-def _partial_history(run: dict, records: dict, evals: dict) -> vglab.TrainingHistory:
-    """A TrainingHistory of the steps a callback has seen so far (test_loss not reported: NaN)."""
-    depth = run["net"].depth
-
-    def stacked(name, shape, dtype=np.float64):
-        values = records[name]
-        return np.asarray(values, dtype).reshape((len(values),) + shape)
-
-    return vglab.TrainingHistory(
-        net=run["net"], data=run["data"] if isinstance(run["data"], str) else "custom", steps=run["steps"],
-        optimizer=run["optimizer"], learning_rate=run["learning_rate"], clip_norm=run["clip_norm"],
-        batch_size=run["batch_size"], seed=run["seed"], loss=stacked("loss", ()),
-        accuracy=stacked("accuracy", ()), log10_grad_norms=stacked("log10_grad_norms", (depth,)),
-        log10_global_grad_norm=stacked("log10_global_grad_norm", ()),
-        update_ratio=stacked("update_ratio", (depth,)), dead_fraction=stacked("dead_fraction", (depth,)),
-        clipped=stacked("clipped", (), bool), eval_steps=np.asarray(evals["steps"], np.int64),
-        test_loss=np.full(len(evals["steps"]), np.nan), test_accuracy=np.asarray(evals["accuracy"], float))
-
-
-_RECORDED = ("loss", "accuracy", "log10_grad_norms", "log10_global_grad_norm", "update_ratio",
-             "dead_fraction", "clipped")
 
 
 # --------------------------------------------------------------------------------------------- dashboard
@@ -222,27 +189,20 @@ class TrainingDashboard(Dashboard):
         self.progress.add_class("vglab-progress")
         self.training_row = widgets.HBox([self.train_button, self.stop_button, self.progress])
 
+    @property
+    def sigma_w_step(self) -> float | None:
+        """The σ_w control's step (σ_w within half of it of the init's value is that value), None without one."""
+        return self.controls["sigma_w"].step if "sigma_w" in self.controls else None
+
     def network(self, state: dict | None = None) -> vglab.MLP:
-        """The ``vglab.MLP`` a state describes (σ_w within half a slider step of the init's value: the
-        init's own scale, ``weight_std=None``)."""
-        s = self.state if state is None else state
-        weight_std = s["sigma_w"]
-        if weight_std is not None:
-            weight_std = _tidy(weight_std)
-            half_step = self.controls["sigma_w"].step / 2 if "sigma_w" in self.controls else 0.0
-            if abs(weight_std - default_weight_std(s["init"])) <= half_step + 1e-12:
-                weight_std = None
-        return vglab.MLP(depth=s["depth"], width=s["width"], activation=s["activation"], init=s["init"],
-                         weight_std=weight_std, residual=bool(s["residual"]), norm=s["norm"],
-                         residual_scale=_tidy(s["residual_scale"]), leaky_slope=_tidy(s["leaky_slope"]))
+        """The ``vglab.MLP`` a state describes (``experiments.training_network``: σ_w within half a slider step
+        of the init's value is the init's own scale, ``weight_std=None``)."""
+        return experiments.training_network(self.state if state is None else state, sigma_w_step=self.sigma_w_step)
 
     def run_arguments(self, state: dict | None = None) -> dict:
-        """The keyword arguments of ``vglab.train`` for a state (``eval_every`` spelled out)."""
-        s = self.state if state is None else state
-        clip = None if s["clip_norm"] in (None, NO_CLIP) else _tidy(s["clip_norm"])
-        return dict(net=self.network(s), data=s["data"], steps=s["steps"], optimizer=s["optimizer"],
-                    learning_rate=_tidy(s["learning_rate"]), clip_norm=clip, batch_size=s["batch_size"],
-                    seed=s["seed"], eval_every=max(1, s["steps"] // 20))
+        """The keyword arguments of ``vglab.train`` for a state (``experiments.training_arguments``)."""
+        return experiments.training_arguments(self.state if state is None else state,
+                                              sigma_w_step=self.sigma_w_step)
 
     def equivalent(self, state: dict, other: dict) -> bool:
         return self.run_arguments(state) == self.run_arguments(other)
@@ -268,7 +228,7 @@ class TrainingDashboard(Dashboard):
 
     def warm_variant(self, state):
         """One training step of the variant: compiles its initialisation, step and evaluation."""
-        vglab.train(**{**self.run_arguments(state), "steps": 1, "eval_every": 1})
+        experiments.warm_training(state, sigma_w_step=self.sigma_w_step)
 
     # ---- training
     def compute(self, state: dict) -> TrainingView:
@@ -279,33 +239,8 @@ class TrainingDashboard(Dashboard):
     def _run(self, state, stop_event, report, partial=None) -> vglab.TrainingHistory:
         """``vglab.train`` for ``state``; ``report(step, steps)`` shows progress, ``partial(history)`` is
         called with the history so far every LIVE_REDRAW_SECONDS, and ``stop_event`` ends the run (kept)."""
-        run = self.run_arguments(state)
-        steps = run["steps"]
-        records = {name: [] for name in _RECORDED}
-        evals = {"steps": [], "accuracy": []}
-        every = max(1, steps // PROGRESS_UPDATES)
-        last_draw = [time.perf_counter()]
-
-        def callback(step, metrics):
-            if partial is not None:
-                for name in _RECORDED:
-                    records[name].append(metrics[name])
-                if "test_accuracy" in metrics:
-                    evals["steps"].append(step)
-                    evals["accuracy"].append(metrics["test_accuracy"])
-                now = time.perf_counter()
-                if now - last_draw[0] >= LIVE_REDRAW_SECONDS:
-                    last_draw[0] = now
-                    partial(_partial_history(run, records, evals))
-            if step % every == 0 or step == steps - 1:
-                report(step + 1, steps)
-            if stop_event.is_set():
-                raise KeyboardInterrupt  # vglab.train ends the run and returns the history so far
-
-        report(0, steps)
-        history = vglab.train(**run, callback=callback)
-        report(history.steps_completed, steps)
-        return history
+        return experiments.run_training(self.run_arguments(state), report=report, partial=partial,
+                                        should_stop=stop_event.is_set, partial_seconds=LIVE_REDRAW_SECONDS)
 
     def _show_progress(self, done: int, steps: int) -> None:
         self.progress.max = steps
@@ -477,8 +412,7 @@ class TrainingDashboard(Dashboard):
             elif panel == "ratio":
                 plot.update(layers, history.log10_update_ratio, zero_reason="layer never moved")
             else:
-                with np.errstate(divide="ignore"):
-                    log10_loss = np.log10(history.loss)
+                log10_loss = experiments.training_log10_loss(history)
                 plot.update(np.arange(history.steps_completed), log10_loss, history.eval_steps,
                             history.test_accuracy, total_steps=history.steps, end_step=_end_step(history),
                             note=_end_note(history, view.running))
@@ -496,27 +430,7 @@ class TrainingDashboard(Dashboard):
 
     # ---- text
     def summarise(self, view: TrainingView) -> str:
-        h = view.history
-        text = f"depth {h.net.depth}, {h.net.activation}, {h.optimizer} lr {h.learning_rate:g}"
-        if h.clip_norm is not None:
-            text += f", clip {h.clip_norm:g}"
-        text += f": {h.steps_completed}/{h.steps} steps"
-        if h.steps_completed:
-            text += f", loss {h.loss[0]:.3g} → {h.loss[-1]:.3g}"
-            mean_ratio = profile_statistics(h.log10_update_ratio)[0]
-            if np.isfinite(mean_ratio[[0, -1]]).all():
-                text += (f", update ratio first/last layer {_power_text(mean_ratio[0])}"
-                         f"/{_power_text(mean_ratio[-1])}")
-        if h.test_accuracy.size:
-            text += f", test accuracy {h.test_accuracy[-1]:.2f}"
-        if h.clip_norm is not None and h.steps_completed:
-            text += f", {100 * h.clipped.mean():.0f}% of steps clipped"
-        note = _end_note(h, view.running)
-        if note:
-            text += f" · {note}"
-        if self.stale:
-            text += " · settings changed: press Train"
-        return text
+        return experiments.training_summary(view, stale=self.stale)
 
     def _status_attributes(self) -> dict:
         attributes = super()._status_attributes()
@@ -526,33 +440,5 @@ class TrainingDashboard(Dashboard):
         return attributes
 
     def code_for(self, state: dict) -> str:
-        run = self.run_arguments(state)
-        lines = ["import vglab", f"net = {run.pop('net').to_code()}"]
         shown = self.result.history if self.result is not None and state == self.computed_state else None
-        if shown is not None and shown.interrupted:
-            lines.append(f"# stopped after {shown.steps_completed} of {run['steps']} steps: the same run, "
-                         "that many steps")
-            run["steps"] = shown.steps_completed
-            run["eval_every"] = min(run["eval_every"], shown.steps_completed)
-        arguments = ", ".join(f"{k}={v!r}" for k, v in run.items() if k != "clip_norm" or v is not None)
-        lines.append(f"history = vglab.train(net, {arguments})")
-        return "\n".join(lines)
-
-
-def _end_step(history) -> float | None:
-    if history.diverged:
-        return float(history.diverged_at_step)
-    if history.interrupted:
-        return history.steps_completed - 0.5
-    return None
-
-
-def _end_note(history, running: bool = False) -> str:
-    if history.diverged:
-        return (f"diverged at step {history.diverged_at_step}: non-finite loss/gradient detected, "
-                "update not applied")
-    if history.interrupted:
-        return f"stopped after {history.steps_completed} of {history.steps} steps (history kept)"
-    if running:
-        return f"training… {history.steps_completed}/{history.steps}"
-    return ""
+        return experiments.training_code(state, sigma_w_step=self.sigma_w_step, shown=shown)

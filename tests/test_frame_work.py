@@ -82,14 +82,38 @@ def test_a_legend_that_changed_is_rendered_again_and_the_frame_is_still_the_full
     assert draws == [legend] and dash._frames.legend_renders == renders + 1  # rendered again, once
     assert legend.get_title().get_text() == "▼ a new note"
     assert_frame_is_the_full_redraw(dash)
-    legend.set_loc("lower left")  # another corner: rendered again there
+    plots.move_legend(legend, "lower left")  # another corner: rendered again there
     assert not dash._frames._legends[id(legend)].fits(legend, renderer)
     dash._frames.render()
     assert_frame_is_the_full_redraw(dash)
     assert dash._frames._legends[id(legend)].fits(legend, renderer)
-    legend.set_loc("best")  # placed by the data at each draw: never reused
+    plots.move_legend(legend, "best")  # placed by the data at each draw: never reused
     dash._frames.render()
     assert not dash._frames._legends[id(legend)].fits(legend, renderer)
+
+
+def test_legend_pixels_know_a_legend_s_corner_from_the_plot_that_asked_for_it():
+    """``fits`` reads the loc recorded by ``plots.make_legend``/``move_legend`` (no private ``Legend._loc``): a
+    legend in a fixed corner is kept once drawn, one made without a recorded corner or at "best" never is."""
+    import inspect
+
+    assert "._loc" not in inspect.getsource(plots)
+    figure, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1], [0, 1], label="a line")
+    kept, unknown = plots.make_legend(ax, loc="upper left"), ax.legend(loc="upper left")
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    assert plots.legend_loc(kept) == "upper left" and plots.legend_loc(unknown) is None
+    assert plots.LegendPixels(kept, renderer).fits(kept, renderer)
+    assert not plots.LegendPixels(unknown, renderer).fits(unknown, renderer)  # corner not known: drawn anew
+    plots.move_legend(kept, "lower right")
+    assert plots.legend_loc(kept) == "lower right" and kept.stale
+    pixels_now = plots.LegendPixels(kept, renderer)
+    assert pixels_now.fits(kept, renderer)
+    plots.move_legend(kept, "best")
+    kept.stale = False  # even drawn: "best" moves with the data
+    assert not pixels_now.fits(kept, renderer)
+    plt.close(figure)
 
 
 def test_the_composited_legend_is_the_legend_drawn_in_place_within_one_level():

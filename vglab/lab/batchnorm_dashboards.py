@@ -1,13 +1,14 @@
 """The BatchNorm dashboard (lesson 13): per-layer gradients and activation scales of a deep MLP with and
-without BatchNorm, at initialisation.  Numerics come from ``vglab.models.batchnorm``; this module only draws."""
+without BatchNorm, at initialisation.  The experiment is ``vglab.experiments``' batchnorm_* functions (over
+``vglab.models.batchnorm``); this module only draws."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-import vglab
+from vglab import experiments
+from vglab.experiments import BATCHNORM_INIT as INIT_FOR  # noqa: F401 - the no-BN net's critical σ_w
+from vglab.experiments import BatchNormView, batchnorm_rms
 from vglab.lab import plots
 from vglab.lab.dashboards import Dashboard, make_control
 from vglab.models import batchnorm
@@ -15,23 +16,7 @@ from vglab.models import batchnorm
 BN_COLOUR, PLAIN_COLOUR, THEORY_COLOUR = plots.OKABE_ITO["blue"], plots.OKABE_ITO["vermillion"], "#000000"
 BN_LABEL = "with BatchNorm"
 PLAIN_LABEL = "same net without BatchNorm"
-INIT_FOR = {"relu": "he", "linear": "xavier", "tanh": "xavier"}  # the no-BN net's critical σ_w
 THEORY_LABEL = r"Yang et al. 2019: $\sqrt{\lambda}$ per layer"
-
-
-@dataclass(frozen=True)
-class BatchNormView:
-    """bn, plain: ``vglab.GradientNorms`` of the BN net and of the same net without BN; theory: (depth+1,)
-    predicted log10 √E‖∂L/∂H_l‖² or None (``batchnorm.predicted_log10_grad``)."""
-
-    bn: vglab.GradientNorms
-    plain: vglab.GradientNorms
-    theory: np.ndarray | None
-
-    @property
-    def norms(self) -> vglab.GradientNorms:
-        """The BN net's result (what a GradientDashboard's view calls ``norms``)."""
-        return self.bn
 
 
 class BatchNormDashboard(Dashboard):
@@ -57,10 +42,7 @@ class BatchNormDashboard(Dashboard):
                          figsize=(9.0, 3.8), warm_up=warm_up)
 
     def network(self, state: dict | None = None) -> batchnorm.BatchNormMLP:
-        s = self.state if state is None else state
-        return batchnorm.BatchNormMLP(depth=s["depth"], width=self.width, batch=s["batch"],
-                                      activation=s["activation"], residual=bool(s["residual"]),
-                                      init=INIT_FOR[s["activation"]])
+        return experiments.batchnorm_network(self.state if state is None else state, width=self.width)
 
     def warm_up(self) -> None:
         """Compile at max_depth (the depth bucket every drag stays in)."""
@@ -88,16 +70,12 @@ class BatchNormDashboard(Dashboard):
         figure.set_layout_engine(plots.StableConstrainedLayout())
         self._limits: dict = {}
         self._tight = False  # the next draw fits the x axes to the data's ends (release_limits)
-        self.rms_legend = self.rms_ax.legend(fontsize=8, loc="upper right")
+        self.rms_legend = plots.make_legend(self.rms_ax, fontsize=8, loc="upper right")
         self.grad_legend, self._grad_handles = None, None
         self.corners: dict = {"rms": "upper right", "gradient": "upper right"}  # where each legend was put
 
     def compute(self, state: dict) -> BatchNormView:
-        net = self.network(state)
-        bn = vglab.gradient_norms(net, seed=0, n_seeds=self.n_seeds)
-        plain = vglab.gradient_norms(batchnorm.without_batchnorm(net), seed=0, n_seeds=self.n_seeds)
-        theory = batchnorm.predicted_log10_grad(net, bn.log10_typical_activation_grad[-1])
-        return BatchNormView(bn, plain, theory)
+        return experiments.batchnorm_experiment(state, width=self.width, n_seeds=self.n_seeds)
 
     def draw(self, view: BatchNormView) -> None:
         layers = np.arange(view.bn.net.depth + 1)
@@ -123,7 +101,8 @@ class BatchNormDashboard(Dashboard):
         if handles != self._grad_handles:  # a new legend only when its entries change
             if self.grad_legend is not None:
                 self.grad_legend.remove()
-            self.grad_legend = self.grad_ax.legend(handles=handles, fontsize=8, loc=self.corners["gradient"])
+            self.grad_legend = plots.make_legend(self.grad_ax, handles=handles, fontsize=8,
+                                                 loc=self.corners["gradient"])
             self._grad_handles = handles
         # Each legend in the corner its curves leave emptiest (kept unless another is clearly emptier), not
         # loc="best", which searches at every draw and so could never be drawn from saved pixels.
@@ -135,7 +114,7 @@ class BatchNormDashboard(Dashboard):
             corner = plots.emptiest_corner(ax, x, [c for c in curves if len(c)], entries=len(legend.texts),
                                            current=current)
             if corner != current:
-                legend.set_loc(corner)
+                plots.move_legend(legend, corner)
                 self.corners[name] = corner
 
     def release_limits(self) -> bool:
@@ -151,15 +130,10 @@ class BatchNormDashboard(Dashboard):
                 *([self.grad_legend] if self.grad_legend is not None else [])]
 
     def summarise(self, view: BatchNormView) -> str:
-        bn, plain = (float(np.mean(v.log10_gradient_ratio)) for v in (view.bn, view.plain))
-        return (f"‖∂L/∂H_0‖/‖∂L/∂H_L‖: with BN 10^{bn:.1f}, without 10^{plain:.1f} "
-                f"(mean over {self.n_seeds} seeds of log10)")
+        return experiments.batchnorm_summary(view)
 
     def code_for(self, state: dict) -> str:
-        net = self.network(state)
-        return ("import vglab\n"
-                f"net = {net.to_code()}\n"
-                f"result = vglab.gradient_norms(net, seed=0, n_seeds={self.n_seeds})")
+        return experiments.batchnorm_code(state, width=self.width, n_seeds=self.n_seeds)
 
     def plotted(self) -> dict:
         """name → {"x", "mean", ["theory"]} as drawn (the browser suite's kernel probe reads this form)."""
@@ -174,8 +148,3 @@ class BatchNormDashboard(Dashboard):
             x, y = data(line)
             out[name] = {"x": x, "mean": y}
         return out
-
-
-def batchnorm_rms(norms: vglab.GradientNorms) -> np.ndarray:
-    """(depth,) the mean over seeds of log10 RMS(H_l)."""
-    return np.mean(norms.log10_activation_rms, axis=0)

@@ -3,7 +3,7 @@
 A ``Dashboard`` is
 
     controls  name → widget (sliders, dropdowns, checkboxes) whose values form ``.state``
-    compute   state → result, pure, calls the vglab core (``vglab.gradient_norms`` …)
+    compute   state → result, pure: a ``vglab.experiments`` function (which calls the engines)
     draw      result → None, rewrites the data of artists made once by ``vglab.lab.plots``
     status    an HTML line (CSS class ``vglab-status``) rewritten after every redraw
     code      ``.code``: the vglab calls that reproduce the plot, shown by a "Show code" button
@@ -55,7 +55,6 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import ipywidgets as widgets
@@ -63,10 +62,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import vglab
-from vglab import theory
+from vglab import experiments, theory
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.init import INITS, default_weight_std
 from vglab.core.validation import check_choice, keywords_checked
+
+# The experiments themselves (state → network → result → summary, and the code to copy) are pure functions in
+# vglab.experiments; the dashboards below call them and draw what they return.  The old names stay importable.
+from vglab.experiments import (  # noqa: F401
+    HISTOGRAM_BATCH,
+    HISTOGRAM_BINS,
+    PHASE_ACTIVATIONS,
+    GradientView,
+)
+from vglab.experiments import power_text as _power_text  # noqa: F401
+from vglab.experiments import tidy as _tidy
 from vglab.lab import cells, drawing, plots, warmup
 from vglab.lab.sliders import GridFloatSlider
 from vglab.models.jacobians import SATURATION_LEVEL
@@ -155,11 +165,6 @@ def _same_number(old, new) -> bool:
     step grid when it first renders, and sends that back): not worth a recomputation."""
     floats = isinstance(old, float) and isinstance(new, float)
     return floats and math.isclose(old, new, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def _tidy(value: float) -> float:
-    """A slider's float without its step-grid rounding noise: 1.5000000000000002 → 1.5."""
-    return float(f"{float(value):.10g}")
 
 
 def _error_message(error: BaseException) -> str:
@@ -711,32 +716,7 @@ class Dashboard:
 
 
 # --------------------------------------------------------------------------------------------- gradients
-@dataclass(frozen=True)
-class GradientView:
-    """What a GradientDashboard computed for one state.
-
-    norms:  the ``vglab.GradientNorms`` of the network.
-    theory: (depth+1,) mean-field log10 √E‖∂L/∂h_l‖² from the measured log10 √(mean over seeds of ‖g‖²), or
-            None (LayerNorm nets).  Compare it with ``rms``, not with the typical (mean-log) curve.
-    bound:  (depth+1,) log10 of sup|φ′|^(L−l) · ‖g‖, or None where sup|φ′| ≥ 1 (no decay bound).
-    theory_pending: the theory is still being computed (only during live drags; see GradientDashboard).
-    """
-
-    norms: vglab.GradientNorms
-    theory: np.ndarray | None
-    bound: np.ndarray | None
-    theory_pending: bool = False  # being computed in the background (a live drag); drawn when ready
-    distributions: vglab.LayerDistributions | None = None  # for the histogram panels (seed's batch)
-
-    @property
-    def net(self) -> vglab.MLP:
-        return self.norms.net
-
-    @property
-    def rms(self) -> np.ndarray | None:
-        """(depth+1,) log10 √(mean over seeds of ‖∂L/∂h_l‖²), the measured quantity the theory predicts (None
-        for one seed, where it is the typical curve itself)."""
-        return self.norms.log10_rms_activation_grad if self.norms.n_seeds > 1 else None
+# GradientView (what a gradient experiment computed) lives in vglab.experiments.
 
 
 # Legend names of the gradient panel: what each curve is, so that theory is compared with its own quantity.
@@ -764,20 +744,12 @@ def _theory_pool() -> ThreadPoolExecutor:
     return _THEORY_POOL
 
 
-# Activations whose χ₁ grid is quick to compute (closed forms or Gauss–Hermite at moderate q; ELU's moments
-# are erfcx closed forms).  GELU and SiLU need Simpson sums at large q: too slow for a live grid.
-PHASE_ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "linear", "elu")
-
-
 class Panel(NamedTuple):
     """One panel a ``GradientDashboard`` can show: ``make(ax)`` builds its plot once, ``draw(board, plot,
     view)`` updates that plot in place from a ``GradientView`` (no new figure per update)."""
 
     make: Callable
     draw: Callable
-
-
-HISTOGRAM_BATCH, HISTOGRAM_BINS = 16, 60  # inputs and bins behind the "histograms" panel (layer_distributions)
 
 
 def _layers(view: GradientView, first: int = 0) -> np.ndarray:
@@ -940,22 +912,15 @@ class GradientDashboard(Dashboard):
         with self.hold_updates():
             self.controls["sigma_w"].value = default_weight_std(change["new"])
 
-    def network(self, state: dict | None = None) -> vglab.MLP:
-        """The ``vglab.MLP`` a state describes.
+    @property
+    def sigma_w_step(self) -> float | None:
+        """The σ_w slider's step (σ_w within half of it of the init's value is that value), None without one."""
+        return self.controls["sigma_w"].step if "sigma_w" in self.controls else None
 
-        σ_w within half a slider step of the init's own value counts as that value (``weight_std=None``): the
-        slider cannot show √2 exactly, and a browser snaps it to its step grid when it first draws.
-        """
-        s = self.state if state is None else state
-        weight_std = None
-        if s["sigma_w"] is not None:
-            sigma_w, default = _tidy(s["sigma_w"]), default_weight_std(s["init"])
-            half_step = self.controls["sigma_w"].step / 2 if "sigma_w" in self.controls else 1e-9
-            weight_std = None if abs(sigma_w - default) <= half_step + 1e-12 else sigma_w
-        return vglab.MLP(depth=s["depth"], width=s["width"], activation=s["activation"], init=s["init"],
-                         weight_std=weight_std, bias_std=_tidy(s["sigma_b"]), residual=bool(s["residual"]),
-                         norm=s["norm"], residual_scale=_tidy(s["residual_scale"]),
-                         leaky_slope=_tidy(s["leaky_slope"]))
+    def network(self, state: dict | None = None) -> vglab.MLP:
+        """The ``vglab.MLP`` a state describes (``experiments.gradient_network``: σ_w within half a slider step
+        of the init's own value counts as that value, ``weight_std=None``)."""
+        return experiments.gradient_network(self.state if state is None else state, sigma_w_step=self.sigma_w_step)
 
     def equivalent(self, state: dict, other: dict) -> bool:
         keys = ("seed", "n_seeds", "theory")
@@ -969,27 +934,18 @@ class GradientDashboard(Dashboard):
         figure.tight_layout()
 
     # ---- compute
-    def compute(self, state: dict) -> GradientView:
-        net = self.network(state)
-        norms = vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
-        log10_g = float(norms.log10_rms_activation_grad[-1])  # theory predicts √E‖δ‖²: start at √mean ‖g‖²
-        predicted, pending = None, False
-        if state["theory"] and theory.mean_field_applies(net):
-            deepest = net.replace(depth=max(self.max_depth, net.depth))
-            if self.interactive and not theory.mean_field_profile_is_cached(deepest):
-                pending = True
-                self._start_theory(deepest)
-            else:
-                predicted = theory.cached_predicted_log10_grad(net, log10_g, reuse_depth=self.max_depth)
-        bound = theory.log10_derivative_bound_profile(net, log10_g) if self.show_bound else None
-        self._compiled_keys.add(self._compile_key(state))
-        return GradientView(norms, predicted, bound, pending, self._distributions(net, state))
+    def _options(self) -> dict:
+        """What the experiment needs to know of this dashboard beyond the state."""
+        return dict(sigma_w_step=self.sigma_w_step, max_depth=self.max_depth,
+                    histograms=bool(set(HISTOGRAM_PANELS) & set(self.panels)))
 
-    def _distributions(self, net: vglab.MLP, state: dict):
-        """Per-layer histograms over a batch, only when a panel shows them."""
-        if not set(HISTOGRAM_PANELS) & set(self.panels):
-            return None
-        return vglab.layer_distributions(net, seed=state["seed"], batch=HISTOGRAM_BATCH, bins=HISTOGRAM_BINS)
+    def compute(self, state: dict) -> GradientView:
+        """``experiments.gradient_experiment``; during a live drag a mean-field curve not cached yet is
+        computed in the worker thread (``_start_theory``) and drawn when ready."""
+        view = experiments.gradient_experiment(state, **self._options(), show_bound=self.show_bound,
+                                               theory_later=self._start_theory if self.interactive else None)
+        self._compiled_keys.add(self._compile_key(state))
+        return view
 
     def _start_theory(self, deepest: vglab.MLP) -> None:
         """Compute a mean-field curve in a worker thread (it can take seconds for saturating nets with
@@ -998,7 +954,7 @@ class GradientDashboard(Dashboard):
 
         def work():
             try:
-                theory.cached_mean_field_profile(deepest)
+                experiments.compute_mean_field(deepest)
             except Exception:  # noqa: BLE001 - the theory line is an extra; the plot stays without it
                 return
             loop.call_soon_threadsafe(self._theory_ready, deepest)
@@ -1009,11 +965,9 @@ class GradientDashboard(Dashboard):
         view = self.result
         if view is None or not view.theory_pending:
             return
-        if view.net.replace(depth=max(self.max_depth, view.net.depth)) != deepest:
+        if experiments.theory_depth(view.net, self.max_depth) != deepest:
             return  # the plot moved on; its own curve is on its way
-        log10_g = float(view.norms.log10_rms_activation_grad[-1])
-        predicted = theory.cached_predicted_log10_grad(view.net, log10_g, reuse_depth=self.max_depth)
-        self.result = GradientView(view.norms, predicted, view.bound, distributions=view.distributions)
+        self.result = experiments.with_theory(view, max_depth=self.max_depth)
         try:
             with drawing.DRAW_LOCK:
                 self.draw(self.result)
@@ -1058,15 +1012,10 @@ class GradientDashboard(Dashboard):
         return (self._compile_key(state), self._warm_net(state), state["seed"], state["theory"])
 
     def warm_variant(self, state):
-        net = self._warm_net(state)
-        vglab.gradient_norms(net, seed=state["seed"], n_seeds=state["n_seeds"])
-        self._distributions(net, state)
-        self._compiled_keys.add(self._compile_key(state))
-        if state["theory"] and theory.mean_field_applies(net):
-            theory.cached_mean_field_profile(net.replace(depth=max(self.max_depth, net.depth)))
         phase = self.plots.get("phase")
-        if phase is not None and net.activation in PHASE_ACTIVATIONS:
-            theory.cached_chi1_grid(net.activation, net.leaky_slope, tuple(phase.sigma_w2), tuple(phase.sigma_b2))
+        experiments.warm_gradient(state, **self._options(), at_depth=self._warm_net(state).depth,
+                                  phase_grid=None if phase is None else (phase.sigma_w2, phase.sigma_b2))
+        self._compiled_keys.add(self._compile_key(state))
 
     def warm_variants(self, state):
         """Each option's variant; those needing a program not compiled yet come first."""
@@ -1080,20 +1029,13 @@ class GradientDashboard(Dashboard):
 
     def _draw_phase(self, plot: plots.PhaseDiagram, net: vglab.MLP):
         key = (net.activation, net.leaky_slope)
-        if getattr(plot, "key", None) != key:
-            available = net.activation in PHASE_ACTIVATIONS
-            plot.set_grid(theory.cached_chi1_grid(net.activation, net.leaky_slope, tuple(plot.sigma_w2),
-                                                  tuple(plot.sigma_b2)) if available else None)
+        new_grid = getattr(plot, "key", None) != key
+        point = experiments.phase_point(net, plot.sigma_w2, plot.sigma_b2, grid=new_grid)
+        if new_grid:
+            plot.set_grid(point.grid)
             plot.key = key
-        if net.activation not in PHASE_ACTIVATIONS:
-            note = f"phase diagram not computed for {net.activation}"
-        elif net.residual or net.norm is not None:
-            note = "diagram: plain net (no skip, no LayerNorm)"
-        else:
-            note = ""
-        plot.set_point(net.sigma_w**2, net.bias_std**2, note)
-        chi = theory.chi1(net.activation, net.sigma_w, net.bias_std, net.leaky_slope)
-        plot.set_title(f"order/chaos: χ₁ = {chi:.3g} here")
+        plot.set_point(point.sigma_w2, point.sigma_b2, point.note)
+        plot.set_title(f"order/chaos: χ₁ = {point.chi1:.3g} here")
 
     def pin_label(self, s: dict) -> str:
         label = f"{s['activation']}, {s['init']}, $\\sigma_w$={self.network(s).sigma_w:.2f}, L={s['depth']}"
@@ -1105,34 +1047,14 @@ class GradientDashboard(Dashboard):
 
     # ---- text
     def summarise(self, view: GradientView) -> str:
-        ratio = view.norms.log10_gradient_ratio
-        if np.all(np.isneginf(ratio)):
-            text = "‖∂L/∂h₀‖ = 0 exactly (every unit of a layer dead)"
-        else:
-            finite = ratio[np.isfinite(ratio)]
-            text = f"‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ {_power_text(float(np.mean(finite)))}"
-            if finite.size < ratio.size:
-                text += f" ({ratio.size - finite.size} seed(s) exactly 0)"
-        pending = " (theory: computing…)" if view.theory_pending else ""
-        return f"depth {view.net.depth}, {view.net.activation}: {text}{pending}"
+        return experiments.gradient_summary(view)
 
     def code_for(self, state: dict) -> str:
-        net = self.network(state)
-        lines = ["import vglab", f"net = {net.to_code()}",
-                 f"result = vglab.gradient_norms(net, seed={state['seed']}, n_seeds={state['n_seeds']})"]
-        if state["theory"] and theory.mean_field_applies(net):
-            lines.append("rms = result.log10_rms_activation_grad  # √(mean over seeds of ‖δ_l‖²)\n"
-                         "theory = vglab.theory.predicted_log10_grad(net, log10_output_grad=rms[-1])")
-        return "\n".join(lines)
+        return experiments.gradient_code(state, sigma_w_step=self.sigma_w_step)
 
     def plotted(self) -> dict:
         """The data on screen, per panel, read back from the artists."""
         return {panel: plot.data() for panel, plot in self.plots.items()}
-
-
-def _power_text(log10_value: float) -> str:
-    """-31.24 → '10^-31.2' (plain text for status lines)."""
-    return f"10^{log10_value:.1f}"
 
 
 # --------------------------------------------------------------------------------------------- spectra
@@ -1158,7 +1080,7 @@ class SpectrumDashboard(GradientDashboard):
         figure.tight_layout()
 
     def compute(self, state):
-        spectrum = vglab.jacobian_spectrum(self.network(state), seed=state["seed"])
+        spectrum = experiments.spectrum_experiment(state, sigma_w_step=self.sigma_w_step)
         self._compiled_keys.add(self._compile_key(state))
         return spectrum
 
@@ -1166,7 +1088,8 @@ class SpectrumDashboard(GradientDashboard):
         return (self._compile_key(state), self._warm_net(state), state["seed"])
 
     def warm_variant(self, state):
-        vglab.jacobian_spectrum(self._warm_net(state), seed=state["seed"])
+        experiments.spectrum_experiment(state, sigma_w_step=self.sigma_w_step,
+                                        max_depth=self.max_depth if "depth" in self.controls else None)
         self._compiled_keys.add(self._compile_key(state))
 
     def draw(self, spectrum) -> None:
@@ -1179,20 +1102,10 @@ class SpectrumDashboard(GradientDashboard):
         return f"{s['activation']}, {s['init']}, $\\sigma_w$={self.network(s).sigma_w:.2f}, L={s['depth']}"
 
     def summarise(self, spectrum) -> str:
-        values = spectrum.log10_singular_values
-        finite = values[np.isfinite(values)]
-        if finite.size == 0:
-            return f"depth {spectrum.net.depth}: every singular value exactly 0"
-        zeros = values.size - finite.size
-        text = f"depth {spectrum.net.depth}, {spectrum.net.activation}, {spectrum.net.init}: "
-        if zeros:  # σ_min is 0: the rank, not a ratio over the nonzero values only
-            return text + (f"rank {finite.size} of {values.size} ({zeros} σ exactly 0), "
-                           f"σ_max = {_power_text(finite[0])}")
-        return text + f"σ_max = {_power_text(finite[0])}, σ_min = {_power_text(finite[-1])}"
+        return experiments.spectrum_summary(spectrum)
 
     def code_for(self, state):
-        return "\n".join(["import vglab", f"net = {self.network(state).to_code()}",
-                          f"spectrum = vglab.jacobian_spectrum(net, seed={state['seed']})"])
+        return experiments.spectrum_code(state, sigma_w_step=self.sigma_w_step)
 
     def plotted(self) -> dict:
         return {"spectrum": self.plots["spectrum"].data()}

@@ -19,6 +19,7 @@ to the data again (``Dashboard.end_drag``), so a drag down does not leave a half
 from __future__ import annotations
 
 import math
+import weakref
 
 import contourpy
 import numpy as np
@@ -365,8 +366,8 @@ class LogProfilePlot:
             if self.legend is not None:
                 self.legend.remove()
             # in the corner update() chose (see place_legend)
-            self.legend = self.ax.legend(handles=handles, fontsize=LEGEND_FONT, loc=self.corner,
-                                         framealpha=0.9, alignment="left", handlelength=1.6)
+            self.legend = make_legend(self.ax, handles=handles, fontsize=LEGEND_FONT, loc=self.corner,
+                                      framealpha=0.9, alignment="left", handlelength=1.6)
             self.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
             self._legend_key = key
         set_legend_note(self.legend, self.zero_note)
@@ -394,6 +395,27 @@ class LogProfilePlot:
 
 
 LEGEND_CORNERS = ("upper right", "upper left", "lower left", "lower right")  # preferred first
+# legend → the loc its plot asked for (make_legend, move_legend): matplotlib offers no public getter for it
+_ASKED_LOC: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def make_legend(ax, *, loc: str, **kwargs) -> Legend:
+    """``ax.legend(loc=loc, **kwargs)``, the corner it was asked for recorded (``legend_loc``)."""
+    legend = ax.legend(loc=loc, **kwargs)
+    _ASKED_LOC[legend] = loc
+    return legend
+
+
+def move_legend(legend: Legend, loc: str) -> None:
+    """``legend.set_loc(loc)``, recorded (``legend_loc``); the legend is then stale and drawn anew."""
+    legend.set_loc(loc)
+    _ASKED_LOC[legend] = loc
+
+
+def legend_loc(legend: Legend) -> str | None:
+    """The loc a legend was made with or last moved to by ``make_legend``/``move_legend``; None for a legend
+    made otherwise (its corner unknown)."""
+    return _ASKED_LOC.get(legend)
 
 
 def set_legend_note(legend, note: str) -> None:
@@ -512,7 +534,7 @@ def place_with_room(ax, legend, cache, owner, curves, bands, values, xlim, ylim,
         _lay_out(ax.figure)
         corner, _ = place_legend(ax, legend_size(legend, ax, cache), curves, bands, corner)
     if corner != owner.corner:
-        legend.set_loc(corner)
+        move_legend(legend, corner)
         owner.corner = corner
     return ylim
 
@@ -693,9 +715,9 @@ class PhaseDiagram:
         ax.set_ylim(self.sigma_b2[0] - half_b, self.sigma_b2[-1] + half_b)
         ax.set_title(title or "order/chaos phase diagram", fontsize=TITLE_FONT)
         # Below the axes (the colours fill them): the legend, its title the note on the current setting.
-        self.legend = ax.legend(handles=[self.edge, self.marker], fontsize=LEGEND_FONT, loc="upper center",
-                                bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, title=" ",
-                                title_fontsize=LEGEND_FONT)
+        self.legend = make_legend(ax, handles=[self.edge, self.marker], fontsize=LEGEND_FONT, loc="upper center",
+                                  bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, title=" ",
+                                  title_fontsize=LEGEND_FONT)
         self.note = self.legend.get_title()
         self.note.set_color(NOTE_COLOUR)
         self.chi1 = None
@@ -792,8 +814,8 @@ class SpectrumPlot:
         if self.legend is None or key != self._legend_key:
             if self.legend is not None:
                 self.legend.remove()
-            self.legend = self.sorted_ax.legend(handles=handles, fontsize=LEGEND_FONT, loc=self.corner,
-                                                framealpha=0.9, alignment="left", handlelength=1.6)
+            self.legend = make_legend(self.sorted_ax, handles=handles, fontsize=LEGEND_FONT, loc=self.corner,
+                                      framealpha=0.9, alignment="left", handlelength=1.6)
             self.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
             self._legend_key = key
         set_legend_note(self.legend, self.zero_note)
@@ -895,9 +917,8 @@ class TrainingCurvePlot:
         self.accuracy_ax.set_ylabel("test accuracy")
         self.accuracy_ax.set_yticks([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
         # On the accuracy axes (drawn after the loss axes), so no curve is drawn over it.
-        self.legend = self.accuracy_ax.legend(handles=[self.loss_line, self.accuracy_line],
-                                              fontsize=LEGEND_FONT, loc="upper left", framealpha=0.9,
-                                              alignment="left")
+        self.legend = make_legend(self.accuracy_ax, handles=[self.loss_line, self.accuracy_line],
+                                  fontsize=LEGEND_FONT, loc="upper left", framealpha=0.9, alignment="left")
         self.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
         self.note = self.legend.get_title()
         self._legend_sizes: dict = {}
@@ -1102,8 +1123,9 @@ class LegendPixels:
 
     ``fits(legend, renderer)``: these pixels still show ``legend`` as it would be drawn now — the same legend,
     not stale (any change of its texts, entries, title, corner or visibility marks it so; drawing clears
-    it), in a fixed corner (``loc="best"`` follows the data: rendered at every frame), the same anchor box
-    (the axes') and the same canvas size and dpi.
+    it), in a fixed corner (the loc its plot asked for, ``legend_loc``: ``"best"`` follows the data and a
+    legend made without ``make_legend`` has no known corner, so both are rendered at every frame), the same
+    anchor box (the axes') and the same canvas size and dpi.
     """
 
     MARGIN = 3
@@ -1128,8 +1150,8 @@ class LegendPixels:
                 tuple(legend.get_bbox_to_anchor().bounds))
 
     def fits(self, legend, renderer) -> bool:
-        best = legend._loc == 0  # loc="best" moves with the data at every draw: never kept
-        return not best and not legend.stale and self._key(legend, renderer) == self.key
+        fixed = legend_loc(legend) not in (None, "best", 0)  # "best" moves with the data at every draw
+        return fixed and not legend.stale and self._key(legend, renderer) == self.key
 
     def draw(self, renderer) -> None:
         if self.image is None:

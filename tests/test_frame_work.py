@@ -376,3 +376,39 @@ def test_an_update_pauses_the_warm_up_of_every_dashboard_in_the_kernel_not_only_
     assert neighbour.calls == ["started", ("finished", None)] and neighbour.updating == 0  # the other only waits
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("kind", ["gradient", "batchnorm"])
+def test_a_settled_change_draws_one_more_frame_only_when_it_left_limits_held(kind, monkeypatch):
+    # end_drag (0.3 s after a live change) drew a frame after *every* settled change: the dashboard's
+    # release_limits was True whenever a plot had the hook.  A change that left every limit at its fit (the
+    # gradient dashboard's depth 60 → 20: the axes refit to 0–20, a nice span, without headroom) needs no
+    # frame; one that kept the limits (60 → 57: the axis of 60 layers stays) is fitted again and drawn in full,
+    # and then nothing is held.  (BatchNorm's activation panel always keeps 10^±1 in view, so from depth 60
+    # every change down holds its y limits: only the held case.)
+    from vglab.lab import BatchNormDashboard
+
+    def make():
+        if kind == "batchnorm":
+            made = BatchNormDashboard(depth=60, width=32, batch=8, max_depth=64, warm_up=False)
+        else:
+            made = GradientDashboard(depth=60, width=16, n_seeds=2, activation="sigmoid", controls=("depth",),
+                                     max_depth=64, warm_up=False)
+        live_ipympl_canvas(made, monkeypatch)
+        made.settle_seconds = 0.3
+        return made
+
+    if kind == "gradient":
+        fitted = make()
+        (after_step, frames), (after_rest, rest_frames) = drag(fitted, "depth", [20], pause=0.1)
+        assert frames["full"] + frames["blit"] >= 1  # (the step itself was drawn)
+        assert rest_frames == frames and after_rest == after_step  # nothing held: no frame at the drag's end
+        assert fitted.end_drag() is False
+        fitted.close()
+    held = make()
+    (after_step, frames), (after_rest, rest_frames) = drag(held, "depth", [57], pause=0.1)
+    assert after_rest != after_step  # held limits (the axis of 60 layers) fitted to 57 layers …
+    assert rest_frames == {**frames, "full": frames["full"] + 1}  # … in one full frame
+    assert held.end_drag() is False and held.frames == rest_frames  # then nothing is held: no frame
+    assert_frame_is_the_full_redraw(held)
+    held.close()

@@ -89,14 +89,16 @@ class BatchNormDashboard(Dashboard):
         grad = [line.get_ydata() for line in (self.bn_line, self.plain_line, self.theory_line)]
         rms = np.concatenate([self.bn_rms.get_ydata(), self.plain_rms.get_ydata()])
         rms = np.concatenate([rms - 0.2, rms + 0.2, [-1.0, 1.0]])  # at least 10^-1..10^1
+        held = False
         for ax, x, values, pad in ((self.grad_ax, layers, np.concatenate(grad), 0.06),
                                    (self.rms_ax, layers[1:], rms, 0.0)):
             xlim, ylim = self._limits.get(ax, (None, None))
             xlim = plots.sticky_x_limits(xlim, x, tight=self._tight)
             ylim = plots.sticky_limits(ylim, values, minimum_span=1.0, pad=pad)
             self._limits[ax] = (xlim, ylim)
+            held = held or plots.held_limits(x, xlim, values, ylim, minimum_span=1.0, pad=pad)
             plots.set_limits(ax, x=xlim, y=ylim)
-        self._tight = False
+        self._tight, self._held = False, held
         handles = [self.bn_line, self.plain_line] + ([self.theory_line] if view.theory is not None else [])
         if handles != self._grad_handles:  # a new legend only when its entries change
             if self.grad_legend is not None:
@@ -118,9 +120,12 @@ class BatchNormDashboard(Dashboard):
                 self.corners[name] = corner
 
     def release_limits(self) -> bool:
-        """A drag ended: the next draw fits both panels' limits anew, the x axes to the data's ends
-        (``Dashboard.end_drag``)."""
-        self._limits, self._tight = {}, True
+        """A drag ended (``Dashboard.end_drag``): if either panel's limits are held (``plots.held_limits``: not
+        the ones a fit to the data on screen would set), the next draw fits both anew, the x axes to the data's
+        ends, and True; else they stay and False (nothing to redraw)."""
+        if not getattr(self, "_held", False):
+            return False
+        self._limits, self._tight, self._held = {}, True, False
         return True
 
     def _changing_artists(self) -> list:

@@ -519,7 +519,9 @@ class Dashboard:
     def end_drag(self) -> bool:
         """The drag has ended: the limits it kept (sticky limits, so that its steps could be blitted) are
         fitted again to the data on screen, as a dashboard made at this state would fit them, and the figure
-        is redrawn (in full if they changed).  Nothing is recomputed.  True when the limits were released."""
+        is redrawn (in full: the limits changed).  Nothing is recomputed.  When no plot held limits
+        (``release_limits`` False: every limit is already the fit) nothing is drawn, so a settled change
+        costs no extra frame.  True when the limits were released."""
         if self.result is None or self.last_error is not None or getattr(self, "running", False):
             return False  # (a training run in progress draws its own frames)
         try:
@@ -534,12 +536,14 @@ class Dashboard:
         return True
 
     def release_limits(self) -> bool:
-        """Hook: forget the limits kept during a drag, so the next draw fits them to its data; default: each
-        plot's ``release_limits()``.  True when any plot had such limits."""
+        """Hook: forget the limits held during a drag, so the next draw fits them to its data; default: each
+        plot's ``release_limits()``, which forgets its limits and returns True only when they were held (not
+        what a fit to its data would set).  True when any plot released limits: only then does ``end_drag``
+        draw again (a drag that left every limit fitted ends without another frame)."""
         released = False
         for plot in getattr(self, "plots", {}).values():
-            if hasattr(plot, "release_limits"):
-                plot.release_limits()
+            release = getattr(plot, "release_limits", None)
+            if release is not None and release():  # (every plot's, not only up to the first that held)
                 released = True
         return released
 

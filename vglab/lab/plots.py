@@ -192,6 +192,23 @@ def sticky_x_limits(current, x, pad: float = 0.02, fill: float = 0.5, tight: boo
     return x0 - pad * span, x0 + (1 + pad) * span
 
 
+def held_limits(x=None, xlim=None, values=None, ylim=None, *, minimum_span: float = 1.0, pad: float = 0.06,
+                room: bool = False) -> bool:
+    """Whether limits on screen are *held* (sticky): not the ones a fit to the data now shown would set, so
+    that a drag's end (``release_limits``) must fit and draw them again.
+
+    x: ``xlim`` is held unless it is ``sticky_x_limits(None, x, tight=True)`` (the data's ends);
+    y: ``ylim`` is held unless it is ``sticky_limits(None, values, minimum_span, pad)`` (a fresh fit, without
+    the headroom a growing drag adds); ``room``: the y range was widened to clear a legend (counted as held,
+    since a fit may widen it otherwise).  A None pair is not checked."""
+    if xlim is not None and x is not None and tuple(xlim) != sticky_x_limits(None, x, tight=True):
+        return True
+    if ylim is not None and values is not None:
+        if room or tuple(ylim) != sticky_limits(None, values, minimum_span=minimum_span, pad=pad):
+            return True
+    return False
+
+
 def _band_vertices(x, low, high) -> np.ndarray:
     """The closed polygon between two curves (their NaN-free parts), as fill_between would draw it."""
     ok = np.isfinite(low) & np.isfinite(high)
@@ -303,9 +320,10 @@ class LogProfilePlot:
                                 if line.get_visible()] + [(pin.get_xdata(), pin.get_ydata()) for pin in self.pins]
         self._xlim = sticky_x_limits(self._xlim, x, tight=getattr(self, "_tight", False))
         self._tight = False
+        values = np.concatenate([np.ravel(s) for s in shown])
         self._ylim = place_with_room(self.ax, self.legend, self._legend_sizes, self, curves, [(x, low, high)],
-                                     np.concatenate([np.ravel(s) for s in shown]), self._xlim, self._ylim,
-                                     minimum_span=1.0)
+                                     values, self._xlim, self._ylim, minimum_span=1.0)
+        self._held = held_limits(x, self._xlim, values, self._ylim, minimum_span=1.0, room=self._legend_room)
         self.legend.set_visible(True)
 
     def _show_zeros(self, x, zero_count, n_seeds):
@@ -328,6 +346,7 @@ class LogProfilePlot:
         if x is not None:
             self._xlim = sticky_x_limits(self._xlim, np.asarray(x, dtype=float))
             set_limits(self.ax, x=self._xlim)
+            self._held = held_limits(x, self._xlim)
         self._x = np.zeros(0)
         self.mean_line.set_data([], [])
         self.band.set_verts([np.zeros((0, 2))])
@@ -372,11 +391,16 @@ class LogProfilePlot:
             self._legend_key = key
         set_legend_note(self.legend, self.zero_note)
 
-    def release_limits(self) -> None:
-        """Forget the sticky limits (a drag ended, ``Dashboard.end_drag``): the next update fits them anew, the
-        x axis to the data's ends (``sticky_x_limits(tight=True)``)."""
+    def release_limits(self) -> bool:
+        """A drag ended (``Dashboard.end_drag``): if the limits on screen are not the ones a fit to this data
+        would set (``held_limits``: kept by ``sticky_limits``, widened with headroom, or a nice x span), forget
+        them, so that the next update fits them anew, the x axis to the data's ends
+        (``sticky_x_limits(tight=True)``), and return True; else keep them and return False (nothing to redraw)."""
+        if not getattr(self, "_held", False):
+            return False
         self._xlim = self._ylim = None
-        self._legend_room, self._tight = False, True
+        self._legend_room, self._tight, self._held = False, True, False
+        return True
 
     def animated_artists(self) -> list:
         """The artists an update changes (data, notes, legend): drawn over a saved background (``BlitFrames``)."""
@@ -592,13 +616,18 @@ class FractionPlot:
         self.band.set_verts([_band_vertices(x, values.min(axis=0), values.max(axis=0))])
         self._xlim = sticky_x_limits(self._xlim, x, tight=getattr(self, "_tight", False))
         self._tight = False
+        self._held = held_limits(x, self._xlim)
         set_limits(self.ax, x=self._xlim)
         average = f"mean {100 * mean.mean():.1f}%" if mean.size else ""
         self.note.set_text("\n".join(part for part in (self.title, average) if part))  # two short lines
 
-    def release_limits(self) -> None:
-        """Forget the sticky x limits (a drag ended): the next update fits them to the data's ends."""
-        self._xlim, self._tight = None, True
+    def release_limits(self) -> bool:
+        """A drag ended: if the x limits are not the data's ends (``held_limits``), forget them so the next
+        update fits them there, and return True; else False (nothing to redraw)."""
+        if not getattr(self, "_held", False):
+            return False
+        self._xlim, self._tight, self._held = None, True, False
+        return True
 
     def animated_artists(self) -> list:
         """The artists an update changes (curve, band, the title with the average): drawn over a saved
@@ -820,11 +849,16 @@ class SpectrumPlot:
             self._legend_key = key
         set_legend_note(self.legend, self.zero_note)
 
-    def release_limits(self) -> None:
-        """Forget the sticky limits (a drag ended): the next update fits them anew."""
+    def release_limits(self) -> bool:
+        """A drag ended: if any limit on screen is not the one a fit to this spectrum would set (``held_limits``
+        for the sorted values and the histogram's range; the histogram's top), forget them so the next update
+        fits them anew, and return True; else False (nothing to redraw)."""
+        if not getattr(self, "_held", False):
+            return False
         self._sorted_ylim = self._histogram_xlim = None
         self._histogram_top = 0.0
-        self._legend_room = False
+        self._legend_room, self._held = False, False
+        return True
 
     def animated_artists(self) -> list:
         """The artists an update changes (spectrum, histogram, its title, the legend drawn over them)."""
@@ -848,9 +882,10 @@ class SpectrumPlot:
         shown = [finite, [0.0]] + [p.get_ydata() for p in self.pins]
         curves = [(index, shown_values), ([0.5, values.size + 0.5], [0.0, 0.0])]
         curves += [(p.get_xdata(), p.get_ydata()) for p in self.pins]
+        sorted_values = np.concatenate([np.ravel(s) for s in shown])
         self._sorted_ylim = place_with_room(self.sorted_ax, self.legend, self._legend_sizes, self, curves, [],
-                                            np.concatenate([np.ravel(s) for s in shown]),
-                                            (0.5, values.size + 0.5), self._sorted_ylim, minimum_span=0.5)
+                                            sorted_values, (0.5, values.size + 0.5), self._sorted_ylim,
+                                            minimum_span=0.5)
         edges = np.linspace(low, high, self.bins + 1)  # bins over the data
         counts, _ = np.histogram(finite, bins=edges)
         self.stairs.set_data(counts, edges)
@@ -860,6 +895,10 @@ class SpectrumPlot:
         top = max(1, counts.max()) * 1.1
         if not 0.5 * self._histogram_top <= top <= self._histogram_top:
             self._histogram_top = float(math.ceil(top * 1.2))
+        self._held = (held_limits(None, None, sorted_values, self._sorted_ylim, minimum_span=0.5,
+                                  room=self._legend_room)
+                      or held_limits(None, None, finite_and_isometry, self._histogram_xlim, minimum_span=0.5)
+                      or self._histogram_top != float(math.ceil(top * 1.2)))
         set_limits(self.histogram_ax, x=self._histogram_xlim, y=(0.0, self._histogram_top))
         if zero.size == values.size:
             spread = "all σ exactly 0"

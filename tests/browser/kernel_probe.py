@@ -75,3 +75,82 @@ def _vglab_controls():
         out[name] = entry
     return out
 '''
+
+
+# Typed into the notebook by the latency test before its steps: wraps the dashboard's update path (instance
+# attributes only; a wrapper adds microseconds) and records, per plotted value of the slider, epoch-ms
+# timestamps of the kernel's side of a step (as benchmarks/latency_breakdown.py does without a browser):
+# the value set (the comm message handled, and on which thread), the update's start, compute, artists, status,
+# the frame's render and PNG, and the frame handed to the comm; and whether a background warm-up variant or
+# the theory worker was running.  ``_vglab_trace()`` returns them (JSON-ready) with every live dashboard's
+# warm-up log in epoch ms.
+KERNEL_TRACE = '''
+def _vglab_trace_install(slider):
+    import threading, time
+    from vglab.lab import dashboards as _d
+    given = globals().get("dash")
+    board = given if isinstance(given, _d.Dashboard) else [
+        v for v in globals().values() if isinstance(v, _d.Dashboard)][-1]
+    now = lambda: time.time() * 1000.0
+    trace = {"steps": [], "current": None, "offset_ms": (time.time() - time.monotonic()) * 1000.0}
+    def busy():
+        out = []
+        for other in list(_d._LIVE):
+            warm = getattr(other, "background_warmup", None)
+            if warm is not None:
+                out.append({"kind": other.kind, "running": bool(warm._running), "queued": len(warm._queue)})
+        return out
+    def on_value(change):
+        step = {"value": change["new"], "value_at": now(), "thread": threading.current_thread().name,
+                "warmups": busy()}
+        pool = getattr(_d, "_THEORY_POOL", None)
+        step["theory_queue"] = None if pool is None else pool._work_queue.qsize()
+        trace["steps"].append(step)
+        trace["current"] = step
+    board.controls[slider].observe(on_value, names="value")
+    def wrap(owner, name, part):
+        method = getattr(owner, name, None)
+        if method is None:
+            return
+        def timed(*args, _method=method, **kwargs):
+            step = trace["current"]
+            start = now()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                if step is not None:
+                    step.setdefault(part + "_start", start)
+                    step[part + "_end"] = now()
+        setattr(owner, name, timed)
+    for owner, name, part in ((board, "update_now", "update"), (board, "compute", "compute"),
+                              (board, "draw", "artists"), (board, "_update_status", "status"),
+                              (board._frames, "render", "render"), (board.figure.canvas, "get_diff_image", "png"),
+                              (board, "end_drag", "end_drag")):
+        wrap(owner, name, part)
+    canvas = board.figure.canvas
+    send = getattr(canvas, "send_binary", None)
+    if send is not None:
+        def sent(data, _send=send):
+            result = _send(data)
+            step = trace["current"]
+            if step is not None:
+                step.setdefault("sent", now())
+                step["frames"] = dict(board.frames)
+            return result
+        canvas.send_binary = sent
+    globals()["_vglab_trace_data"] = trace
+    return True
+
+
+def _vglab_trace():
+    from vglab.lab import dashboards as _d
+    trace = globals()["_vglab_trace_data"]
+    logs = {}
+    for other in list(_d._LIVE):
+        warm = getattr(other, "background_warmup", None)
+        if warm is not None:
+            logs[other.kind] = [[trace["offset_ms"] + 1000 * a, trace["offset_ms"] + 1000 * b]
+                                for _, a, b in warm.log]
+    plain = lambda v: v if isinstance(v, (bool, int, float, str, type(None), list, dict)) else str(v)
+    return {"steps": [{k: plain(v) for k, v in s.items()} for s in trace["steps"]], "warmup_logs": logs}
+'''

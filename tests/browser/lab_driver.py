@@ -387,7 +387,8 @@ class NotebookPage:
             """(root) => [root.querySelector('.jupyter-matplotlib canvas').__vglabPaintedAt,
                           window.__vglab.statusAt, window.__vglab.keydownAt]""")
         began = keydown_at or started
-        return {"status": self.status(index), "ms": painted_at - began, "status_ms": status_at - began}
+        return {"status": self.status(index), "ms": painted_at - began, "status_ms": status_at - began,
+                "began_at": began, "status_at": status_at, "painted_at": painted_at}  # (performance.now ms)
 
     def choose(self, name: str, label: str, index: int = 0, timeout: float = 60.0) -> dict | None:
         """Pick ``label`` in dropdown ``name`` and wait for the redraw; nothing when it is already picked."""

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kernel_probe import KERNEL_PROBE
+from kernel_probe import KERNEL_PROBE, KERNEL_TRACE
 from lab_driver import pixels_differ
 
 pytestmark = pytest.mark.browser
@@ -278,17 +278,75 @@ class DashboardChecks:
         top = min(high, 200)  # the benchmark's range: depth ≤ 200 (width ≤ 256 in every notebook)
         start = max(low, top - LATENCY_CHANGES)
         self.go_to(nb, name, start)
+        # The kernel's side of each step, timestamped (instrumentation only: KERNEL_TRACE), for the breakdown.
+        nb.execute(KERNEL_TRACE)
+        traced = nb.python(f"_vglab_trace_install({name.replace('-', '_')!r})")
         nb.focus_slider(name)
-        samples, status_samples = [], []
+        samples, status_samples, steps = [], [], []
         for step in range(1, LATENCY_CHANGES + 1):
             result = nb.press_and_wait("ArrowRight", {name: start + step})
             samples.append(result["ms"])
             status_samples.append(result["status_ms"])
+            steps.append({"value": start + step, **result})
         status = nb.status_text()
+        breakdown = latency_breakdown(nb, steps) if traced else {}
         median = latency_report(self.NOTEBOOK, f"{name} {start}→{start + LATENCY_CHANGES}", samples,
                                 status_median_ms=round(sorted(status_samples)[len(status_samples) // 2], 1),
-                                last_status=status)
+                                last_status=status, **breakdown)
         assert len(samples) == LATENCY_CHANGES and median > 0
+
+
+BREAKDOWN_PARTS = {  # name → (from, to): browser marks (key, status, painted) and the kernel's (KERNEL_TRACE)
+    "key_to_kernel": ("key", "value_at"),  # key down → the slider's comm message handled in the kernel
+    "schedule": ("value_at", "update_start"),  # → the update starts (hand-off, coalescing, a busy loop)
+    "compute": ("compute_start", "compute_end"),
+    "artists": ("artists_start", "artists_end"),
+    "status": ("status_start", "status_end"),
+    "to_render": ("status_end", "render_start"),  # status out → the frame's render starts
+    "raster": ("render_start", "png_start"),  # the blit or full draw
+    "png": ("png_start", "png_end"),  # ipympl's diff image + PNG encoding
+    "send": ("png_end", "sent"),
+    "sent_to_paint": ("sent", "painted"),  # the frame over the comm, decoded and painted in the page
+    "status_out_to_dom": ("status_end", "status"),  # the status widget's message to the page
+    "total": ("key", "painted"),
+}
+
+
+def latency_breakdown(nb, steps: list[dict]) -> dict:
+    """Median ms of each part of a step (BREAKDOWN_PARTS), from the browser's marks of each step and the
+    kernel's trace (epoch ms: performance.timeOrigin + performance.now() in the page, time.time() in the
+    kernel, one machine's clock); the frames' kinds; the steps that began while a warm-up variant ran."""
+    origin = nb.page.evaluate("performance.timeOrigin")
+    kernel = nb.python("_vglab_trace()", timeout=60)
+    by_value: dict = {}
+    for mark in kernel["steps"]:
+        by_value[mark["value"]] = mark  # (the last time the slider took that value)
+    parts: dict = {name: [] for name in BREAKDOWN_PARTS}
+    warm_steps, frames, threads, each = 0, [], [], []
+    logs = [span for spans in kernel["warmup_logs"].values() for span in spans]
+    for step in steps:
+        marks = dict(by_value.get(step["value"], {}))
+        marks.update(key=origin + step["began_at"], status=origin + step["status_at"],
+                     painted=origin + step["painted_at"])
+        for name, (a, b) in BREAKDOWN_PARTS.items():
+            if isinstance(marks.get(a), (int, float)) and isinstance(marks.get(b), (int, float)):
+                parts[name].append(marks[b] - marks[a])
+        each.append({mark: round(at - marks["key"], 1) for mark, at in marks.items()
+                     if isinstance(at, float) and mark != "key"})  # (ms after the key went down)
+        threads.append(marks.get("thread"))
+        frames.append(marks.get("frames"))
+        if any(a <= marks["key"] <= b or a <= marks["painted"] <= b for a, b in logs) or any(
+                w.get("running") for w in marks.get("warmups", [])):
+            warm_steps += 1
+
+    def median(values):
+        ordered = sorted(values)
+        n = len(ordered)
+        return None if not n else round((ordered[n // 2] + ordered[(n - 1) // 2]) / 2, 1)
+
+    return {"breakdown_median_ms": {name: median(values) for name, values in parts.items()},
+            "steps_beside_a_warmup_variant": warm_steps, "kernel_threads": threads,
+            "frames_after_steps": frames, "kernel_marks_ms": each}
 
 
 def curve(view: dict, panel: str = "gradient") -> dict:

@@ -1,4 +1,5 @@
-"""The renormalised backward chain (vglab.core.chain), written once, and the models that plug into it.
+"""The renormalised backward chain and the forward skeleton (vglab.core.chain), written once, and the models that
+plug into them.
 
 References are float64 products of the same float32 matrices, renormalised every step in NumPy; tolerances are in
 natural log units (float32 products round ~1e-7 a step; a thousand steps stay below 1e-4).
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vglab.core.chain import backward_chain, backward_scan, normalise_unit_wide
+from vglab.core.chain import backward_chain, backward_scan, forward_chain, normalise_unit_wide, retry_in_log_form
 from vglab.core.logspace import log_scale, normalise_unit, scale_to_float64
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vglab"
@@ -128,18 +129,118 @@ def calls_in(path: Path, function: str) -> list[str]:
     return names
 
 
+# Functions that run their forward pass with a loop of their own (not ``forward_chain``), and why: see the
+# module docstring of vglab.models.transformer (its forward is not on the skeleton).
+OWN_FORWARD_LOOP = {("models/transformer.py", "_stack")}
+
+
 @pytest.mark.parametrize("path, function, driver", [
     ("models/jacobians.py", "_backward", "backward_chain"),
     ("models/recurrent.py", "_vanilla", "backward_chain"),
     ("models/recurrent.py", "_lstm", "backward_chain"),
     ("models/recurrent.py", "_gru", "backward_chain"),
     ("models/transformer.py", "_stack", "backward_chain"),
+    ("models/batchnorm.py", "_program", "backward_chain"),
     ("models/stack.py", "_backward", "backward_scan"),
 ])
 def test_every_models_backward_pass_is_the_one_chain(path, function, driver):
     """The backward loop is the chain's: the model writes its step, never a loop of its own (a forward loop, one
-    fori_loop, may remain in the functions that also run the forward pass)."""
+    fori_loop, remains only where the forward pass is not on ``forward_chain``: ``OWN_FORWARD_LOOP``)."""
     calls = calls_in(PACKAGE / path, function)
     assert driver in calls
-    forward_loops = 0 if function == "_backward" else 1
+    forward_loops = 1 if (path, function) in OWN_FORWARD_LOOP else 0
     assert calls.count("fori_loop") + calls.count("scan") == forward_loops, calls
+
+
+@pytest.mark.parametrize("path, function", [
+    ("models/jacobians.py", "_forward"),
+    ("models/recurrent.py", "_vanilla"),
+    ("models/recurrent.py", "_lstm"),
+    ("models/recurrent.py", "_gru"),
+    ("models/batchnorm.py", "_program"),
+])
+def test_every_models_forward_pass_is_the_one_skeleton(path, function):
+    """The forward loop is the skeleton's: the model writes its step, never a fori_loop or scan of its own."""
+    calls = calls_in(PACKAGE / path, function)
+    assert "forward_chain" in calls, calls
+    assert calls.count("fori_loop") + calls.count("scan") == 0, calls
+
+
+@pytest.mark.parametrize("path, function", [("models/jacobians.py", "_traced"), ("models/recurrent.py", "_vanilla")])
+def test_the_log_form_retry_is_written_once(path, function):
+    """"φ′ direct, and again in log form only if some φ′ < 2⁻¹⁰⁰" is ``retry_in_log_form``'s one lax.cond; the
+    models call it and write no branch of their own."""
+    calls = calls_in(PACKAGE / path, function)
+    assert "retry_in_log_form" in calls, calls
+    assert "cond" not in calls, calls
+
+
+def linear_forward_reference(Js, x):
+    """log RMS(h_l), l = 1..T, of h_l = J_l h_{l-1} in float64 with the same float32 matrices, renormalised every
+    step (h_l = e^{s_l} u_l) so it does not overflow or underflow either."""
+    u, s, out = np.asarray(x, np.float64), 0.0, []
+    for J in np.asarray(Js, np.float64):
+        u = J @ u
+        rms = math.sqrt(np.mean(u * u))
+        s += math.log(rms)
+        u = u / rms
+        out.append(s)
+    return np.asarray(out)
+
+
+@jax.jit
+def _run_forward(Js, x, steps):
+    def step(l, u, S, count):
+        return Js[l] @ u, S, count + 1  # h_{l+1} = J_l h_l, not renormalised: the skeleton does it
+
+    return forward_chain(step, x, log_scale(0.0), steps, Js.shape[0], trace=jnp.int32(0), keep_states=True)
+
+
+@pytest.mark.parametrize("gain", [0.25, 1.0, 4.0])
+def test_the_forward_skeleton_matches_a_float64_reference_far_beyond_float32s_range(gain):
+    """1000 linear steps of gain 0.25 or 4 take RMS(h) to ~1e∓600; the skeleton's log RMS(h_l) (natural log, a
+    LogScale pair) matches the float64 reference within LOG_TOL, every kept state is e^{S_l} ũ_l with RMS(ũ_l)
+    in [√½, √2), and the step's own trace (a counter) comes back."""
+    Js, _ = linear_chain(1000, 16, gain, seed=3)
+    x = jnp.asarray(np.random.default_rng(4).standard_normal(16), jnp.float32)
+    chain = _run_forward(Js, x, jnp.int32(1000))
+    got = scale_to_float64(chain.log_rms.hi, chain.log_rms.lo)
+    ref = linear_forward_reference(Js, x)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=LOG_TOL)
+    if gain != 1.0:
+        assert abs(ref[-1]) > 600  # e^{±600}: far beyond float32 (1e±38)
+    rms = np.sqrt(np.mean(np.asarray(chain.states[0], np.float64) ** 2, axis=1))
+    assert np.all((rms >= math.sqrt(0.5) * (1 - 1e-6)) & (rms < math.sqrt(2.0)))
+    np.testing.assert_allclose(scale_to_float64(chain.states[1].hi, chain.states[1].lo) + np.log(rms), ref,
+                               rtol=0, atol=LOG_TOL)
+    assert int(chain.trace) == 1000
+
+
+def test_a_shorter_forward_chain_runs_the_same_program_and_leaves_the_rows_past_it_minus_inf():
+    Js, _ = linear_chain(64, 8, 0.5, seed=5)
+    x = jnp.ones((8,), jnp.float32)
+    full = _run_forward(Js, x, jnp.int32(64))
+    before = _run_forward._cache_size()
+    short = _run_forward(Js, x, jnp.int32(20))
+    assert _run_forward._cache_size() == before
+    np.testing.assert_array_equal(np.asarray(short.log_rms.hi[:20]), np.asarray(full.log_rms.hi[:20]))
+    assert np.all(np.asarray(short.log_rms.hi[20:]) == -np.inf)
+    assert int(short.trace) == 20
+
+
+def test_the_log_form_retry_reruns_only_when_some_direct_derivative_was_tiny():
+    """run("direct") is returned as it is when its flag is clear, run("logs") when it is set; an activation
+    without a log form never branches."""
+    calls = []
+
+    def make(tiny):
+        def run(mode):
+            calls.append(mode)  # traced once per branch
+            return jnp.float32(1.0 if mode == "direct" else 2.0), jnp.asarray([False, tiny])
+        return run
+
+    assert float(jax.jit(lambda: retry_in_log_form(make(False)))()) == 1.0
+    assert float(jax.jit(lambda: retry_in_log_form(make(True)))()) == 2.0
+    calls.clear()
+    assert float(jax.jit(lambda: retry_in_log_form(make(True), log_form=False))()) == 1.0
+    assert calls == ["direct"]

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
-from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
 
 from vglab.core.activations import ACTIVATIONS, sup_derivative
+from vglab.core.banks import BankCache
 from vglab.core.validation import check_choice, check_float, check_int
 from vglab.models.mlp import MLP
 from vglab.models.recurrent import RNN
@@ -548,8 +547,8 @@ def critical_sigma_w(activation: str, sigma_b: float = 0.0, leaky_slope: float =
 # What a dashboard recomputes on every slider step, cached so that dragging reuses one computation.  Pure
 # functions of immutable descriptions (no widgets, no plotting): the lab layer calls them, tests call them alone.
 MAX_CACHED_PROFILES = 128
-_PROFILES: OrderedDict = OrderedDict()
-_PROFILES_LOCK = threading.Lock()
+_PROFILES = BankCache(size=MAX_CACHED_PROFILES)  # net → MeanFieldProfile or None (the package's one LRU)
+_MISSING = object()
 
 
 def mean_field_applies(net) -> bool:
@@ -560,23 +559,17 @@ def mean_field_applies(net) -> bool:
 
 def cached_mean_field_profile(net) -> MeanFieldProfile | None:
     """``mean_field_profile(net)``, kept for the last ``MAX_CACHED_PROFILES`` networks (least recently used
-    dropped first).  Thread-safe: a dashboard computes slow profiles in a worker thread."""
-    with _PROFILES_LOCK:
-        if net in _PROFILES:
-            _PROFILES.move_to_end(net)
-            return _PROFILES[net]
-    profile = mean_field_profile(net)
-    with _PROFILES_LOCK:
-        _PROFILES[net] = profile
-        while len(_PROFILES) > MAX_CACHED_PROFILES:
-            _PROFILES.popitem(last=False)
+    dropped first; ``vglab.core.banks.BankCache``), None profiles included.  Thread-safe: a dashboard computes
+    slow profiles in a worker thread."""
+    profile = _PROFILES.get(net, _MISSING)
+    if profile is _MISSING:
+        profile = _PROFILES.put(net, mean_field_profile(net))
     return profile
 
 
 def mean_field_profile_is_cached(net) -> bool:
     """Whether ``cached_mean_field_profile(net)`` would return at once (no computation)."""
-    with _PROFILES_LOCK:
-        return net in _PROFILES
+    return net in _PROFILES
 
 
 def cached_predicted_log10_grad(net, log10_output_grad: float = 0.0, reuse_depth: int = 0) -> np.ndarray | None:

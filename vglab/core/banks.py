@@ -11,7 +11,10 @@ compiled programs read a bank of capacity C ≥ the depth asked for, with the de
   kept bit for bit (the draws depend on (seed, index) only, never on the capacity);
 - the banks are kept in a bounded least-recently-used cache (``BankCache``), one per architecture;
 - a request whose float32 arrays alone would exceed the model's budget is refused with a message that names the
-  product, the bytes, the bound and what to reduce (``check_budget``).
+  product, the bytes, the bound and what to reduce (``check_budget``);
+- an engine's entry checks the model and the seeds and fetches its bank in one call (``checked_bank``).
+
+``BankCache`` is the package's one bounded LRU: it also keeps the mean-field profiles of ``vglab.theory``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 
 import jax.numpy as jnp
+
+from vglab.core.validation import check_seeds
 
 # Above this size a bank's capacity follows the finer ladder, so it holds at most 1.25× the layers the call
 # needs (MLP depth 65, width 1024, 4 seeds: 80 layers, 1.25 GiB, not 256 layers, 4 GiB).
@@ -77,11 +82,13 @@ class BankCache:
 
     ``get`` marks a bank as used; ``put`` stores one as the most recent; ``grown`` returns the cached bank when
     it is ``enough`` for the request, else the one ``make(old)`` builds from it (``old`` the cached, too small
-    bank or None), stored.  ``budget_bytes`` is the model's bound for one call's arrays (``check``).  Safe to use
+    bank or None), stored.  ``budget_bytes`` is the model's bound for one call's arrays (``check``; None: a cache
+    of something else, e.g. ``vglab.theory``'s mean-field profiles).  Any value may be cached, None included
+    (``get``'s ``default`` tells a cached None from a missing key).  Safe to use
     from several threads (a dashboard's warm-up runs beside the kernel's calls); ``make`` runs outside the lock,
     so two threads may draw the same bank, identically."""
 
-    def __init__(self, size: int, budget_bytes: int):
+    def __init__(self, size: int, budget_bytes: int | None = None):
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size}")
         self.size = size
@@ -93,20 +100,21 @@ class BankCache:
         return len(self._banks)
 
     def __contains__(self, key: Hashable) -> bool:
-        return key in self._banks
+        with self._lock:
+            return key in self._banks
 
     def keys(self) -> list:
         """The cached keys, least recently used first."""
         with self._lock:
             return list(self._banks)
 
-    def get(self, key: Hashable):
-        """The bank cached for ``key`` (now the most recently used), or None."""
+    def get(self, key: Hashable, default=None):
+        """The bank cached for ``key`` (now the most recently used), or ``default``."""
         with self._lock:
-            bank = self._banks.get(key)
-            if bank is not None:
-                self._banks.move_to_end(key)
-            return bank
+            if key not in self._banks:
+                return default
+            self._banks.move_to_end(key)
+            return self._banks[key]
 
     def put(self, key: Hashable, bank):
         """Store ``bank`` for ``key`` as the most recently used, dropping the least recently used beyond
@@ -133,3 +141,12 @@ class BankCache:
     def check(self, need_bytes: int, subject: str, reduce: str, of: str = "") -> None:
         """``check_budget`` against this cache's ``budget_bytes``."""
         check_budget(need_bytes, self.budget_bytes, subject, reduce, of)
+
+
+def checked_bank(function: str, net, expects: type, seed, n_seeds, bank: Callable) -> tuple:
+    """The entry of an engine over a cached bank of draws (the RNN's, the transformer's), written once: checks that
+    ``net`` is an ``expects`` and the seeds (``check_seeds``), and returns (seeds, bank(net, seeds))."""
+    if not isinstance(net, expects):
+        raise ValueError(f"{function} expects a vglab.{expects.__name__}, got {type(net).__name__}")
+    seeds = check_seeds(seed, n_seeds)
+    return seeds, bank(net, seeds)

@@ -24,6 +24,20 @@ Two drivers share the step: ``backward_chain`` is a ``lax.fori_loop`` with the n
 trip count over arrays of a fixed capacity (a depth change reuses the compiled program: the engines over
 weight banks), and ``backward_scan`` a ``lax.scan`` over stacked per-step inputs (a static number of steps:
 a user's stack of blocks that share one parameter structure).
+
+The forward pass is one skeleton too, ``forward_chain``: h_{l+1} = f_l(h_l) carried as h_l = e^{S_l} ũ_l, one
+step of the model
+
+    (w, S_w, trace) = step(l, ũ_l, S_l, trace):     e^{S_w} w = h_{l+1}   (not renormalised)
+    ũ_{l+1} = w / 2^k,  S_{l+1} = S_w + k ln 2,  log RMS(h_{l+1}) = S_{l+1} + log RMS(ũ_{l+1})   (``normalise_rms``)
+
+in a ``lax.fori_loop`` with a dynamic trip count over arrays of a fixed capacity; the skeleton renormalises
+and records log RMS(h_l) as a ``LogScale`` pair per step, the model keeps what its backward step reads in
+``trace``.  A bounded recurrence (the LSTM's and GRU's |h| < 1) passes ``measure_rms``, which only measures.
+``retry_in_log_form`` is the one "φ′ direct, and again in log form only if some φ′ < 2⁻¹⁰⁰" branch: the
+whole forward pass runs with the direct φ′ and a flag, and a ``lax.cond`` reruns it with the log-space φ′
+(``vglab.models.jacobians.factored_derivative``) only when the flag is set — one branch per call, not per
+step.  The transformer's forward is not on the skeleton (see ``vglab.models.transformer``).
 """
 
 from __future__ import annotations
@@ -40,16 +54,16 @@ from vglab.core.logspace import (
     LogScale,
     ln2_multiple,
     log_scale,
+    normalise_rms,
     normalise_unit,
     power_of_two_exponent,
     scale_add,
     scale_to_float64,
     times_power_of_two,
 )
-from vglab.core.validation import check_seeds
 
-__all__ = ["BackwardChain", "backward_chain", "backward_scan", "checked_bank", "log10_rows", "normalise_unit_wide",
-           "renormalised_step"]
+__all__ = ["BackwardChain", "ForwardChain", "backward_chain", "backward_scan", "forward_chain",
+           "log10_rows", "measure_rms", "normalise_unit_wide", "renormalised_step", "retry_in_log_form"]
 
 
 class BackwardChain(NamedTuple):
@@ -132,16 +146,77 @@ def backward_scan(step: Callable, v, R: LogScale, xs, normalise: Callable = norm
     return v, R, logged
 
 
+# --------------------------------------------------------------------------------------------- forward
+class ForwardChain(NamedTuple):
+    """What ``forward_chain`` returns.
+
+    u, S:     ũ_T and S_T (h_T = e^{S_T} ũ_T) after the last step.
+    log_rms:  (C,) ``LogScale``  row l: what ``normalise`` logged for h_{l+1} (log RMS), −inf in rows T..C−1.
+    trace:    the step's own trace after the last step.
+    states:   with keep_states, every ũ_{l+1} (C, ...) and S_{l+1} (C,) ``LogScale`` in row l, else None.
+    """
+
+    u: Any
+    S: LogScale
+    log_rms: LogScale
+    trace: Any
+    states: tuple | None
+
+
+def _put_pair(array: LogScale, l, value: LogScale) -> LogScale:
+    return LogScale(array.hi.at[l].set(value.hi), array.lo.at[l].set(value.lo))
+
+
+def forward_chain(step: Callable, u0, S0: LogScale, steps, capacity: int, *, trace=None,
+                  normalise: Callable = normalise_rms, keep_states: bool = False) -> ForwardChain:
+    """h_0 = e^{S0} u0 forward through ``steps`` steps (a traced integer ≤ ``capacity``).
+
+    step(l, ũ_l, S_l, trace) → (w, S_w, trace) with e^{S_w} w = h_{l+1}, l = 0..T−1; ``normalise(w, S_w)`` →
+    (ũ_{l+1}, S_{l+1}, logged), ``normalise_rms`` by default (logged = log RMS(h_{l+1}), −inf for h = 0).
+    u0 is taken as given (normalise it first where the model wants it renormalised).
+    keep_states (static): also keep every ũ_{l+1}, S_{l+1} (``ForwardChain.states``).
+    Returns a ``ForwardChain``."""
+    log_rms = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,), jnp.float32))
+    states = None
+    if keep_states:
+        zeros = jnp.zeros((capacity,), jnp.float32)
+        states = (jax.tree.map(lambda a: jnp.zeros((capacity,) + a.shape, a.dtype), u0), LogScale(zeros, zeros))
+
+    def body(l, carry):
+        u, S, log_rms, trace, states = carry
+        w, S_w, trace = step(l, u, S, trace)
+        u, S, logged = normalise(w, S_w)
+        log_rms = _put_pair(log_rms, l, logged)
+        if keep_states:
+            us, Ss = states
+            states = (jax.tree.map(lambda a, x: a.at[l].set(x), us, u), _put_pair(Ss, l, S))
+        return u, S, log_rms, trace, states
+
+    u, S, log_rms, trace, states = jax.lax.fori_loop(0, steps, body, (u0, S0, log_rms, trace, states))
+    return ForwardChain(u, S, log_rms, trace, states)
+
+
+def measure_rms(u, S: LogScale):
+    """``forward_chain``'s ``normalise`` for a bounded state carried at its true size (the LSTM's and GRU's
+    |h| < 1, S = 0 throughout): no renormalisation, (u, S, log RMS(h)) with h the first array of u (a pytree:
+    the LSTM's (h, c)), in float32."""
+    h = jax.tree.leaves(u)[0]
+    return u, S, log_scale(jnp.log(jnp.sqrt(jnp.mean(h * h))))
+
+
+def retry_in_log_form(run: Callable, log_form: bool = True):
+    """run(mode) → (out, tiny): a whole forward pass with φ′ in ``mode`` ("direct" or "logs",
+    ``vglab.models.jacobians.factored_derivative``) and tiny, whether some direct φ′ was below 2⁻¹⁰⁰ (any
+    entry, when run batches several networks).  Returns run("direct")'s out, or run("logs")'s when tiny: one
+    ``lax.cond`` per call (call it outside a ``vmap``: under vmap a cond is a select that runs both).
+    log_form False (an activation without a log-space φ′): run("direct")'s out, no branch."""
+    out, tiny = run("direct")
+    if not log_form:
+        return out
+    return jax.lax.cond(jnp.any(tiny), lambda: run("logs")[0], lambda: out)
+
+
 # --------------------------------------------------------------------------------------------- engine entries
-def checked_bank(function: str, net, expects: type, seed, n_seeds, bank: Callable) -> tuple:
-    """The entry of an engine over a cached bank of draws (the RNN's, the transformer's), written once: checks that
-    ``net`` is an ``expects`` and the seeds (``check_seeds``), and returns (seeds, bank(net, seeds))."""
-    if not isinstance(net, expects):
-        raise ValueError(f"{function} expects a vglab.{expects.__name__}, got {type(net).__name__}")
-    seeds = check_seeds(seed, n_seeds)
-    return seeds, bank(net, seeds)
-
-
 def log10_rows(hi, lo, rows: int) -> np.ndarray:
     """A program's (n_seeds, C) natural-log ``LogScale`` pairs as float64 log10 values, rows 0..rows−1 of each seed
     (a chain of T steps fills T+1 of its C+1 rows)."""

@@ -38,10 +38,11 @@ import numpy as np
 
 from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
+from vglab.core.chain import backward_chain, forward_chain
 from vglab.core.compilation import exact_jit
 from vglab.core.config import Config, choice, config, flag, integer, real
 from vglab.core.init import default_weight_std
-from vglab.core.logspace import LN10, LogScale, log_scale, normalise_unit, scale_add, scale_to_float64
+from vglab.core.logspace import LN10, LogScale, log_scale, scale_add, scale_to_float64
 from vglab.core.validation import check_seeds
 from vglab.models.mlp import MAX_DEPTH, MAX_WIDTH
 
@@ -125,27 +126,22 @@ def _program(activation, residual, weight_scale, alpha, leaky_slope, sup_dphi, w
             A = act.phi(Y, leaky_slope)
             return Y, s, (H + alpha * A if residual else A)
 
-        def forward(l, carry):
-            H, inputs, log_rms = carry
-            inputs = inputs.at[l].set(H)
-            _, _, H = layer_out(l, H)
-            log_rms = log_rms.at[l].set(0.5 * jnp.log(jnp.mean(H * H)))
-            return H, inputs, log_rms
+        def forward(l, H, S, inputs):  # a step of the forward chain (vglab.core.chain), H at its true size (BN)
+            return layer_out(l, H)[2], S, inputs.at[l].set(H)
 
-        inputs = jnp.zeros((capacity, B, n), jnp.float32)
-        _, inputs, log_rms = jax.lax.fori_loop(0, depth, forward, (X, inputs, jnp.zeros((capacity,), jnp.float32)))
+        def measure(H, S):  # no renormalisation (BN keeps H at unit scale): log RMS(H_l) over the whole batch
+            return H, S, log_scale(0.5 * jnp.log(jnp.mean(H * H)))
 
-        minus_inf_h = jnp.full((capacity + 1,), -jnp.inf, jnp.float32)
-        log_grad_h = LogScale(minus_inf_h, jnp.zeros((capacity + 1,), jnp.float32))
+        chain = forward_chain(forward, X, log_scale(0.0), depth, capacity,
+                              trace=jnp.zeros((capacity, B, n), jnp.float32), normalise=measure)
+        inputs, log_rms = chain.trace, chain.log_rms.hi
+
         log_grad_w = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,), jnp.float32))
         saturated = jnp.zeros((capacity,), jnp.float32)
         dead = jnp.zeros((capacity,), jnp.float32)
-        V, R, log_g = normalise_unit(G, log_scale(0.0))
-        log_grad_h = LogScale(log_grad_h.hi.at[depth].set(log_g.hi), log_grad_h.lo.at[depth].set(log_g.lo))
 
-        def backward(i, carry):
-            V, R, log_grad_h, log_grad_w, saturated, dead = carry
-            l = depth - 1 - i
+        def backward(l, V, R, state):  # one step of the renormalised chain (vglab.core.chain): δ_{l+1} → δ_l
+            log_grad_w, saturated, dead = state
             H = inputs[l]
             Y, s, _ = layer_out(l, H)
             dphi = act.dphi(Y, leaky_slope)
@@ -157,16 +153,14 @@ def _program(activation, residual, weight_scale, alpha, leaky_slope, sup_dphi, w
             dH = weight_scale * (dZ @ weights[l])
             if residual:
                 dH = dH + V
-            V, R, lh = normalise_unit(dH, R)
-            log_grad_h = LogScale(log_grad_h.hi.at[l].set(lh.hi), log_grad_h.lo.at[l].set(lh.lo))
             abs_dphi = jnp.abs(dphi)
             saturated = saturated.at[l].set(jnp.mean(abs_dphi <= 0.1 * sup_dphi))
             if act.flat:  # dead: inactive for every example of the batch
                 dead = dead.at[l].set(jnp.mean(jnp.all(abs_dphi == 0.0, axis=0)))
-            return V, R, log_grad_h, log_grad_w, saturated, dead
+            return dH, R, (log_grad_w, saturated, dead)  # the chain renormalises: δ_l = e^R dH (Frobenius)
 
-        _, _, log_grad_h, log_grad_w, saturated, dead = jax.lax.fori_loop(
-            0, depth, backward, (V, R, log_grad_h, log_grad_w, saturated, dead))
+        chain = backward_chain(backward, G, depth, capacity, state=(log_grad_w, saturated, dead))
+        log_grad_h, (log_grad_w, saturated, dead) = chain.log_norms, chain.state
         return (*log_grad_h, *log_grad_w, log_rms, saturated, dead)
 
     return jax.vmap(one_seed)(weights, X, G)

@@ -30,7 +30,7 @@ import numpy as np
 from vglab.core import init as _init
 from vglab.core.activations import _MAX_EXP, _TINY_DERIVATIVE, ACTIVATIONS, scaled_log_dphi
 from vglab.core.banks import LARGE_BANK_BYTES, BankCache, append_rows, capacity
-from vglab.core.chain import backward_chain
+from vglab.core.chain import backward_chain, forward_chain, retry_in_log_form
 from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
@@ -41,12 +41,9 @@ from vglab.core.logspace import (
     factor_scale,
     follow,
     graded_left_multiply_offsets,
-    graded_log_frobenius,
     graded_log_singular_values,
-    graded_pairs,
     graded_renormalised,
     graded_scale_add,
-    graded_scales,
     log_scale,
     normalise_rms,
     normalise_unit,
@@ -62,6 +59,7 @@ from vglab.core.logspace import (
     times_power_of_two,
 )
 from vglab.core.results import GradientProfile, SpectrumModel, log10_root_mean_square  # noqa: F401 - its old home
+from vglab.core.spectrum import qr_fold, spectrum_chain
 from vglab.core.validation import MAX_SEED, MAX_SEEDS, check_seeds  # noqa: F401 - MAX_SEED(S) stay named here
 from vglab.models.mlp import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
 
@@ -368,13 +366,11 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
     zeros_cn = jnp.zeros((capacity, n), jnp.float32)
     zeros_c = jnp.zeros((capacity,), jnp.float32)
     pairs = LogScale(zeros_c, zeros_c)
-    trace = Trace(zeros_cn, zeros_c, zeros_cn, pairs, zeros_cn, pairs, zeros_cn, pairs, pairs,
-                  zeros_cn if keep_outputs else None, pairs if keep_outputs else None,
+    trace = Trace(zeros_cn, zeros_c, zeros_cn, pairs, zeros_cn, pairs, zeros_cn, pairs, None, None, None,
                   zeros_cn if keep_log_dphi else None, zeros_cn if keep_log_dphi else None,
                   jnp.zeros((), bool) if dphi_mode != "cond" else None)
 
-    def layer(l, carry):
-        u, S, trace = carry
+    def layer(l, u, S, trace):  # one step of the forward chain (vglab.core.chain): h_l = e^S u to h_{l+1}
         if structure.norm == "pre":
             u_in, S_in, pre_y, pre_rho = _layernorm(u, S)
             trace = trace._replace(pre_y=trace.pre_y.at[l].set(pre_y), pre_rho=_put(trace.pre_rho, l, pre_rho))
@@ -397,19 +393,17 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
         if structure.norm == "post":
             u, S, post_y, post_rho = _layernorm(u, S)
             trace = trace._replace(post_y=trace.post_y.at[l].set(post_y), post_rho=_put(trace.post_rho, l, post_rho))
-        u, S, log_rms = normalise_rms(u, S)
         trace = trace._replace(dphi=trace.dphi.at[l].set(dphi),
                                log_dphi_scale=trace.log_dphi_scale.at[l].set(log_dphi_scale),
                                inputs=trace.inputs.at[l].set(u_in),
-                               log_input_scale=_put(trace.log_input_scale, l, S_in),
-                               log_rms=_put(trace.log_rms, l, log_rms))
-        if keep_outputs:
-            trace = trace._replace(outputs=trace.outputs.at[l].set(u),
-                                   log_output_scale=_put(trace.log_output_scale, l, S))
-        return u, S, trace
+                               log_input_scale=_put(trace.log_input_scale, l, S_in))
+        return u, S, trace  # the chain renormalises (normalise_rms) and logs log RMS(h_{l+1})
 
     u0, S0, _ = normalise_rms(x, log_scale(0.0) if x_scale is None else x_scale)
-    _, _, trace = jax.lax.fori_loop(0, depth, layer, (u0, S0, trace))
+    chain = forward_chain(layer, u0, S0, depth, capacity, trace=trace, keep_states=keep_outputs)
+    trace = chain.trace._replace(log_rms=chain.log_rms)
+    if keep_outputs:
+        trace = trace._replace(outputs=chain.states[0], log_output_scale=chain.states[1])
     return trace
 
 
@@ -470,13 +464,11 @@ def _traced(structure, scalars, weights, biases, inputs, depth):
     The branch is taken once per call, outside the seeds' vmap, so it stays a branch (a per-layer
     ``lax.cond`` under vmap is a select that computes both forms every layer)."""
     def run(mode):
-        return lambda: _per_seed(lambda w, b, x: _forward(structure, scalars, w, b, x, depth, dphi_mode=mode),
-                                 weights, biases, inputs)
+        trace = _per_seed(lambda w, b, x: _forward(structure, scalars, w, b, x, depth, dphi_mode=mode),
+                          weights, biases, inputs)
+        return trace, trace.tiny_dphi
 
-    if ACTIVATIONS[structure.activation].log_dphi is None:
-        return run("cond")()
-    trace = run("direct")()
-    return jax.lax.cond(jnp.any(trace.tiny_dphi), run("logs"), lambda: trace)
+    return retry_in_log_form(run, ACTIVATIONS[structure.activation].log_dphi is not None)  # vglab.core.chain
 
 
 @partial(exact_jit, static_argnames=("structure",))
@@ -663,8 +655,7 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
         branch = scalars.weight_scale * (weights[l].T @ (alpha_dphi[:, None] * Q))
         if structure.norm == "pre":
             branch = jnp.exp(-trace.pre_rho.hi[l]) * _layernorm_transpose(branch, trace.pre_y[l])
-        Q, R = jnp.linalg.qr(Q + branch)
-        return (Q, *graded_left_multiply_offsets(R, log_d, U))
+        return qr_fold(Q + branch, log_d, U)
     # α φ′ = e^{log α + c_l} d̃_l: the scale goes into the row scales exactly.  Where φ′ spans beyond float32
     # within the layer (d̃ would underflow), diag(d̃) is folded in as several factors (``_graded_dphi_steps``).
     c = trace.log_dphi_scale[l]
@@ -674,8 +665,7 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
                                 lambda dphi, relative, sign, *chain: _dphi_factor_step(dphi, *chain),
                                 trace.dphi[l], relative, trace.sign_dphi[l], Q, log_d, U)
     log_d = graded_scale_add(log_d, scalars.log_alpha + c)
-    Q, R2 = jnp.linalg.qr(weights[l].T @ Q1)
-    log_d, U = graded_left_multiply_offsets(R2, log_d, U)
+    Q, log_d, U = qr_fold(weights[l].T @ Q1, log_d, U)
     log_d = graded_scale_add(log_d, scalars.log_weight_scale)
     if structure.norm == "pre":
         Q, log_d, U = _layernorm_chain_step(Q, trace.pre_y[l], _at(trace.pre_rho, l), log_d, U)
@@ -684,7 +674,8 @@ def _chain_step(structure, scalars, weights, trace, l, Q, log_d, U):
 
 @partial(exact_jit, static_argnames=("structure",))
 def _spectrum_program(structure, scalars, weights, biases, x, depth):
-    """Backward QR iteration over the chain: after layer l, (∂h_L/∂h_{l-1})ᵀ = Q diag(e^d) U Z for an orthogonal Z
+    """Backward QR iteration over the chain (``vglab.core.spectrum.spectrum_chain`` around this model's exact graded
+    fold ``_chain_step``): after layer l, (∂h_L/∂h_{l-1})ᵀ = Q diag(e^d) U Z for an orthogonal Z
     (Z = I but after a layer split by ``_graded_dphi_steps``; never formed: it changes no singular value and
     no Frobenius norm).  The row scales d are ``GradedScales``: one float64-accurate pair for the chain and
     float32 offsets, so the n×n steps do plain float32 work; returned as a ``LogScale`` vector.
@@ -694,20 +685,8 @@ def _spectrum_program(structure, scalars, weights, biases, x, depth):
     weights, biases, x = weights[0], biases[0], x[0]
     trace = _forward(structure, scalars, weights, biases, x, depth, keep_log_dphi=not structure.residual)
     capacity, n = biases.shape
-    eye = jnp.eye(n, dtype=jnp.float32)
-
-    def layer(i, carry):
-        Q, log_d, U, partial = carry
-        l = depth - 1 - i
-        Q, log_d, U = _chain_step(structure, scalars, weights, trace, l, Q, log_d, U)
-        log_d = graded_renormalised(log_d)  # O(n) once a layer: the n×n steps see plain float32 offsets
-        partial = _put(partial, l, graded_log_frobenius(log_d))  # log ‖∂h_L/∂h_l‖_F
-        return Q, log_d, U, partial
-
-    minus_inf = jnp.full((capacity,), -jnp.inf, jnp.float32)
-    init = (eye, graded_scales(n), eye, LogScale(minus_inf, jnp.zeros((capacity,), jnp.float32)))
-    _, log_d, U, partial = jax.lax.fori_loop(0, depth, layer, init)
-    return graded_pairs(log_d), U, partial
+    fold = partial(_chain_step, structure, scalars, weights, trace)  # fold(l, Q, log_d, U): layer l's exact step
+    return spectrum_chain(fold, n, depth, capacity)  # the one spectrum skeleton (vglab.core.spectrum)
 
 
 @dataclass(frozen=True)

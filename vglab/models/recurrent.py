@@ -49,10 +49,11 @@ hundreds of steps.
 
 The backward adjoints are carried as (ṽ, r) with v = e^r ṽ and renormalised every step (``vglab.core.logspace``),
 and the vanilla forward state as (h̃, s) with h = e^s h̃, so T = 1000 with ρ = 0.5 (gradients ~1e-301) or a
-linear RNN with ρ = 2 (states ~1e301) is exact in float32.  The loops over time are ``lax.fori_loop`` with the
-number of steps as a dynamic trip count over a bank of inputs bucketed by capacity (64, 256, 1024, 4096,
-10000): changing ``steps`` (within a bucket) or any number (ρ, σ_in, forget bias, ...) reuses the compiled
-program.  Seeds are vmapped.
+linear RNN with ρ = 2 (states ~1e301) is exact in float32.  The loops over time are the forward skeleton and
+the backward chain of ``vglab.core.chain`` (the LSTM and GRU states, bounded, are carried at their true size:
+``measure_rms``), each a ``lax.fori_loop`` with the number of steps as a dynamic trip count over a bank of
+inputs bucketed by capacity (64, 256, 1024, 4096, 10000): changing ``steps`` (within a bucket) or any number
+(ρ, σ_in, forget bias, ...) reuses the compiled program.  Seeds run one after another (``_seed_by_seed``).
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ import numpy as np
 
 from vglab.core import init as _init
 from vglab.core.activations import _TINY_DERIVATIVE, ACTIVATIONS
-from vglab.core.banks import BankCache, append_rows, capacity
-from vglab.core.chain import backward_chain, checked_bank, log10_rows
+from vglab.core.banks import BankCache, append_rows, capacity, checked_bank
+from vglab.core.chain import backward_chain, forward_chain, log10_rows, measure_rms, retry_in_log_form
 from vglab.core.compilation import exact_jit
 from vglab.core.config import Config, choice, config, integer, real
 from vglab.core.logspace import (
@@ -77,7 +78,6 @@ from vglab.core.logspace import (
     factor_scale,
     follow,
     log_scale,
-    normalise_rms,
     normalise_unit,
     scale_add,
 )
@@ -346,27 +346,24 @@ def _vanilla(structure, scalars, W, U, b, xs, g, steps):
     drive_scales = jnp.where(jnp.any(drives != 0.0, axis=1), 0.0, -jnp.inf)  # a zero drive has no scale
 
     def forward(mode):  # φ′ by ``factored_derivative`` in this mode; also: was some direct φ′ below 2⁻¹⁰⁰?
-        def step(t, carry):  # t = 0..steps−1 computes h_{t+1}
-            u, S, dphi, log_dphi, log_rms, tiny = carry
+        def step(t, u, S, trace):  # t = 0..steps−1 computes h_{t+1}, renormalised by the chain (vglab.core.chain)
+            dphi, log_dphi, tiny = trace
             # z = e^{s_w} Ŵ ũ + drive (s_w = s + log(ρ/√n)), held as e^{M} z̃ (``pre_activation``).
             zt, M = pre_activation(W @ u, scale_add(S, scalars.log_recurrent_scale), drives[t],
                                    log_scale(drive_scales[t]))
             at, s_a, d = activation.scaled(zt, M.hi, scalars.leaky_slope)
             tiny = tiny | (jnp.min(jnp.abs(d)) < _TINY_DERIVATIVE)
             d, c, _ = factored_derivative(activation, zt, M.hi, d, scalars.leaky_slope, mode)
-            u, S, logged = normalise_rms(at, follow(M, s_a))
-            return u, S, dphi.at[t].set(d), log_dphi.at[t].set(c), _put(log_rms, t, logged), tiny
+            return at, follow(M, s_a), (dphi.at[t].set(d), log_dphi.at[t].set(c), tiny)
 
-        init = (jnp.zeros((n,), jnp.float32), log_scale(0.0), jnp.zeros((capacity, n), jnp.float32),
-                jnp.zeros((capacity,), jnp.float32), _minus_inf(capacity), jnp.zeros((), bool))
-        return jax.lax.fori_loop(0, steps, step, init)[2:]
+        trace = (jnp.zeros((capacity, n), jnp.float32), jnp.zeros((capacity,), jnp.float32), jnp.zeros((), bool))
+        chain = forward_chain(step, jnp.zeros((n,), jnp.float32), log_scale(0.0), steps, capacity, trace=trace)
+        dphi, log_dphi, tiny = chain.trace
+        return (dphi, log_dphi, chain.log_rms), tiny
 
     # The direct φ′ every step, and once more with the log-space form only if some φ′ needed it: one branch
-    # per call, not per step (``_traced`` in vglab.models.jacobians).
-    dphi, log_dphi, log_rms, tiny = forward("direct")
-    if activation.log_dphi is not None:
-        dphi, log_dphi, log_rms, _ = jax.lax.cond(tiny, lambda: forward("logs"),
-                                                  lambda: (dphi, log_dphi, log_rms, tiny))
+    # per call, not per step (``retry_in_log_form``, vglab.core.chain).
+    dphi, log_dphi, log_rms = retry_in_log_form(forward, activation.log_dphi is not None)
     # The scale each backward step adds: φ′'s factor 2^k (exact) and log(ρ/√n), as pairs, for all steps at once.
     step_scales = scale_add(factor_scale(log_dphi), scalars.log_recurrent_scale)
 
@@ -402,8 +399,8 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
     trace = LSTMTrace(zeros, zeros, zeros, zeros, jnp.zeros((capacity + 1, n), jnp.float32),
                       zeros, zeros, zeros, zeros)
 
-    def forward(t, carry):  # computes h_{t+1}, c_{t+1}
-        h, c, trace, log_rms = carry
+    def forward(t, state, S, trace):  # computes h_{t+1}, c_{t+1}: a step of the forward chain (vglab.core.chain)
+        h, c = state
         z = scalars.recurrent_scale * (W @ h) + scalars.input_scale * (U @ xs[t]) + b
         zi, zf, zo, zg = z[:n], z[n: 2 * n], z[2 * n: 3 * n], z[3 * n:]
         i, f, o, gg = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jax.nn.sigmoid(zo), jnp.tanh(zg)
@@ -413,11 +410,11 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
                           trace.g.at[t].set(gg), trace.cells.at[t + 1].set(c),
                           trace.di.at[t].set(sigmoid.dphi(zi)), trace.df.at[t].set(sigmoid.dphi(zf)),
                           trace.do.at[t].set(sigmoid.dphi(zo)), trace.dg.at[t].set(tanh.dphi(zg)))
-        return h, c, trace, log_rms.at[t].set(jnp.log(jnp.sqrt(jnp.mean(h * h))))
+        return (h, c), S, trace
 
-    init = (jnp.zeros((n,), jnp.float32), jnp.zeros((n,), jnp.float32), trace,
-            jnp.full((capacity,), -jnp.inf, jnp.float32))
-    _, _, trace, log_rms = jax.lax.fori_loop(0, steps, forward, init)
+    zero = jnp.zeros((n,), jnp.float32)
+    chain = forward_chain(forward, (zero, zero), log_scale(0.0), steps, capacity, trace=trace, normalise=measure_rms)
+    trace, log_rms = chain.trace, chain.log_rms  # bounded: carried at true size, log RMS(h_t) measured
 
     a, r, logged = normalise_unit(g_out, log_scale(0.0))  # ∂L/∂h_T = g
     carry_c = jnp.zeros((n,), jnp.float32)  # ∂L/∂c_T through c_{T+1}: none
@@ -447,7 +444,7 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
     log_grad_h, (_, b_c), r, log_grad_c = chain.log_norms, chain.v, chain.R, chain.state
     log_grad_c = _put(log_grad_c, 0, scale_add(r, jnp.log(jnp.linalg.norm(b_c))))  # h_0 is not from c_0
     forget_mean = jnp.mean(trace.f, axis=1)
-    return log_grad_h, log_grad_c, log_scale(log_rms), forget_mean
+    return log_grad_h, log_grad_c, log_rms, forget_mean
 
 
 class GRUTrace(NamedTuple):
@@ -471,8 +468,7 @@ def _gru(structure, scalars, W, U, b, xs, g_out, steps):
     trace = GRUTrace(zeros, zeros, zeros, jnp.zeros((capacity + 1, n), jnp.float32), zeros, zeros, zeros)
     s = scalars.recurrent_scale
 
-    def forward(t, carry):  # computes h_{t+1}
-        h, trace, log_rms = carry
+    def forward(t, h, S, trace):  # computes h_{t+1}: a step of the forward chain (vglab.core.chain)
         drive = scalars.input_scale * (U @ xs[t]) + b
         zr = s * (W[:n] @ h) + drive[:n]
         zu = s * (W[n: 2 * n] @ h) + drive[n: 2 * n]
@@ -483,10 +479,11 @@ def _gru(structure, scalars, W, U, b, xs, g_out, steps):
         trace = GRUTrace(trace.r.at[t].set(r), trace.u.at[t].set(u), trace.n.at[t].set(cand),
                          trace.states.at[t + 1].set(h_next), trace.dr.at[t].set(sigmoid.dphi(zr)),
                          trace.du.at[t].set(sigmoid.dphi(zu)), trace.dn.at[t].set(tanh.dphi(zn)))
-        return h_next, trace, log_rms.at[t].set(jnp.log(jnp.sqrt(jnp.mean(h_next * h_next))))
+        return h_next, S, trace
 
-    init = (jnp.zeros((n,), jnp.float32), trace, jnp.full((capacity,), -jnp.inf, jnp.float32))
-    _, trace, log_rms = jax.lax.fori_loop(0, steps, forward, init)
+    chain = forward_chain(forward, jnp.zeros((n,), jnp.float32), log_scale(0.0), steps, capacity, trace=trace,
+                          normalise=measure_rms)
+    trace, log_rms = chain.trace, chain.log_rms  # bounded: carried at true size, log RMS(h_t) measured
 
     def backward(row, a, r_log, state):  # step t = row + 1: ∂L/∂h_t → ∂L/∂h_{t−1}
         h_prev = trace.states[row]
@@ -499,7 +496,7 @@ def _gru(structure, scalars, W, U, b, xs, g_out, steps):
         return a_prev, r_log, state
 
     log_grad_h = backward_chain(backward, g_out, steps, capacity).log_norms  # ∂L/∂h_T = g, vglab.core.chain
-    return log_grad_h, _minus_inf(capacity + 1), log_scale(log_rms), jnp.mean(trace.u, axis=1)
+    return log_grad_h, _minus_inf(capacity + 1), log_rms, jnp.mean(trace.u, axis=1)
 
 
 _RUNS = {"vanilla": _vanilla, "lstm": _lstm, "gru": _gru}

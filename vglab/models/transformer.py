@@ -38,7 +38,9 @@ at least that large, so the attention is one-hot and passes no gradient through 
 stream can instead hold spurious exact ties between tokens merged by rounding.  Checked against float64
 references in that regime.  Logits are evaluated with the scale capped at e^{60} (one-hot beyond).
 
-Speed: the loops over blocks are ``lax.fori_loop`` with the depth as a dynamic trip count over a bank of
+Speed: the loops over blocks are the forward skeleton and the backward chain (``vglab.core.chain``: the block
+is the step, the skeleton's ``normalise`` the last sublayer's renormalisation over the real tokens), each a
+``lax.fori_loop`` with the depth as a dynamic trip count over a bank of
 pre-drawn blocks bucketed by capacity (16, 128, 512, 1000), and the sequence is padded to a token capacity
 (8, 32, 128, 256) with padded tokens masked out of attention and of the loss; so depth, seq_len (within a
 bucket) and σ_w changes reuse the compiled program.  Width, heads, mlp_ratio, activation, residual and norm
@@ -57,8 +59,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core.activations import ACTIVATIONS
-from vglab.core.banks import BankCache, append_rows, capacity
-from vglab.core.chain import backward_chain, checked_bank, log10_rows
+from vglab.core.banks import BankCache, append_rows, capacity, checked_bank
+from vglab.core.chain import backward_chain, forward_chain, log10_rows
 from vglab.core.compilation import exact_jit
 from vglab.core.config import Config, choice, config, flag, integer, real
 from vglab.core.logspace import (
@@ -353,8 +355,9 @@ def _renormalise(u, S: LogScale, token_mask):
     return u / safe, scale_add(S, jnp.log(safe))
 
 
-def _sublayer(structure, branch, u, s, token_mask):
-    """One residual/normalised sublayer on the stream e^s u (see the module docstring)."""
+def _sublayer(structure, branch, u, s, token_mask, renormalise: bool = True):
+    """One residual/normalised sublayer on the stream e^s u (see the module docstring); renormalise False: the
+    last step (``_renormalise``) left to the caller (the forward chain's)."""
     a, s_a = _layernorm(u, s) if structure.norm == "pre" else (u, s)
     out, s_out = branch(a, s_a)
     if structure.residual:
@@ -363,14 +366,16 @@ def _sublayer(structure, branch, u, s, token_mask):
         u, s = out, s_out
     if structure.norm == "post":
         u, s = _layernorm(u, s)
-    return _renormalise(u, s, token_mask)
+    return _renormalise(u, s, token_mask) if renormalise else (u, s)
 
 
-def _block(structure, scalars, attention, w_1, w_2, u, s, token_mask):
-    """h_{l} = block_l(h_{l-1}) in scaled form: (u, s) → (u′, s′), u′ with RMS 1 over the real tokens."""
+def _block(structure, scalars, attention, w_1, w_2, u, s, token_mask, renormalise: bool = True):
+    """h_{l} = block_l(h_{l-1}) in scaled form: (u, s) → (u′, s′), u′ with RMS 1 over the real tokens
+    (renormalise False: the last renormalisation left to the caller)."""
     u, s = _sublayer(structure, lambda a, sa: _attention(structure, scalars, attention, a, sa, token_mask),
                      u, s, token_mask)
-    return _sublayer(structure, lambda a, sa: _mlp(structure, scalars, w_1, w_2, a, sa), u, s, token_mask)
+    return _sublayer(structure, lambda a, sa: _mlp(structure, scalars, w_1, w_2, a, sa), u, s, token_mask,
+                     renormalise)
 
 
 def _stack(structure, scalars, attention, mlp_in, mlp_out, x, g, seq_len, depth):
@@ -387,21 +392,22 @@ def _stack(structure, scalars, attention, mlp_in, mlp_out, x, g, seq_len, depth)
     x = jnp.where(token_mask[:, None], x, 0.0)
     g = jnp.where(token_mask[:, None], g, 0.0)
     u0, s0 = _renormalise(x, log_scale(0.0), token_mask)
-    streams = jnp.zeros((capacity + 1,) + x.shape, jnp.float32).at[0].set(u0)
-    zeros = jnp.zeros((capacity + 1,), jnp.float32)
-    scales = LogScale(zeros.at[0].set(s0.hi), zeros.at[0].set(s0.lo))
+    count = jnp.maximum(seq_len, 1) * x.shape[1]
+
+    def forward(l, u, s, trace):  # a step of the forward chain (vglab.core.chain), renormalised by it
+        return (*_block(structure, scalars, attention[l], mlp_in[l], mlp_out[l], u, s, token_mask, False), trace)
+
+    def normalise(u, s):  # ``_renormalise`` over the real tokens; RMS(ũ′) ≈ 1 is taken after the loop (below)
+        u, s = _renormalise(u, s, token_mask)
+        return u, s, s
+
+    chain = forward_chain(forward, u0, s0, depth, capacity, normalise=normalise, keep_states=True)
+    streams = jnp.concatenate([u0[None], chain.states[0]])  # rows h̃_0..h̃_C
+    scales = LogScale(jnp.concatenate([s0.hi[None], chain.states[1].hi]),
+                      jnp.concatenate([s0.lo[None], chain.states[1].lo]))
 
     def scale_at(l):
         return LogScale(scales.hi[l], scales.lo[l])
-
-    def forward(l, carry):
-        streams, hi, lo = carry
-        u, s = _block(structure, scalars, attention[l], mlp_in[l], mlp_out[l], streams[l],
-                      LogScale(hi[l], lo[l]), token_mask)
-        return streams.at[l + 1].set(u), hi.at[l + 1].set(s.hi), lo.at[l + 1].set(s.lo)
-
-    streams, hi, lo = jax.lax.fori_loop(0, depth, forward, (streams, *scales))
-    scales = LogScale(hi, lo)
 
     def backward_step(l, v, R, state):
         # h_{l+1} = e^{s_{l+1}} ũ(h̃_l) with h_l = e^{s_l} h̃_l:  ∂L/∂h_l = e^{s_{l+1} − s_l} J̃ᵀ ∂L/∂h_{l+1}.
@@ -413,9 +419,10 @@ def _stack(structure, scalars, attention, mlp_in, mlp_out, x, g, seq_len, depth)
         return w, scale_add(R, scale_diff(s_next, scale_at(l))), state
 
     grad = backward_chain(backward_step, g, depth, capacity).log_norms  # the renormalised chain, vglab.core.chain
-    count = jnp.maximum(seq_len, 1) * x.shape[1]
+    # log RMS(h_l) = s_l + log RMS(h̃_l) for all blocks in one reduction (a reduction per step in the loop rounded
+    # differently: ~1e-7 in log10, not bit for bit the numbers before the skeleton).
     rms = jnp.sqrt(jnp.sum(jnp.where(token_mask[None, :, None], streams[1:] ** 2, 0.0), axis=(1, 2)) / count)
-    rms_scale = scale_add(LogScale(scales.hi[1:], scales.lo[1:]), jnp.log(rms))
+    rms_scale = scale_add(chain.states[1], jnp.log(rms))
     return (grad.hi, grad.lo), (rms_scale.hi, rms_scale.lo)
 
 

@@ -37,7 +37,9 @@ and records log RMS(h_l) as a ``LogScale`` pair per step, the model keeps what i
 ``retry_in_log_form`` is the one "φ′ direct, and again in log form only if some φ′ < 2⁻¹⁰⁰" branch: the
 whole forward pass runs with the direct φ′ and a flag, and a ``lax.cond`` reruns it with the log-space φ′
 (``vglab.models.jacobians.factored_derivative``) only when the flag is set — one branch per call, not per
-step.  The transformer's forward is not on the skeleton (see ``vglab.models.transformer``).
+step.  Every model's forward runs on it: the MLP, the RNN (vanilla; the LSTM and GRU with ``measure_rms``),
+the transformer (its ``normalise`` the last sublayer's renormalisation over the real tokens), the BatchNormMLP;
+a user's ``vglab.Stack`` runs its own blocks at their true size (``vglab.models.stack``).
 """
 
 from __future__ import annotations

@@ -39,11 +39,11 @@ from vglab.core.compilation import exact_jit
 from vglab.core.logspace import (
     LN10,
     LogScale,
-    graded_left_multiply,
     graded_log_singular_values,
     log_scale,
     scale_to_float64,
 )
+from vglab.core.spectrum import qr_fold, spectrum_result, spectrum_scan, spectrum_start, spectrum_step
 from vglab.core.validation import check_seeds
 from vglab.models.jacobians import JacobianSpectrum, SeededGradients, single_threaded_lapack
 from vglab.models.mlp import MAX_DEPTH, MLP
@@ -312,8 +312,8 @@ class Stack:
         program = _compiled("spectrum", self._runs, lambda runs: (lambda x: _spectrum(runs, x)))
         with single_threaded_lapack():
             log_d, U, partial = program(self._params, self.x)
-            log_sv = graded_log_singular_values(np.asarray(log_d), np.asarray(U))
-        return JacobianSpectrum(self, seed, log_sv / LN10, np.asarray(partial, np.float64) / LN10)
+            log_sv = graded_log_singular_values(scale_to_float64(*log_d), np.asarray(U))
+        return JacobianSpectrum(self, seed, log_sv / LN10, scale_to_float64(*partial) / LN10)
 
 
 def _loss_gradient(loss, h_L):
@@ -334,35 +334,35 @@ def _raise_if_not_finite(finite: np.ndarray) -> None:
 
 
 def _spectrum(runs, x):
-    """Backward QR iteration (as for the MLP): after block l, (∂h_L/∂h_{l-1})ᵀ = Q diag(e^d) U.
-    Returns log_d, U and (L,) log ‖∂h_L/∂h_l‖_F for l = 0..L−1."""
+    """The Stack's spectrum on the one spectrum skeleton (``vglab.core.spectrum``): a block's fold is the generic
+    ``qr_fold`` of J_lᵀ Q, the pullback of Q's columns through ``jax.vjp``; a run of blocks of one structure is
+    one ``spectrum_scan``, a single block one ``spectrum_step``.  After block l,
+    (∂h_L/∂h_{l-1})ᵀ = Q diag(e^d) U.  Returns the ``SpectrumChain``: d, U and (L,) log ‖∂h_L/∂h_l‖_F for
+    l = 0..L−1."""
     _, inputs, _ = _forward(runs, x)
-    n, shape = x.size, x.shape
-    eye = jnp.eye(n, dtype=jnp.float32)
+    shape = x.shape
 
-    def fold(carry, p, h_in, apply):
-        Q, log_d, U = carry
-        _, pullback = jax.vjp(lambda h: apply(p, h.reshape(shape)).astype(jnp.float32).reshape(-1),
-                              h_in.reshape(-1))
-        M = jax.vmap(lambda q: pullback(q)[0], in_axes=1, out_axes=1)(Q)  # J_lᵀ Q
-        Q, R = jnp.linalg.qr(M)
-        log_d, U = graded_left_multiply(R, log_d, U)
-        return (Q, log_d, U), 0.5 * jax.nn.logsumexp(2.0 * log_d)
+    def fold(apply):
+        def step(xs, Q, log_d, U):
+            p, h_in = xs
+            _, pullback = jax.vjp(lambda h: apply(p, h.reshape(shape)).astype(jnp.float32).reshape(-1),
+                                  h_in.reshape(-1))
+            M = jax.vmap(lambda q: pullback(q)[0], in_axes=1, out_axes=1)(Q)  # J_lᵀ Q
+            return qr_fold(M, log_d, U)
 
-    carry, partials = (eye, jnp.zeros((n,), jnp.float32), eye), []
-    for run, ins in zip(reversed(runs), reversed(inputs), strict=True):
+        return step
+
+    carry, partials = spectrum_start(x.size), []
+    for run, ins in zip(reversed(runs), reversed(inputs), strict=True):  # runs, not blocks: one fold each
         if run.scanned:
-            carry, logs = jax.lax.scan(lambda c, xs, run=run: fold(c, *xs, run.apply), carry, (run.params, ins),
-                                       reverse=True)
-        else:
-            logs = []
-            for i in reversed(range(run.length)):
-                carry, log_f = fold(carry, _block_params(run, i), ins[i], run.apply)
-                logs.append(log_f)
-            logs = jnp.stack(logs[::-1])
-        partials.append(logs)
-    _, log_d, U = carry
-    return log_d, U, jnp.concatenate(partials[::-1])
+            carry, logged = spectrum_scan(fold(run.apply), carry, (run.params, ins))
+        else:  # a single block (jacobian_spectrum refuses an unscanned run of several)
+            carry, logged = spectrum_step(fold(run.apply), carry, (_block_params(run, 0), ins[0]))
+            logged = LogScale(logged.hi[None], logged.lo[None])
+        partials.append(logged)
+    partials = LogScale(jnp.concatenate([p.hi for p in partials[::-1]]),
+                        jnp.concatenate([p.lo for p in partials[::-1]]))
+    return spectrum_result(carry, partials)
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,9 @@ class DegradationDashboard(Dashboard):
         self.loss_ax.autoscale_view()
         self.grad_ax.relim()
         self.grad_ax.autoscale_view()
-        self.loss_ax.legend(fontsize=8, loc="upper right", title="train loss (whole split)", title_fontsize=8)
-        self.grad_ax.legend(fontsize=8, loc="best")
+        plots.make_legend(self.loss_ax, fontsize=8, loc="upper right", title="train loss (whole split)",
+                          title_fontsize=8)
+        plots.make_legend(self.grad_ax, fontsize=8, loc="best")
 
     def summarise(self, result: dict) -> str:
         return experiments.degradation_summary(result)

@@ -192,7 +192,10 @@ class Dashboard:
     kind = "dashboard"
     coalesce_seconds = 0.003  # quiet time that ends a burst of slider messages
     max_wait_seconds = 0.1  # a continuous drag still redraws at least this often
-    settle_seconds = 0.3  # a drag has ended when no change came this long after its last update (end_drag)
+    # A drag has ended when no change came this long after its last update or frame (end_drag).  1 s, not 0.3:
+    # in a loaded browser (load ~11 on 2 cores) a held key's steps arrive 0.3-0.6 s apart, and each "end"
+    # refitted the limits in a full frame that made the next step a full frame too (benchmarks/README).
+    settle_seconds = 1.0
     warm_controls: tuple = ()  # choice controls whose options the background warm-up compiles (vglab.lab.warmup)
     background_warmup = None  # the running vglab.lab.warmup.Warmup, if any
 

@@ -38,7 +38,8 @@ and records log RMS(h_l) as a ``LogScale`` pair per step, the model keeps what i
 whole forward pass runs with the direct φ′ and a flag, and a ``lax.cond`` reruns it with the log-space φ′
 (``vglab.models.jacobians.factored_derivative``) only when the flag is set — one branch per call, not per
 step.  Every model's forward runs on it: the MLP, the RNN (vanilla; the LSTM and GRU with ``measure_rms``),
-the transformer (its ``normalise`` the last sublayer's renormalisation over the real tokens), the BatchNormMLP;
+the transformer (its ``normalise`` the last sublayer's renormalisation over the real tokens; it takes log RMS(h_l)
+from the kept states after the loop, in one reduction, which keeps its numbers bit for bit), the BatchNormMLP;
 a user's ``vglab.Stack`` runs its own blocks at their true size (``vglab.models.stack``).
 """
 

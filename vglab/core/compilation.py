@@ -30,7 +30,21 @@ then ``os.replace`` onto its name (atomic on POSIX and Windows) — so a reader 
 whole one, and two writers of one key leave one whole entry (``make_cache_writes_atomic``;
 tests/test_compilation_cache.py runs three processes against one directory).  The file write is pure
 Python: the native step of a cache write (``executable.serialize()``) touches no file and no other process.
-"""
+
+
+What selects a program and what is traced (``Structure``/``Scalars``, issue 14 item 2): each engine passes its
+compiled program two NamedTuples, ``Structure`` (static, hashable: the options that change the traced code, e.g.
+the MLP's activation/residual/norm, the RNN's cell/activation, the transformer's heads) and ``Scalars`` (traced
+numbers: changing them recompiles nothing).  A generic splitter was considered — the ``@config`` fields
+(``vglab.core.config``) marked static or traced, one function returning (static tuple, traced tuple) — and not
+adopted: the structures are 2–5 plain field names, and what a program is fed is rarely the field itself but a
+number derived from it (σ_w/√n; log σ_b as −inf for σ_b = 0; log α only with a residual; log(σ_w/√n) split into
+a float32 (hi, lo) pair so a scale entering a thousand layers is rounded once), different per model.  A generic
+split would hand over the raw fields and leave each model its ``_scalars`` conversion all the same, while the
+program's arguments would lose their names (a tuple instead of ``scalars.log_weight_scale``).  So the per-model
+NamedTuples stay; the one piece they share, the float64 → (hi, lo) float32 split, is the candidate for a core
+helper (the MLP's ``_split_float64`` and the RNN's inline copy in ``recurrent._scalars``).  Not measured: no
+code was moved."""
 
 from __future__ import annotations
 

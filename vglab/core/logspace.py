@@ -37,6 +37,14 @@ def log_scale(x) -> LogScale:
     return LogScale(x, jnp.zeros_like(x))
 
 
+def split_float64(x: float) -> LogScale:
+    """A float64 number as a ``LogScale`` hi + lo of float32 (hi = fl32(x), lo = fl32(x − hi); lo = 0 where x is
+    not finite), so a scale that enters every layer or step is not rounded to float32 a thousand times."""
+    hi = np.float32(x)
+    lo = np.float32(x - float(hi)) if math.isfinite(x) else np.float32(0.0)
+    return LogScale(hi, lo)
+
+
 def _two_sum(a, b):
     """(s, e) with s = fl(a + b) and a + b = s + e exactly (Knuth 1969), e = 0 where s is not finite."""
     s = a + b

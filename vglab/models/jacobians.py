@@ -56,6 +56,7 @@ from vglab.core.logspace import (
     scale_to_float64,
     scale_where,
     scaled_add_pair,
+    split_float64,
     times_power_of_two,
 )
 from vglab.core.results import GradientProfile, SpectrumModel, log10_root_mean_square  # noqa: F401 - its old home
@@ -153,14 +154,6 @@ class Scalars(NamedTuple):
     log_residual_scale: LogScale  # log α to float64 accuracy (0 without residual)
 
 
-def _split_float64(x: float) -> LogScale:
-    """A float64 number as hi + lo float32 (hi = fl32(x)), so a scale that enters every layer is not rounded
-    to float32 a thousand times."""
-    hi = np.float32(x)
-    lo = np.float32(x - float(hi)) if math.isfinite(x) else np.float32(0.0)
-    return LogScale(hi, lo)
-
-
 def _structure(net: MLP) -> Structure:
     return Structure(net.activation, net.residual, net.norm)
 
@@ -174,9 +167,9 @@ def _scalars(net: MLP) -> Scalars:
         np.float32(log_bias_std),
         np.float32(math.log(net.residual_scale) if net.residual else 0.0),
         np.float32(net.leaky_slope),
-        _split_float64(math.log(net.sigma_w) - 0.5 * math.log(net.width) if net.sigma_w > 0 else -math.inf),
-        _split_float64(math.log(net.bias_std) if net.bias_std > 0 else -math.inf),
-        _split_float64(math.log(net.residual_scale) if net.residual else 0.0),
+        split_float64(math.log(net.sigma_w) - 0.5 * math.log(net.width) if net.sigma_w > 0 else -math.inf),
+        split_float64(math.log(net.bias_std) if net.bias_std > 0 else -math.inf),
+        split_float64(math.log(net.residual_scale) if net.residual else 0.0),
     )
 
 

@@ -48,6 +48,7 @@ from vglab.core.logspace import (
     normalise_unit,
     scale_add,
     scale_to_float64,
+    split_float64,
 )
 from vglab.core.validation import check_seeds
 from vglab.models.jacobians import (
@@ -58,7 +59,6 @@ from vglab.models.jacobians import (
     Structure,
     _backward,
     _forward,
-    _split_float64,
     backward_step,
     depth_capacity,
     forward_step,
@@ -88,10 +88,10 @@ def family(net: MLP):
 def _log_weight_scale(net: MLP, n_in: int, n_out: int) -> LogScale:
     """w_l = log of W_l / Ŵ_l: log σ_w − ½ log fan (constant: log σ_w − log n_in)."""
     if net.sigma_w <= 0:
-        return _split_float64(-math.inf)
+        return split_float64(-math.inf)
     if net.init == "constant":
-        return _split_float64(math.log(net.sigma_w) - math.log(n_in))
-    return _split_float64(math.log(net.sigma_w) - 0.5 * math.log(_init.fan(net.init, n_in, n_out)))
+        return split_float64(math.log(net.sigma_w) - math.log(n_in))
+    return split_float64(math.log(net.sigma_w) - 0.5 * math.log(_init.fan(net.init, n_in, n_out)))
 
 
 @partial(exact_jit, static_argnames=("n_out", "n_in", "constant"))
@@ -261,9 +261,9 @@ def profile_gradient_norms(net: MLP, seed: int = 0, n_seeds: int = 1) -> Profile
     prefix, body, suffix, x, g = _weights(net, seeds)
     m = structure.body_width
     scales = ([_log_weight_scale(net, *s) for s in structure.prefix],
-              _log_weight_scale(net, m, m) if m else _split_float64(0.0),
+              _log_weight_scale(net, m, m) if m else split_float64(0.0),
               [_log_weight_scale(net, *s) for s in structure.suffix])
-    log_bs = _split_float64(math.log(net.bias_std) if net.bias_std > 0 else -math.inf)  # as the MLP's
+    log_bs = split_float64(math.log(net.bias_std) if net.bias_std > 0 else -math.inf)  # as the MLP's
     sup = np.float32(ACTIVATIONS[net.activation].sup_dphi(net.leaky_slope))
     out = _program(structure, scales, log_bs, np.float32(net.leaky_slope), sup, prefix, body, suffix, x, g,
                    np.int32(body_len))

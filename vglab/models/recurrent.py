@@ -80,6 +80,7 @@ from vglab.core.logspace import (
     log_scale,
     normalise_unit,
     scale_add,
+    split_float64,
 )
 from vglab.core.results import GradientProfile
 from vglab.core.streams import stream_key
@@ -307,11 +308,9 @@ def _scalars(net: RNN) -> Scalars:
     root_n = math.sqrt(net.hidden)
     log_scale64 = math.log(net.recurrent_scale) - 0.5 * math.log(net.hidden) if net.recurrent_scale > 0 \
         else -math.inf
-    hi = np.float32(log_scale64)
-    lo = np.float32(log_scale64 - float(hi)) if math.isfinite(log_scale64) else np.float32(0.0)
     return Scalars(jnp.float32(net.recurrent_scale / root_n), jnp.float32(net.input_std / root_n),
                    jnp.float32(net.bias_std), jnp.float32(net.forget_bias), jnp.float32(net.leaky_slope),
-                   jnp.float32(net.update_bias), LogScale(jnp.float32(hi), jnp.float32(lo)))
+                   jnp.float32(net.update_bias), split_float64(log_scale64))
 
 
 def _put(array: LogScale, t, value: LogScale) -> LogScale:

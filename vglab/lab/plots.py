@@ -380,16 +380,7 @@ class LogProfilePlot:
         if self.zero_note:
             handles.append(self.zero_markers)
         handles += self.pins
-        key = tuple(id(h) for h in handles)
-        if self.legend is None or key != self._legend_key:
-            if self.legend is not None:
-                self.legend.remove()
-            # in the corner update() chose (see place_legend)
-            self.legend = make_legend(self.ax, handles=handles, fontsize=LEGEND_FONT, loc=self.corner,
-                                      framealpha=0.9, alignment="left", handlelength=1.6)
-            self.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
-            self._legend_key = key
-        set_legend_note(self.legend, self.zero_note)
+        refresh_legend(self, self.ax, handles, self.zero_note)  # in the corner update() chose (place_legend)
 
     def release_limits(self) -> bool:
         """A drag ended (``Dashboard.end_drag``): if the limits on screen are not the ones a fit to this data
@@ -440,6 +431,20 @@ def legend_loc(legend: Legend) -> str | None:
     """The loc a legend was made with or last moved to by ``make_legend``/``move_legend``; None for a legend
     made otherwise (its corner unknown)."""
     return _ASKED_LOC.get(legend)
+
+
+def refresh_legend(plot, ax, handles: list, note: str) -> None:
+    """A plot's legend of ``handles`` in ``plot.corner`` of ``ax``, with ``note`` as its title: made anew only
+    when the handles changed (``plot.legend``, keyed by ``plot._legend_key``), otherwise only its note set."""
+    key = tuple(id(h) for h in handles)
+    if plot.legend is None or key != plot._legend_key:
+        if plot.legend is not None:
+            plot.legend.remove()
+        plot.legend = make_legend(ax, handles=handles, fontsize=LEGEND_FONT, loc=plot.corner, framealpha=0.9,
+                                  alignment="left", handlelength=1.6)
+        plot.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
+        plot._legend_key = key
+    set_legend_note(plot.legend, note)
 
 
 def set_legend_note(legend, note: str) -> None:
@@ -839,15 +844,7 @@ class SpectrumPlot:
     def _refresh_legend(self) -> None:
         handles = [self.sorted_line, self.isometry] + ([self.zero_markers] if self.zero_note else [])
         handles += self.pins
-        key = tuple(id(h) for h in handles)
-        if self.legend is None or key != self._legend_key:
-            if self.legend is not None:
-                self.legend.remove()
-            self.legend = make_legend(self.sorted_ax, handles=handles, fontsize=LEGEND_FONT, loc=self.corner,
-                                      framealpha=0.9, alignment="left", handlelength=1.6)
-            self.legend.set_in_layout(False)  # inside the axes: the layout leaves room for it there
-            self._legend_key = key
-        set_legend_note(self.legend, self.zero_note)
+        refresh_legend(self, self.sorted_ax, handles, self.zero_note)
 
     def release_limits(self) -> bool:
         """A drag ended: if any limit on screen is not the one a fit to this spectrum would set (``held_limits``

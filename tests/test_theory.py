@@ -136,3 +136,25 @@ def test_chi1_grid_marks_the_phase():
     grid = theory.chi1_grid("tanh", np.array([0.5, 1.0, 4.0]), np.array([0.0, 0.05]))
     assert grid.shape == (2, 3)
     assert grid[0, 0] < 1 < grid[0, 2]
+
+
+def test_the_profile_cache_keeps_none_profiles_and_drops_the_least_recently_used():
+    """cached_mean_field_profile caches a LayerNorm net's None profile (a dashboard asks again on every update and
+    must not recompute), returns the very object it cached, and keeps at most MAX_CACHED_PROFILES networks,
+    dropping the least recently used first."""
+    layer_norm_net = vglab.MLP(depth=3, width=8, norm="pre", activation="relu", init="he")
+    assert not theory.mean_field_profile_is_cached(layer_norm_net)
+    assert theory.cached_mean_field_profile(layer_norm_net) is None
+    assert theory.mean_field_profile_is_cached(layer_norm_net)
+    first = vglab.MLP(depth=2, width=8, activation="relu", init="he", bias_std=0.0)
+    profile = theory.cached_mean_field_profile(first)
+    assert profile is not None and theory.cached_mean_field_profile(first) is profile
+    others = [vglab.MLP(depth=2, width=8, activation="relu", init="he", bias_std=0.001 * (k + 1))
+              for k in range(theory.MAX_CACHED_PROFILES)]
+    theory.cached_mean_field_profile(others[0])
+    theory.cached_mean_field_profile(first)  # used again: now the most recent
+    for net in others[1:]:
+        theory.cached_mean_field_profile(net)
+    assert theory.mean_field_profile_is_cached(first)  # 128 entries: first and others[1:]
+    assert not theory.mean_field_profile_is_cached(others[0])  # the least recently used, dropped
+    assert not theory.mean_field_profile_is_cached(layer_norm_net)

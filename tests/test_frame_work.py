@@ -331,6 +331,8 @@ def test_a_drag_down_keeps_its_limits_while_it_lasts_and_fits_them_to_the_data_w
     for (xlim, _), ax in zip(ended, d.figure.axes, strict=True):  # the depth axis ends where the data end
         x = np.concatenate([np.asarray(line.get_xdata(), float) for line in ax.get_lines() if line.get_visible()
                             and len(line.get_xdata())])
+        if kind == "batchnorm":  # its two panels share one depth axis, layers 0..L (the RMS curves from 1)
+            x = np.append(x, 0.0)
         extent = x.max() - x.min()
         assert x.max() == 31 and xlim == pytest.approx((x.min() - 0.02 * extent, x.max() + 0.02 * extent))
     fresh = make(31)  # the y limits: as a new dashboard at 31 fits them
@@ -431,4 +433,23 @@ def test_steps_half_a_second_apart_are_one_drag_ended_once(monkeypatch):
     during = steps[:-1]
     assert during[-1][1]["full"] - during[0][1]["full"] == 0  # the steps after the first kept their limits
     assert steps[-1][1]["full"] == during[-1][1]["full"] + 1  # and the end refitted them in one full frame
+    d.close()
+
+
+def test_the_batchnorm_panels_share_one_depth_axis_that_grows_at_one_step_of_a_drag(monkeypatch):
+    """Both panels plot against the layer index (the RMS curves from layer 1): their x limits are the same at
+    every step of a drag 54 → 64, so the axis grows once, in one full frame (it grew a step apart before: the
+    gradient panel at depth 61, the RMS panel at 62, two full frames)."""
+    from vglab.lab import BatchNormDashboard
+
+    d = BatchNormDashboard(depth=54, width=32, batch=8, warm_up=False)
+    live_ipympl_canvas(d, monkeypatch)
+    full_frames = []
+    for depth in range(55, 65):
+        before = d.frames["full"]
+        change(d, depth=depth)
+        assert d.grad_ax.get_xlim() == d.rms_ax.get_xlim()
+        full_frames.append(d.frames["full"] - before)
+    assert d.grad_ax.get_xlim()[1] > 64  # the axis did grow during the drag (past its 0..60 span) ...
+    assert full_frames[61 - 55] == 1 and full_frames[62 - 55] == 0  # ... at depth 61, once for both panels
     d.close()

@@ -90,8 +90,10 @@ class BatchNormDashboard(Dashboard):
         rms = np.concatenate([self.bn_rms.get_ydata(), self.plain_rms.get_ydata()])
         rms = np.concatenate([rms - 0.2, rms + 0.2, [-1.0, 1.0]])  # at least 10^-1..10^1
         held = False
+        # Both panels' depth axes are fitted to layers 0..L (the RMS curves start at layer 1), so they are one
+        # axis and grow at the same step of a drag: one full frame, not one each a layer apart.
         for ax, x, values, pad in ((self.grad_ax, layers, np.concatenate(grad), 0.06),
-                                   (self.rms_ax, layers[1:], rms, 0.0)):
+                                   (self.rms_ax, layers, rms, 0.0)):
             xlim, ylim = self._limits.get(ax, (None, None))
             xlim = plots.sticky_x_limits(xlim, x, tight=self._tight)
             ylim = plots.sticky_limits(ylim, values, minimum_span=1.0, pad=pad)

@@ -60,6 +60,7 @@ from vglab.core.logspace import (
     normalise_rms,
     normalise_unit,
     power_of_two_exponent,
+    put_pair,
     scale_add,
     scale_to_float64,
     times_power_of_two,
@@ -127,10 +128,10 @@ def backward_chain(step: Callable, g, steps, capacity: int, *, state=None, g_sca
         l = steps - 1 - i
         w, R_w, state = step(l, v, R, state)
         v, R, logged = normalise(w, R_w)
-        log_norms = LogScale(log_norms.hi.at[l].set(logged.hi), log_norms.lo.at[l].set(logged.lo))
+        log_norms = put_pair(log_norms, l, logged)
         if keep_vectors:
             vs, Rs = vectors
-            vectors = (vs.at[l].set(v), LogScale(Rs.hi.at[l].set(R.hi), Rs.lo.at[l].set(R.lo)))
+            vectors = (vs.at[l].set(v), put_pair(Rs, l, R))
         return v, R, log_norms, state, vectors
 
     v, R, log_norms, state, vectors = jax.lax.fori_loop(0, steps, body, (v, R, log_norms, state, vectors))
@@ -166,10 +167,6 @@ class ForwardChain(NamedTuple):
     states: tuple | None
 
 
-def _put_pair(array: LogScale, l, value: LogScale) -> LogScale:
-    return LogScale(array.hi.at[l].set(value.hi), array.lo.at[l].set(value.lo))
-
-
 def forward_chain(step: Callable, u0, S0: LogScale, steps, capacity: int, *, trace=None,
                   normalise: Callable = normalise_rms, keep_states: bool = False) -> ForwardChain:
     """h_0 = e^{S0} u0 forward through ``steps`` steps (a traced integer ≤ ``capacity``).
@@ -189,10 +186,10 @@ def forward_chain(step: Callable, u0, S0: LogScale, steps, capacity: int, *, tra
         u, S, log_rms, trace, states = carry
         w, S_w, trace = step(l, u, S, trace)
         u, S, logged = normalise(w, S_w)
-        log_rms = _put_pair(log_rms, l, logged)
+        log_rms = put_pair(log_rms, l, logged)
         if keep_states:
             us, Ss = states
-            states = (jax.tree.map(lambda a, x: a.at[l].set(x), us, u), _put_pair(Ss, l, S))
+            states = (jax.tree.map(lambda a, x: a.at[l].set(x), us, u), put_pair(Ss, l, S))
         return u, S, log_rms, trace, states
 
     u, S, log_rms, trace, states = jax.lax.fori_loop(0, steps, body, (u0, S0, log_rms, trace, states))

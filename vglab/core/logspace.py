@@ -37,6 +37,12 @@ def log_scale(x) -> LogScale:
     return LogScale(x, jnp.zeros_like(x))
 
 
+def put_pair(array: LogScale, l, value: LogScale) -> LogScale:
+    """``array`` with row l set to ``value`` (both halves of the pair): ``array.at[l].set(value)`` for a
+    ``LogScale`` of arrays."""
+    return LogScale(array.hi.at[l].set(value.hi), array.lo.at[l].set(value.lo))
+
+
 def split_float64(x: float) -> LogScale:
     """A float64 number as a ``LogScale`` hi + lo of float32 (hi = fl32(x), lo = fl32(x − hi); lo = 0 where x is
     not finite), so a scale that enters every layer or step is not rounded to float32 a thousand times."""

@@ -48,6 +48,7 @@ from vglab.core.logspace import (
     graded_pairs,
     graded_renormalised,
     graded_scales,
+    put_pair,
 )
 
 __all__ = ["SpectrumChain", "qr_fold", "spectrum_chain", "spectrum_result", "spectrum_scan", "spectrum_start",
@@ -103,7 +104,7 @@ def spectrum_chain(fold: Callable, n: int, steps, capacity: int) -> SpectrumChai
         chain, partials = carry
         l = steps - 1 - i
         chain, logged = spectrum_step(fold, chain, l)
-        return chain, LogScale(partials.hi.at[l].set(logged.hi), partials.lo.at[l].set(logged.lo))
+        return chain, put_pair(partials, l, logged)
 
     partials = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,), jnp.float32))
     chain, partials = jax.lax.fori_loop(0, steps, body, (spectrum_start(n), partials))

@@ -42,7 +42,7 @@ from vglab.core.chain import backward_chain, forward_chain
 from vglab.core.compilation import exact_jit
 from vglab.core.config import Config, choice, config, flag, integer, real
 from vglab.core.init import default_weight_std
-from vglab.core.logspace import LN10, LogScale, log_scale, scale_add, scale_to_float64
+from vglab.core.logspace import LN10, LogScale, log_scale, put_pair, scale_add, scale_to_float64
 from vglab.core.validation import check_seeds
 from vglab.models.mlp import MAX_DEPTH, MAX_WIDTH
 
@@ -149,7 +149,7 @@ def _program(activation, residual, weight_scale, alpha, leaky_slope, sup_dphi, w
             dZ = batchnorm_transpose(U, Y, s)
             dW_norm = jnp.linalg.norm(dZ.T @ H)
             lw = scale_add(R, jnp.log(dW_norm))
-            log_grad_w = LogScale(log_grad_w.hi.at[l].set(lw.hi), log_grad_w.lo.at[l].set(lw.lo))
+            log_grad_w = put_pair(log_grad_w, l, lw)
             dH = weight_scale * (dZ @ weights[l])
             if residual:
                 dH = dH + V

@@ -49,6 +49,7 @@ from vglab.core.logspace import (
     normalise_unit,
     power_of_two_exponent,
     power_of_two_scale,
+    put_pair,
     scale_add,
     scale_max,
     scale_neg,
@@ -259,10 +260,6 @@ class Trace(NamedTuple):
     tiny_dphi: jax.Array | None = None  # () some φ′ below 2⁻¹⁰⁰ (dphi_mode="direct": the trace is then unusable)
 
 
-def _put(array: LogScale, l, value: LogScale) -> LogScale:
-    return LogScale(array.hi.at[l].set(value.hi), array.lo.at[l].set(value.lo))
-
-
 def _at(array: LogScale, l) -> LogScale:
     return LogScale(array.hi[l], array.lo[l])
 
@@ -366,7 +363,7 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
     def layer(l, u, S, trace):  # one step of the forward chain (vglab.core.chain): h_l = e^S u to h_{l+1}
         if structure.norm == "pre":
             u_in, S_in, pre_y, pre_rho = _layernorm(u, S)
-            trace = trace._replace(pre_y=trace.pre_y.at[l].set(pre_y), pre_rho=_put(trace.pre_rho, l, pre_rho))
+            trace = trace._replace(pre_y=trace.pre_y.at[l].set(pre_y), pre_rho=put_pair(trace.pre_rho, l, pre_rho))
         else:
             u_in, S_in = u, S
         # z = e^{s_w} Ŵ u_in + σ_b b̂ with s_w = s_in + log(σ_w/√n), held as e^{M} z̃, and φ(z), φ′(z).
@@ -385,11 +382,12 @@ def _forward(structure: Structure, scalars: Scalars, weights, biases, x, depth, 
             u, S = at, S_a
         if structure.norm == "post":
             u, S, post_y, post_rho = _layernorm(u, S)
-            trace = trace._replace(post_y=trace.post_y.at[l].set(post_y), post_rho=_put(trace.post_rho, l, post_rho))
+            trace = trace._replace(post_y=trace.post_y.at[l].set(post_y),
+                                   post_rho=put_pair(trace.post_rho, l, post_rho))
         trace = trace._replace(dphi=trace.dphi.at[l].set(dphi),
                                log_dphi_scale=trace.log_dphi_scale.at[l].set(log_dphi_scale),
                                inputs=trace.inputs.at[l].set(u_in),
-                               log_input_scale=_put(trace.log_input_scale, l, S_in))
+                               log_input_scale=put_pair(trace.log_input_scale, l, S_in))
         return u, S, trace  # the chain renormalises (normalise_rms) and logs log RMS(h_{l+1})
 
     u0, S0, _ = normalise_rms(x, log_scale(0.0) if x_scale is None else x_scale)
@@ -443,7 +441,7 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
             v, R = scaled_add_pair(v, R, t, R_t)
         else:
             v, R = t, R_t
-        return v, R, _put(log_grad_w, l, log_w)
+        return v, R, put_pair(log_grad_w, l, log_w)
 
     chain = backward_chain(layer, g, depth, capacity, state=log_grad_w, g_scale=g_scale, keep_vectors=keep_vectors)
     if keep_vectors:

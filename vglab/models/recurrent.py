@@ -79,6 +79,7 @@ from vglab.core.logspace import (
     follow,
     log_scale,
     normalise_unit,
+    put_pair,
     scale_add,
     split_float64,
 )
@@ -313,10 +314,6 @@ def _scalars(net: RNN) -> Scalars:
                    jnp.float32(net.update_bias), split_float64(log_scale64))
 
 
-def _put(array: LogScale, t, value: LogScale) -> LogScale:
-    return LogScale(array.hi.at[t].set(value.hi), array.lo.at[t].set(value.lo))
-
-
 def _minus_inf(size):
     return LogScale(jnp.full((size,), -jnp.inf, jnp.float32), jnp.zeros((size,), jnp.float32))
 
@@ -423,7 +420,7 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
         t = row + 1
         c_t, c_prev = trace.cells[t], trace.cells[row]
         delta_c = b_c + a * trace.o[row] * tanh.dphi(c_t)
-        log_grad_c = _put(log_grad_c, t, scale_add(r, jnp.log(jnp.linalg.norm(delta_c))))
+        log_grad_c = put_pair(log_grad_c, t, scale_add(r, jnp.log(jnp.linalg.norm(delta_c))))
         dz = jnp.concatenate([delta_c * trace.g[row] * trace.di[row],
                               delta_c * c_prev * trace.df[row],
                               a * jnp.tanh(c_t) * trace.do[row],
@@ -441,7 +438,7 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
     chain = backward_chain(backward, g_out, steps, capacity, state=_minus_inf(capacity + 1), normalise=normalise,
                            start=((a, carry_c), r, logged))  # the renormalised chain, vglab.core.chain
     log_grad_h, (_, b_c), r, log_grad_c = chain.log_norms, chain.v, chain.R, chain.state
-    log_grad_c = _put(log_grad_c, 0, scale_add(r, jnp.log(jnp.linalg.norm(b_c))))  # h_0 is not from c_0
+    log_grad_c = put_pair(log_grad_c, 0, scale_add(r, jnp.log(jnp.linalg.norm(b_c))))  # h_0 is not from c_0
     forget_mean = jnp.mean(trace.f, axis=1)
     return log_grad_h, log_grad_c, log_rms, forget_mean
 

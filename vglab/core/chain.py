@@ -57,6 +57,7 @@ from vglab.core.logspace import (
     LogScale,
     ln2_multiple,
     log_scale,
+    minus_inf_pairs,
     normalise_rms,
     normalise_unit,
     power_of_two_exponent,
@@ -176,7 +177,7 @@ def forward_chain(step: Callable, u0, S0: LogScale, steps, capacity: int, *, tra
     u0 is taken as given (normalise it first where the model wants it renormalised).
     keep_states (static): also keep every ũ_{l+1}, S_{l+1} (``ForwardChain.states``).
     Returns a ``ForwardChain``."""
-    log_rms = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,), jnp.float32))
+    log_rms = minus_inf_pairs(capacity)
     states = None
     if keep_states:
         zeros = jnp.zeros((capacity,), jnp.float32)

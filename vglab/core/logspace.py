@@ -37,6 +37,11 @@ def log_scale(x) -> LogScale:
     return LogScale(x, jnp.zeros_like(x))
 
 
+def minus_inf_pairs(size: int) -> LogScale:
+    """(size,) pairs of log 0 = −inf (lo = 0): the rows of a log-norm record no step has reached yet."""
+    return LogScale(jnp.full((size,), -jnp.inf, jnp.float32), jnp.zeros((size,), jnp.float32))
+
+
 def put_pair(array: LogScale, l, value: LogScale) -> LogScale:
     """``array`` with row l set to ``value`` (both halves of the pair): ``array.at[l].set(value)`` for a
     ``LogScale`` of arrays."""

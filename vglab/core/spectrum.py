@@ -48,6 +48,7 @@ from vglab.core.logspace import (
     graded_pairs,
     graded_renormalised,
     graded_scales,
+    minus_inf_pairs,
     put_pair,
 )
 
@@ -106,7 +107,7 @@ def spectrum_chain(fold: Callable, n: int, steps, capacity: int) -> SpectrumChai
         chain, logged = spectrum_step(fold, chain, l)
         return chain, put_pair(partials, l, logged)
 
-    partials = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,), jnp.float32))
+    partials = minus_inf_pairs(capacity)
     chain, partials = jax.lax.fori_loop(0, steps, body, (spectrum_start(n), partials))
     return spectrum_result(chain, partials)
 

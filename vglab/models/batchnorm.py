@@ -42,7 +42,7 @@ from vglab.core.chain import backward_chain, forward_chain
 from vglab.core.compilation import exact_jit
 from vglab.core.config import Config, choice, config, flag, integer, real
 from vglab.core.init import default_weight_std
-from vglab.core.logspace import LN10, LogScale, log_scale, put_pair, scale_add, scale_to_float64
+from vglab.core.logspace import LN10, log_scale, minus_inf_pairs, put_pair, scale_add, scale_to_float64
 from vglab.core.validation import check_seeds
 from vglab.models.mlp import MAX_DEPTH, MAX_WIDTH
 
@@ -136,7 +136,7 @@ def _program(activation, residual, weight_scale, alpha, leaky_slope, sup_dphi, w
                               trace=jnp.zeros((capacity, B, n), jnp.float32), normalise=measure)
         inputs, log_rms = chain.trace, chain.log_rms.hi
 
-        log_grad_w = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,), jnp.float32))
+        log_grad_w = minus_inf_pairs(capacity)
         saturated = jnp.zeros((capacity,), jnp.float32)
         dead = jnp.zeros((capacity,), jnp.float32)
 

@@ -45,6 +45,7 @@ from vglab.core.logspace import (
     graded_renormalised,
     graded_scale_add,
     log_scale,
+    minus_inf_pairs,
     normalise_rms,
     normalise_unit,
     power_of_two_exponent,
@@ -421,7 +422,7 @@ def _backward(structure: Structure, scalars: Scalars, weights, trace: Trace, g, 
     of a renormalised vector (a tiny branch ∂L/∂z_l is divided by its own norm before it is multiplied by
     W_l), so nothing squares below float32's range."""
     capacity = weights.shape[0]
-    log_grad_w = LogScale(jnp.full((capacity,), -jnp.inf, jnp.float32), jnp.zeros((capacity,)))
+    log_grad_w = minus_inf_pairs(capacity)
     # log ‖x_l‖ of every layer's input (e^{s_l} x̃_l), one reduction over the whole trace instead of one per step.
     log_input_norms = scale_add(trace.log_input_scale, jnp.log(jnp.linalg.norm(trace.inputs, axis=1)))
     # log α + c_l: the branch's factor α φ′(z_l) = e^{log α + c_l} d̃_l, both exact pairs.

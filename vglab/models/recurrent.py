@@ -78,6 +78,7 @@ from vglab.core.logspace import (
     factor_scale,
     follow,
     log_scale,
+    minus_inf_pairs,
     normalise_unit,
     put_pair,
     scale_add,
@@ -314,10 +315,6 @@ def _scalars(net: RNN) -> Scalars:
                    jnp.float32(net.update_bias), split_float64(log_scale64))
 
 
-def _minus_inf(size):
-    return LogScale(jnp.full((size,), -jnp.inf, jnp.float32), jnp.zeros((size,), jnp.float32))
-
-
 def _bias(scalars: Scalars, unit_bias, gates: int, n: int):
     """b = σ_b b̂, plus the forget bias on the LSTM's forget block (rows n..2n), or the update bias on the
     GRU's update block (rows n..2n)."""
@@ -370,7 +367,7 @@ def _vanilla(structure, scalars, W, U, b, xs, g, steps):
         return branch @ W, R, state
 
     log_grad = backward_chain(backward, g, steps, capacity).log_norms  # the renormalised chain, vglab.core.chain
-    return log_grad, _minus_inf(capacity + 1), log_rms, jnp.zeros((capacity,))
+    return log_grad, minus_inf_pairs(capacity + 1), log_rms, jnp.zeros((capacity,))
 
 
 class LSTMTrace(NamedTuple):
@@ -435,7 +432,7 @@ def _lstm(structure, scalars, W, U, b, xs, g_out, steps):
         a, b_c, r = a_prev / safe, b_prev / safe, scale_add(r, jnp.log(safe))
         return (a, b_c), r, scale_add(r, jnp.log(jnp.linalg.norm(a)))
 
-    chain = backward_chain(backward, g_out, steps, capacity, state=_minus_inf(capacity + 1), normalise=normalise,
+    chain = backward_chain(backward, g_out, steps, capacity, state=minus_inf_pairs(capacity + 1), normalise=normalise,
                            start=((a, carry_c), r, logged))  # the renormalised chain, vglab.core.chain
     log_grad_h, (_, b_c), r, log_grad_c = chain.log_norms, chain.v, chain.R, chain.state
     log_grad_c = put_pair(log_grad_c, 0, scale_add(r, jnp.log(jnp.linalg.norm(b_c))))  # h_0 is not from c_0
@@ -492,7 +489,7 @@ def _gru(structure, scalars, W, U, b, xs, g_out, steps):
         return a_prev, r_log, state
 
     log_grad_h = backward_chain(backward, g_out, steps, capacity).log_norms  # ∂L/∂h_T = g, vglab.core.chain
-    return log_grad_h, _minus_inf(capacity + 1), log_rms, jnp.mean(trace.u, axis=1)
+    return log_grad_h, minus_inf_pairs(capacity + 1), log_rms, jnp.mean(trace.u, axis=1)
 
 
 _RUNS = {"vanilla": _vanilla, "lstm": _lstm, "gru": _gru}

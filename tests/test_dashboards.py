@@ -381,6 +381,35 @@ def test_pins_keep_a_reference_curve(dash):
     assert dash.plots["gradient"].pins == []
 
 
+def test_pins_past_the_last_colour_drop_the_oldest_in_the_gradient_and_the_spectrum_plot(dash):
+    """Both pinning plots keep at most MAX_PINS faint copies, oldest dropped first, no two in one colour (the
+    newest takes the dropped one's), each in the legend under its label; Clear pins removes them from the axes,
+    not only from the list.  (Until stop 18 the newest took PIN_COLOURS[4] again: two pins alike.)"""
+    spectrum = SpectrumDashboard(depth=4, width=8, max_depth=16, controls=("depth",), warm_up=False)
+    for d, name, line in ((dash, "gradient", "mean_line"), (spectrum, "spectrum", "sorted_line")):
+        plot = d.plots[name]
+        pinned = []
+        for depth in range(3, 4 + plots.MAX_PINS):
+            d.set(depth=depth)
+            pinned.append(getattr(plot, line).get_ydata().copy())
+            d.pin()
+        assert len(plot.pins) == plots.MAX_PINS
+        for pin, expected in zip(plot.pins, pinned[1:], strict=True):
+            np.testing.assert_array_equal(pin.get_ydata(), expected)  # the first pin was the one dropped
+        colours = [pin.get_color() for pin in plot.pins]
+        assert colours == [*plots.PIN_COLOURS[1:], plots.PIN_COLOURS[0]]
+        legend_texts = [text.get_text() for text in plot.legend.get_texts()]
+        assert [pin.get_label() for pin in plot.pins] == legend_texts[-plots.MAX_PINS:]
+        assert all(f"L={depth}" in label for label, depth in zip(legend_texts[-plots.MAX_PINS:],
+                                                                 range(4, 4 + plots.MAX_PINS), strict=True))
+        axes_lines = {id(ln) for ax in d.figure.axes for ln in ax.get_lines()}
+        kept = [id(pin) for pin in plot.pins]
+        d.clear_pins()
+        assert plot.pins == [] and not axes_lines.isdisjoint(kept)
+        assert {id(ln) for ax in d.figure.axes for ln in ax.get_lines()}.isdisjoint(kept)
+    spectrum.close()
+
+
 # ------------------------------------------------------------------------------------ other dashboards
 def test_spectrum_dashboard_plots_the_engines_singular_values():
     d = SpectrumDashboard(depth=8, width=16, max_depth=32, controls=("depth", "activation", "init"))

@@ -362,17 +362,11 @@ class LogProfilePlot:
 
     def pin(self, label: str) -> None:
         """Keep the current mean curve as a faint line named ``label`` (MAX_PINS at most, oldest dropped)."""
-        x, y = self.mean_line.get_xdata(), self.mean_line.get_ydata()
-        if len(self.pins) == MAX_PINS:
-            self.pins.pop(0).remove()
-        (line,) = self.ax.plot(x, y, color=PIN_COLOURS[len(self.pins)], linewidth=1.2, alpha=0.9, label=label,
-                               zorder=1)
-        self.pins.append(line)
+        pin_copy(self.pins, self.ax, self.mean_line, label, alpha=0.9)
         self._refresh_legend()
 
     def clear_pins(self) -> None:
-        while self.pins:
-            self.pins.pop().remove()
+        remove_pins(self.pins)
         self._refresh_legend()
 
     def _refresh_legend(self):
@@ -431,6 +425,25 @@ def legend_loc(legend: Legend) -> str | None:
     """The loc a legend was made with or last moved to by ``make_legend``/``move_legend``; None for a legend
     made otherwise (its corner unknown)."""
     return _ASKED_LOC.get(legend)
+
+
+def pin_copy(pins: list, ax: Axes, line, label: str, **style) -> None:
+    """Append to ``pins`` a faint copy of ``line``'s current data on ``ax``, named ``label``, in the first of
+    PIN_COLOURS no kept pin has; at MAX_PINS the oldest pin is removed first (its colour goes to the new one, so
+    no two pins ever share a colour)."""
+    if len(pins) == MAX_PINS:
+        pins.pop(0).remove()
+    used = {pin.get_color() for pin in pins}
+    colour = next(c for c in PIN_COLOURS if c not in used)
+    (copy,) = ax.plot(line.get_xdata(), line.get_ydata(), color=colour, linewidth=1.2, label=label, zorder=1,
+                      **style)
+    pins.append(copy)
+
+
+def remove_pins(pins: list) -> None:
+    """Remove every pinned line of ``pins`` from its axes (the list is left empty)."""
+    while pins:
+        pins.pop().remove()
 
 
 def refresh_legend(plot, ax, handles: list, note: str) -> None:
@@ -906,16 +919,12 @@ class SpectrumPlot:
         self.spread_note.set_text(f"histogram · {spread}")
 
     def pin(self, label: str) -> None:
-        if len(self.pins) == MAX_PINS:
-            self.pins.pop(0).remove()
-        (line,) = self.sorted_ax.plot(self.sorted_line.get_xdata(), self.sorted_line.get_ydata(),
-                                      color=PIN_COLOURS[len(self.pins)], linewidth=1.2, label=label, zorder=1)
-        self.pins.append(line)
+        """Keep the current sorted spectrum as a faint line named ``label`` (MAX_PINS at most, oldest dropped)."""
+        pin_copy(self.pins, self.sorted_ax, self.sorted_line, label)
         self._refresh_legend()
 
     def clear_pins(self) -> None:
-        while self.pins:
-            self.pins.pop().remove()
+        remove_pins(self.pins)
         self._refresh_legend()
 
     def data(self) -> dict:

@@ -13,7 +13,7 @@ import pytest
 
 import vglab
 from vglab.core.config import Config
-from vglab.core.results import GradientModel, GradientProfile, SpectrumModel
+from vglab.core.results import GradientModel, GradientProfile, SpectrumModel, TrainingModel
 from vglab.models import recurrent, transformer
 
 LAB = Path(vglab.__file__).parent / "lab"
@@ -226,17 +226,190 @@ def test_a_model_without_a_spectrum_engine_gets_a_clear_error(net):
         vglab.jacobian_spectrum(net)
 
 
-@pytest.mark.parametrize(("net", "message"), [
-    (vglab.ConvNet(depth=2, channels=3, length=8),
-     r"train expects a vglab.MLP, got ConvNet; a vglab.ConvNet trains with vglab.train_convnet\(net, data\)$"),
-    (vglab.RNN(), r"train expects a vglab.MLP, got RNN; train wraps an MLP's own layers as a classifier "
-                  r"\(vglab.train_convnet trains a vglab.ConvNet; the RNN, Transformer, BatchNormMLP and Stack have "
-                  r"no training loop in vglab\)$"),
-    ("mlp", r"train expects a vglab.MLP, got str; train wraps"),
-])
-def test_train_is_for_mlps_and_its_error_names_what_trains_the_others(net, message):
+# --------------------------------------------------------------------------------------------- training
+TINY_MLP = vglab.MLP(depth=3, width=8, activation="relu", init="he")
+TINY_CONVNET = vglab.ConvNet(depth=2, channels=3, kernel=3, length=12)
+
+
+def _tiny_sequences(n: int = 48, length: int = 12):
+    """(x_train, y_train, x_test, y_test): sign of the first half's sum, 2 classes (as in test_convolutional)."""
+    x = np.random.default_rng(0).standard_normal((n, length)).astype(np.float32)
+    y = (x[:, :length // 2].sum(axis=1) > 0).astype(np.int32)
+    return x, y, x[:16], y[:16]
+
+
+def _mlp_replay(net, data, steps, optimizer, learning_rate, clip_norm, batch_size, seed):
+    """The MLP's training loop written out from its compiled pieces (vglab.training's init and step): what
+    ``vglab.train`` recorded before it dispatched on the protocol."""
+    import jax
+    import jax.numpy as jnp
+
+    from vglab import training
+
+    data = training.as_data(data)
+    structure = training.Structure(net.activation, net.residual, net.norm, optimizer, clip_norm is not None)
+    params = training.initial_parameters(net, data.x_train.shape[1], data.classes, seed)
+    state = training._initial_state(structure, params)
+    records = []
+    for step in range(steps):
+        params, state, metrics = training._train_step(
+            structure, params, state, jnp.int32(step), jax.random.key(seed), jnp.asarray(data.x_train),
+            jnp.asarray(data.y_train), batch_size, jnp.float32(learning_rate), jnp.float32(clip_norm or 0.0),
+            jnp.float32(net.residual_scale), jnp.float32(net.leaky_slope))
+        records.append({k: np.asarray(v, np.float64) for k, v in metrics.items()})
+    return {k: np.stack([r[k] for r in records]) for k in records[0]}
+
+
+def _convnet_replay(net, data, steps, learning_rate, batch_size, seed):
+    """The ConvNet's training loop written out from its compiled pieces (what ``train_convnet`` ran)."""
+    import jax
+    import jax.numpy as jnp
+
+    from vglab.core.streams import stream
+    from vglab.models import convolutional
+
+    x_train, y_train, x_test, y_test = (jnp.asarray(a) for a in data)
+    params = convolutional._init_classifier(net, seed, int(max(y_train.max(), y_test.max())) + 1)
+    state = (jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params))
+    records = []
+    for step in range(steps):
+        params, state, metrics = convolutional._train_step(net, params, state, jnp.int32(step),
+                                                           stream(seed, "conv_batch"), x_train, y_train,
+                                                           batch_size, np.float32(learning_rate))
+        records.append([np.asarray(m, np.float64) for m in metrics])
+    loss, accuracy, log10_grad = (np.stack(column) for column in zip(*records, strict=True))
+    finals = [float(v) for split in ((x_train, y_train), (x_test, y_test))
+              for v in convolutional._evaluate(net, params, *split)]
+    return loss, accuracy, log10_grad, finals
+
+
+def test_the_models_that_train_are_training_models():
+    for net in (TINY_MLP, TINY_CONVNET):
+        assert isinstance(net, TrainingModel)
+    for net in (vglab.RNN(hidden=4, steps=3), vglab.Transformer(depth=1, width=8, heads=2, seq_len=2),
+                vglab.BatchNormMLP(depth=2, width=4, batch=8), _user_stack(), 3):
+        assert not isinstance(net, TrainingModel)
+    assert "TrainingModel" in vglab.__all__ and vglab.TrainingModel is TrainingModel
+
+
+def test_train_runs_an_mlp_exactly_as_its_own_training_loop():
+    """vglab.train(mlp, ...) = mlp.training_run(...) = the loop replayed from its compiled step, bit for bit,
+    with every option reaching the run (momentum, a learning rate and a clip norm away from their defaults)."""
+    options = dict(steps=3, optimizer="momentum", learning_rate=0.02, clip_norm=0.5, batch_size=32, seed=1)
+    history = vglab.train(TINY_MLP, "digits", **options)
+    replay = _mlp_replay(TINY_MLP, "digits", **options)
+    assert type(history) is vglab.TrainingHistory and history.steps_completed == 3
+    for name in ("loss", "accuracy", "log10_grad_norms", "log10_global_grad_norm", "update_ratio",
+                 "dead_fraction"):
+        np.testing.assert_array_equal(getattr(history, name), replay[name], err_msg=name)
+    np.testing.assert_array_equal(history.clipped, replay["clipped"].astype(bool))
+    assert history.clipped.any()  # clip_norm reached the step
+    direct = TINY_MLP.training_run("digits", **options)
+    np.testing.assert_array_equal(direct.log10_grad_norms, history.log10_grad_norms)
+    np.testing.assert_array_equal(direct.test_accuracy, history.test_accuracy)
+    # data=None is the MLP's own default data set, "digits": vglab.train(mlp) behaves as it did.
+    default = vglab.train(TINY_MLP, steps=2, seed=1)
+    assert default.data == "digits"
+    np.testing.assert_array_equal(default.loss, vglab.train(TINY_MLP, data="digits", steps=2, seed=1).loss)
+    again = eval(history.to_code(), {"vglab": vglab})  # noqa: S307 - the code vglab wrote
+    np.testing.assert_array_equal(again.loss, history.loss)
+
+
+def test_train_runs_a_convnet_exactly_as_train_convnet():
+    """vglab.train(convnet, ...) = train_convnet(...) = convnet.training_run(...) = the loop replayed from its
+    compiled step, bit for bit; its history's code (a vglab.train call) reproduces it."""
+    data = _tiny_sequences()
+    options = dict(steps=4, learning_rate=1e-2, batch_size=16, seed=3)
+    dispatched = vglab.train(TINY_CONVNET, data, **options)
+    loss, accuracy, log10_grad, finals = _convnet_replay(TINY_CONVNET, data, **options)
+    assert type(dispatched) is vglab.ConvTrainingHistory and dispatched.data == "custom"
+    for history in (dispatched, vglab.train_convnet(TINY_CONVNET, data, **options),
+                    TINY_CONVNET.training_run(data, **options)):
+        np.testing.assert_array_equal(history.loss, loss)
+        np.testing.assert_array_equal(history.accuracy, accuracy)
+        np.testing.assert_array_equal(history.log10_grad_norms, log10_grad)
+        assert [history.train_loss, history.train_accuracy, history.test_loss, history.test_accuracy] == finals
+    code = dispatched.to_code()
+    assert code == ("vglab.train(vglab.ConvNet(depth=2, channels=3, kernel=3, length=12), data=data, steps=4, "
+                    "learning_rate=0.01, batch_size=16, seed=3)")
+    again = eval(code, {"vglab": vglab, "data": data})  # noqa: S307 - the code vglab wrote
+    np.testing.assert_array_equal(again.log10_grad_norms, dispatched.log10_grad_norms)
+
+
+def test_a_model_of_ones_own_plugs_into_train():
+    """train hands the data and every option to the model's training_run and returns what it returns."""
+    calls = []
+
+    class Recorder:
+        def training_run(self, data=None, **options):
+            calls.append((data, options))
+            return self.history
+
+        def to_code(self):
+            return "Recorder()"
+
+    net = Recorder()
+    net.history = object()
+    assert isinstance(net, TrainingModel) and not isinstance(net, GradientModel)
+    assert vglab.train(net, "my data", steps=7, anything="goes") is net.history
+    assert vglab.train(net) is net.history
+    assert calls == [("my data", {"steps": 7, "anything": "goes"}), (None, {})]
+
+
+@pytest.mark.parametrize("net", [vglab.RNN(hidden=4, steps=3), vglab.Transformer(depth=1, width=8, heads=2, seq_len=2),
+                                 vglab.BatchNormMLP(depth=2, width=4, batch=8), _user_stack(), 3, vglab.MLP],
+                         ids=["RNN", "Transformer", "BatchNormMLP", "Stack", "int", "the MLP class"])
+def test_a_model_without_a_training_loop_gets_a_clear_error(net):
+    got = "the class MLP \\(pass an instance\\)" if net is vglab.MLP else type(net).__name__
+    ours = isinstance(net, (vglab.RNN, vglab.Transformer, vglab.BatchNormMLP, vglab.Stack))
+    message = (r"^train expects a model with a training_run\(data, \*\*options\) method \(the vglab.TrainingModel "
+               rf"protocol: vglab.MLP or ConvNet\), got {got}"
+               + ("; vglab has no training loop for the RNN, Transformer, BatchNormMLP or Stack$" if ours else "$"))
     with pytest.raises(ValueError, match=message):
         vglab.train(net, data="digits", steps=10)
+
+
+@pytest.mark.parametrize(("net", "typo", "message"), [
+    (TINY_MLP, "step", "vglab.MLP.training_run() got an unknown keyword 'step'; did you mean 'steps'? (valid: data, "
+                       "steps, optimizer, learning_rate, clip_norm, batch_size, seed, eval_every, progress, callback)"),
+    (TINY_CONVNET, "lerning_rate", "vglab.ConvNet.training_run() got an unknown keyword 'lerning_rate'; did you mean "
+                                   "'learning_rate'? (valid: data, steps, learning_rate, batch_size, seed)"),
+    (TINY_CONVNET, "optimizer", "vglab.ConvNet.training_run() got an unknown keyword 'optimizer' (valid: data, steps, "
+                                "learning_rate, batch_size, seed)"),
+])
+def test_an_unknown_keyword_names_the_models_own_trainer(net, typo, message):
+    from vglab.core.validation import KeywordError
+
+    with pytest.raises(KeywordError) as info:
+        vglab.train(net, steps=1, **{typo: 1})
+    assert str(info.value) == message
+
+
+def test_train_convnet_is_train_for_a_convnet_only():
+    with pytest.raises(ValueError, match=r"^train_convnet expects a vglab.ConvNet, got MLP \(vglab.train trains any "
+                                         r"vglab.TrainingModel\)$"):
+        vglab.train_convnet(TINY_MLP, "digits")
+    with pytest.raises(ValueError, match=r"unknown data 'mnist'; did you mean 'mnist1d'\? \(valid: mnist1d\)"):
+        vglab.train(TINY_CONVNET, "mnist")
+    with pytest.raises(ValueError, match=r"data must be 'mnist1d' \(or None\) or a tuple \(x_train, y_train, x_test, "
+                                         r"y_test\), got tuple of 2"):
+        vglab.train(TINY_CONVNET, _tiny_sequences()[:2])
+
+
+def test_train_dispatches_on_the_protocol_not_on_the_mlp_class():
+    """The source of vglab.train: no isinstance check against MLP (or ConvNet), one call of net.training_run."""
+    import inspect
+
+    from vglab import training
+
+    tree = ast.parse(inspect.getsource(training.train))
+    checks = [ast.unparse(node) for node in ast.walk(tree)
+              if isinstance(node, ast.Call) and ast.unparse(node.func) == "isinstance"]
+    assert checks and all("MLP" not in c and "ConvNet" not in c for c in checks), checks
+    assert "isinstance(net, TrainingModel)" in checks
+    calls = [ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)]
+    assert calls.count("net.training_run") == 1
+    assert "isinstance(net, MLP)" not in inspect.getsource(training)
 
 
 def test_no_module_uses_the_old_private_check_seeds():

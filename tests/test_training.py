@@ -263,7 +263,8 @@ def test_train_rejects_bad_input(kwargs, message):
 
 
 def test_train_rejects_other_networks_and_huge_ones():
-    with pytest.raises(ValueError, match=r"train expects a vglab.MLP, got RNN"):
+    with pytest.raises(ValueError, match=r"train expects a model with a training_run\(data, \*\*options\) method "
+                                         r"\(the vglab.TrainingModel protocol: vglab.MLP or ConvNet\), got RNN"):
         vglab.train(vglab.RNN(), "digits")
     message = r"depth × \(width² \+ width\) = 167813120000 parameters, above the 50000000 bound"
     with pytest.raises(ValueError, match=message):

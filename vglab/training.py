@@ -1,5 +1,9 @@
 """Real training runs of an MLP, recording how every layer's gradient and weights move.
 
+``vglab.train(net, data, **options)`` dispatches on the ``vglab.TrainingModel`` protocol: it calls
+``net.training_run(data, **options)``.  An MLP's is ``train_mlp`` below; a ConvNet's lives with the ConvNet
+(``vglab.models.convolutional``); a user's own model brings its own.
+
 The classifier wraps the MLP body (``vglab.models.mlp``) between a linear input projection and a softmax
 readout, so the body's layers are exactly those ``vglab.gradient_norms`` analyses (same draws for the same
 seed):
@@ -53,7 +57,7 @@ from vglab import datasets as _datasets
 from vglab.core import init as _init
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
-from vglab.core.results import mean_and_band
+from vglab.core.results import TrainingModel, mean_and_band
 from vglab.core.streams import stream
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.mlp import LAYERNORM_EPS, MLP
@@ -318,15 +322,43 @@ class TrainingHistory:
 
 
 # --------------------------------------------------------------------------------------------- train
-@keywords_checked(owner="vglab.train")
-def train(net: MLP, data="digits", steps: int = 500, optimizer: str = "sgd",
-          learning_rate: float | None = None, clip_norm: float | None = None, batch_size: int = 64,
-          seed: int = 0, eval_every: int | None = None, progress: bool = False,
-          callback=None) -> TrainingHistory:
-    """Train ``net`` (wrapped as a classifier, see the module docstring) and record every step.
+def train(net, data=None, **options):
+    """Train ``net`` on ``data`` and record every step: ``net.training_run(data, **options)``, the
+    ``vglab.TrainingModel`` protocol (``vglab.core.results``).
 
-    data:          "digits" (scikit-learn's 8×8 digits), "two_spirals" or (x_train, y_train[, x_test,
-                   y_test]) NumPy arrays (see ``vglab.datasets``).
+    vglab.MLP:     ``train_mlp`` (the body wrapped as a classifier, see the module docstring; data None means
+                   "digits"; options steps, optimizer, learning_rate, clip_norm, batch_size, seed, eval_every,
+                   progress, callback) → a ``TrainingHistory``.
+    vglab.ConvNet: an MNIST-1D classifier trained with Adam (``vglab.models.convolutional``; data None means
+                   MNIST-1D; options steps, learning_rate, batch_size, seed) → a ``ConvTrainingHistory``.
+    Your own model: any object with ``training_run(data, **options)`` and ``to_code()``; its return value.
+    Each model checks its own options: an unknown keyword raises ``KeywordError`` with a did-you-mean naming
+    that model's ``training_run``.  The RNN, Transformer, BatchNormMLP and Stack have no training loop.
+    """
+    if isinstance(net, type) or not isinstance(net, TrainingModel):
+        what = f"the class {net.__name__} (pass an instance)" if isinstance(net, type) else type(net).__name__
+        raise ValueError(f"train expects a model with a training_run(data, **options) method (the "
+                         f"vglab.TrainingModel protocol: vglab.MLP or ConvNet), got {what}{_no_training_loop(net)}")
+    return net.training_run(data, **options)
+
+
+def _no_training_loop(net) -> str:
+    """The end of train's error for one of vglab's own models that does not train."""
+    if isinstance(net, type) or not type(net).__module__.startswith("vglab."):
+        return ""
+    return "; vglab has no training loop for the RNN, Transformer, BatchNormMLP or Stack"
+
+
+@keywords_checked(owner="vglab.MLP.training_run")
+def train_mlp(net: MLP, /, data=None, steps: int = 500, optimizer: str = "sgd",
+              learning_rate: float | None = None, clip_norm: float | None = None, batch_size: int = 64,
+              seed: int = 0, eval_every: int | None = None, progress: bool = False,
+              callback=None) -> TrainingHistory:
+    """Train the MLP ``net`` (wrapped as a classifier, see the module docstring) and record every step: what
+    ``vglab.train(net, ...)`` runs for a ``vglab.MLP`` (through ``MLP.training_run``).
+
+    data:          "digits" (scikit-learn's 8×8 digits; None means it), "two_spirals" or (x_train, y_train[,
+                   x_test, y_test]) NumPy arrays (see ``vglab.datasets``).
     steps:         optimizer steps, each on a batch of ``batch_size`` distinct training examples.
     optimizer:     "sgd", "momentum" or "adam"; learning_rate defaults to 0.1, 0.01 and 1e-3 respectively.
     clip_norm:     clip the global gradient norm to this value (Pascanu et al. 2013); None: no clipping.
@@ -336,16 +368,14 @@ def train(net: MLP, data="digits", steps: int = 500, optimizer: str = "sgd",
     callback:      called as callback(step, metrics) after every step (metrics: a dict of that step's values,
                    with test_accuracy when evaluated); raising KeyboardInterrupt in it stops the run.
     Returns a ``TrainingHistory``; divergence and interruption end the run early without raising.
-    Only a ``vglab.MLP`` with square layers trains here (a ``vglab.ConvNet``: ``vglab.train_convnet``).
+    The MLP must have square layers.
     """
-    if not isinstance(net, MLP):
-        raise ValueError(f"train expects a vglab.MLP, got {type(net).__name__}{_other_trainers(net)}")
     if net.widths is not None:
         raise ValueError(f"train needs square layers (depth=, width=); got a width profile {net.widths!r}")
     if net.n_parameters > MAX_PARAMETERS:
         raise ValueError(f"train holds weights, gradients and optimizer state in memory: depth × (width² + "
                          f"width) = {net.n_parameters} parameters, above the {MAX_PARAMETERS} bound")
-    data_ = as_data(data)
+    data_ = as_data("digits" if data is None else data)
     steps = check_int("steps", steps, 1, MAX_STEPS)
     optimizer = check_choice("optimizer", optimizer, OPTIMIZERS)
     if learning_rate is None:
@@ -432,22 +462,6 @@ def train(net: MLP, data="digits", steps: int = 500, optimizer: str = "sgd",
         test_accuracy=np.asarray(evals["test_accuracy"]),
         diverged=diverged_at is not None, diverged_at_step=diverged_at, interrupted=interrupted,
         final_parameters=Params(*(np.asarray(a) for a in params)))
-
-
-def _other_trainers(net) -> str:
-    """The end of train's error for a model that is not an MLP: what trains it instead, if anything.
-
-    ``train`` is MLP-only on purpose, not for want of a protocol: its records are per weight matrix W_l of the
-    MLP body (‖∂loss/∂W_l‖, ‖ΔW_l‖/‖W_l‖, dead units of layer l), whose draws for a seed are exactly those
-    ``gradient_norms(net, seed)`` analyses, and its compiled step is specialised to that body's structure.  A
-    protocol that any model could meet ("give me your parameters and an apply function") would lose those
-    per-layer records, which are what the lessons plot."""
-    from vglab.models.convolutional import ConvNet
-
-    if isinstance(net, ConvNet):
-        return "; a vglab.ConvNet trains with vglab.train_convnet(net, data)"
-    return ("; train wraps an MLP's own layers as a classifier (vglab.train_convnet trains a vglab.ConvNet; "
-            "the RNN, Transformer, BatchNormMLP and Stack have no training loop in vglab)")
 
 
 def _progress_bar(steps, enabled):

@@ -13,7 +13,8 @@ gate means, ...), an extra that does not apply to a network being None.
 
 The protocols the public functions dispatch on (not on private methods, not on a model's class): every model is
 a ``GradientModel`` (``gradient_profile(seed, n_seeds)``, for ``vglab.gradient_norms``); the models with a
-spectrum engine are ``SpectrumModel``s (``jacobian_spectrum(seed)``, for ``vglab.jacobian_spectrum``).
+spectrum engine are ``SpectrumModel``s (``jacobian_spectrum(seed)``, for ``vglab.jacobian_spectrum``); the models
+with a training loop are ``TrainingModel``s (``training_run(data, **options)``, for ``vglab.train``).
 """
 
 from __future__ import annotations
@@ -140,6 +141,26 @@ class SpectrumModel(Protocol):
     method plugs in); the RNN, Transformer and BatchNormMLP do not: vglab has no spectrum engine for them."""
 
     def jacobian_spectrum(self, seed: int = 0):
+        ...
+
+    def to_code(self) -> str:
+        ...
+
+
+@runtime_checkable
+class TrainingModel(Protocol):
+    """What ``vglab.train(net, data, **options)`` dispatches on: a model that trains itself as a classifier of
+    ``data`` (None: the model's own default data set) and returns its training history, every step recorded.
+
+    vglab's MLP (``vglab.TrainingHistory``: per weight matrix W_l of the body, ‖∂loss/∂W_l‖, ‖ΔW_l‖/‖W_l‖ and
+    dead units; default data "digits"; options steps, optimizer, learning_rate, clip_norm, batch_size, seed,
+    eval_every, progress, callback) and ConvNet (``vglab.ConvTrainingHistory``; default data MNIST-1D; options
+    steps, learning_rate, batch_size, seed) implement it, each validating its own options (an unknown keyword
+    raises ``KeywordError`` with a did-you-mean naming the model's ``training_run``); a user's class with this
+    method plugs in.  The RNN, Transformer, BatchNormMLP and Stack do not: vglab has no training loop for them.
+    A history's ``to_code()`` writes the ``vglab.train(...)`` call that reproduces it."""
+
+    def training_run(self, data=None, **options):
         ...
 
     def to_code(self) -> str:

@@ -15,8 +15,9 @@ sizes (benchmarks/README.md, "Convolutions").
 ``gradient_norms(net, seed)`` is the same exact log-space chain as any ``vglab.Stack``: h_0 = x ~ N(0, I) of
 shape (T, C), L = ⟨g, h_L⟩ with g ~ N(0, I), and log10 ‖∂L/∂h_l‖ for l = 0..L.
 
-``train_convnet`` trains the network as a classifier of MNIST-1D (Greydanus 2020; what the UDL book uses for
-the degradation experiment of He et al. 2016, Fig. 1): a stem convolution 1 → C channels, the body, a global
+``vglab.train(net, data)`` (``ConvNet.training_run``, the ``vglab.TrainingModel`` protocol; ``train_convnet`` is
+the same call) trains the network as a classifier of MNIST-1D (Greydanus 2020; what the UDL book uses for the
+degradation experiment of He et al. 2016, Fig. 1): a stem convolution 1 → C channels, the body, a global
 average over positions and a linear readout to 10 classes, Adam on the cross-entropy.
 """
 
@@ -36,7 +37,7 @@ from vglab.core.banks import BankCache
 from vglab.core.compilation import exact_jit
 from vglab.core.config import Config, checked, choice, config, flag, integer, real
 from vglab.core.streams import stream, stream_key
-from vglab.core.validation import check_float, check_int, check_seeds
+from vglab.core.validation import check_choice, check_float, check_int, check_seeds, keywords_checked
 from vglab.models.mlp import LAYERNORM_EPS
 from vglab.models.stack import Stack, StackGradientNorms
 
@@ -87,6 +88,13 @@ class ConvNet(Config):
         """The spectrum of ∂h_L/∂h_0, a (T·C)×(T·C) matrix, through the Stack's exact QR chain (what
         ``vglab.jacobian_spectrum`` dispatches to, the ``vglab.SpectrumModel`` protocol)."""
         return replace(self.as_stack(seed).jacobian_spectrum(seed), net=self)
+
+    def training_run(self, data=None, **options) -> ConvTrainingHistory:
+        """This network trained with Adam as a classifier of ``data`` (None or "mnist1d": ``mnist1d()``; or
+        (x_train, y_train, x_test, y_test)), every step recorded: a ``vglab.ConvTrainingHistory`` (what
+        ``vglab.train(net, data, **options)`` dispatches to, the ``vglab.TrainingModel`` protocol).  Options:
+        steps, learning_rate, batch_size, seed."""
+        return _train_classifier(self, data, **options)
 
     def as_stack(self, seed: int = 0) -> Stack:
         """The body drawn with ``seed`` as a ``vglab.Stack`` on the input x ~ N(0, I) of shape (T, C).
@@ -175,8 +183,9 @@ def mnist1d(n_train: int = 4000, n_test: int = 1000, seed: int = 0):
 
 @dataclass(frozen=True)
 class ConvTrainingHistory:
-    """``train_convnet``'s record: per step (k,) loss and accuracy of the batch, (k, depth) log10 ‖∂loss/∂W_l‖_F
-    of the body; final train and test loss/accuracy on the whole splits."""
+    """``vglab.train(convnet, ...)``'s record: per step (k,) loss and accuracy of the batch, (k, depth)
+    log10 ‖∂loss/∂W_l‖_F of the body; final train and test loss/accuracy on the whole splits.  ``data`` is
+    "mnist1d" (the default data set) or "custom" (arrays given)."""
 
     net: ConvNet
     steps: int
@@ -189,6 +198,14 @@ class ConvTrainingHistory:
     train_accuracy: float
     test_loss: float
     test_accuracy: float
+    batch_size: int = 128
+    data: str = "mnist1d"
+
+    def to_code(self) -> str:
+        """The ``vglab.train`` call that reproduces this run (``data`` stands for the arrays of a custom run)."""
+        data = repr(self.data) if self.data != "custom" else "data"
+        return (f"vglab.train({self.net.to_code()}, data={data}, steps={self.steps}, "
+                f"learning_rate={self.learning_rate!r}, batch_size={self.batch_size}, seed={self.seed})")
 
 
 def _init_classifier(net: ConvNet, seed: int, classes: int):
@@ -236,16 +253,34 @@ def _evaluate(net, params, x, y):
     return _loss(net, params, x, y)
 
 
-def train_convnet(net: ConvNet, data=None, steps: int = 300, learning_rate: float = 1e-3, batch_size: int = 128,
-                  seed: int = 0) -> ConvTrainingHistory:
-    """Train ``net`` as an MNIST-1D classifier with Adam (see the module docstring); data defaults to
-    ``mnist1d()``, or (x_train, y_train, x_test, y_test) with x of shape (n, net.length)."""
+def train_convnet(net: ConvNet, data=None, **options) -> ConvTrainingHistory:
+    """``vglab.train(net, data, **options)`` for a ``vglab.ConvNet`` (``ConvNet.training_run``), kept as a name
+    of its own: it refuses any other model."""
     if not isinstance(net, ConvNet):
-        raise ValueError(f"train_convnet expects a vglab.ConvNet, got {type(net).__name__}")
+        raise ValueError(f"train_convnet expects a vglab.ConvNet, got {type(net).__name__} (vglab.train trains "
+                         f"any vglab.TrainingModel)")
+    from vglab.training import train  # training imports the models
+
+    return train(net, data, **options)
+
+
+@keywords_checked(owner="vglab.ConvNet.training_run")
+def _train_classifier(net: ConvNet, /, data=None, steps: int = 300, learning_rate: float = 1e-3,
+                      batch_size: int = 128, seed: int = 0) -> ConvTrainingHistory:
+    """Train ``net`` as an MNIST-1D classifier with Adam (see the module docstring); data None or "mnist1d":
+    ``mnist1d()``, or (x_train, y_train, x_test, y_test) with x of shape (n, net.length)."""
     steps = check_int("steps", steps, 1, 1_000_000)
     learning_rate = check_float("learning_rate", learning_rate, 0.0, 10.0, low_inclusive=False)
     seed = check_int("seed", seed, 0, 2**31 - 1)
-    x_train, y_train, x_test, y_test = (np.asarray(a) for a in (mnist1d() if data is None else data))
+    if data is None or isinstance(data, str):
+        name = check_choice("data", "mnist1d" if data is None else data, ("mnist1d",))
+        data = mnist1d()
+    elif isinstance(data, (tuple, list)) and len(data) == 4:
+        name = "custom"
+    else:
+        raise ValueError("data must be 'mnist1d' (or None) or a tuple (x_train, y_train, x_test, y_test), got "
+                         f"{type(data).__name__}{f' of {len(data)}' if isinstance(data, (tuple, list)) else ''}")
+    x_train, y_train, x_test, y_test = (np.asarray(a) for a in data)
     if x_train.ndim != 2 or x_train.shape[1] != net.length:
         raise ValueError(f"data x_train must have shape (examples, {net.length}), got {x_train.shape}")
     batch_size = check_int("batch_size", batch_size, 1, x_train.shape[0])
@@ -264,7 +299,7 @@ def train_convnet(net: ConvNet, data=None, steps: int = 300, learning_rate: floa
     test_loss, test_accuracy = (float(v) for v in _evaluate(net, params, jnp.asarray(x_test, jnp.float32),
                                                             jnp.asarray(y_test, jnp.int32)))
     return ConvTrainingHistory(net, steps, seed, learning_rate, loss, accuracy, log10_grad, train_loss,
-                               train_accuracy, test_loss, test_accuracy)
+                               train_accuracy, test_loss, test_accuracy, batch_size, name)
 
 
 # --------------------------------------------------------------------------------------------- the experiment
@@ -300,14 +335,15 @@ def degradation_experiment(deep: int = 24, steps: int = DEGRADATION["steps"], se
 
     Deterministic, so each (deep, steps, seed) is trained once per process and the result reused."""
     from vglab.models.jacobians import gradient_norms
+    from vglab.training import train
 
     key = (check_int("deep", deep, 1, MAX_CONV_DEPTH), check_int("steps", steps, 1, 100_000),
            check_int("seed", seed, 0, 2**31 - 1))
     if key not in _EXPERIMENTS:
         data = cached_mnist1d(DEGRADATION["n_train"], DEGRADATION["n_test"])
         _EXPERIMENTS[key] = {
-            label: (train_convnet(net, data, steps=steps, learning_rate=DEGRADATION["learning_rate"],
-                                  batch_size=DEGRADATION["batch_size"], seed=seed),
+            label: (train(net, data, steps=steps, learning_rate=DEGRADATION["learning_rate"],
+                          batch_size=DEGRADATION["batch_size"], seed=seed),
                     gradient_norms(net, seed=seed).log10_activation_grad[0])
             for label, net in degradation_nets(deep).items()}
     return _EXPERIMENTS[key]

@@ -188,6 +188,15 @@ class MLP(Config):
 
         return jacobian_spectrum(self, seed=seed)
 
+    def training_run(self, data=None, **options):
+        """This network trained as a classifier of ``data`` (None: "digits"), every step recorded: a
+        ``vglab.TrainingHistory`` (``vglab.training.train_mlp``; what ``vglab.train(net, data, **options)``
+        dispatches to, the ``vglab.TrainingModel`` protocol).  Options: steps, optimizer, learning_rate,
+        clip_norm, batch_size, seed, eval_every, progress, callback."""
+        from vglab.training import train_mlp  # training wraps this body as a classifier, so it imports mlp
+
+        return train_mlp(self, data, **options)
+
     @property
     def n_parameters(self) -> int:
         w = self.layer_widths

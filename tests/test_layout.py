@@ -72,3 +72,15 @@ def test_import_vglab_does_not_load_the_lab_layer():
     code = "import sys, vglab; print(sorted(m for m in sys.modules if m.startswith(('vglab.lab', 'matplotlib', 'ipywidgets'))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_dashboards_living_elsewhere_are_reached_through_vglab_lab_dashboards():
+    """``vglab.lab.dashboards.RecurrentDashboard`` etc. (an old import path) resolve to the classes in their own
+    modules (until stop 18 the lazy lookup imported ``vglab.sequence_dashboards``: ModuleNotFoundError)."""
+    import vglab.lab.dashboards as dashboards
+    import vglab.lab.sequence_dashboards as sequence
+    import vglab.lab.training_dashboards as training
+
+    assert dashboards.RecurrentDashboard is sequence.RecurrentDashboard
+    assert dashboards.TransformerDashboard is sequence.TransformerDashboard
+    assert dashboards.TrainingDashboard is training.TrainingDashboard

@@ -1136,5 +1136,5 @@ def __getattr__(name: str):
     if name in _ELSEWHERE:
         import importlib
 
-        return getattr(importlib.import_module(f"vglab.{_ELSEWHERE[name]}"), name)
+        return getattr(importlib.import_module(f"vglab.lab.{_ELSEWHERE[name]}"), name)
     raise AttributeError(f"module 'vglab.lab.dashboards' has no attribute {name!r}")

@@ -259,9 +259,7 @@ def train_convnet(net: ConvNet, data=None, **options) -> ConvTrainingHistory:
     if not isinstance(net, ConvNet):
         raise ValueError(f"train_convnet expects a vglab.ConvNet, got {type(net).__name__} (vglab.train trains "
                          f"any vglab.TrainingModel)")
-    from vglab.training import train  # training imports the models
-
-    return train(net, data, **options)
+    return net.training_run(data, **options)
 
 
 @keywords_checked(owner="vglab.ConvNet.training_run")
@@ -335,15 +333,14 @@ def degradation_experiment(deep: int = 24, steps: int = DEGRADATION["steps"], se
 
     Deterministic, so each (deep, steps, seed) is trained once per process and the result reused."""
     from vglab.models.jacobians import gradient_norms
-    from vglab.training import train
 
     key = (check_int("deep", deep, 1, MAX_CONV_DEPTH), check_int("steps", steps, 1, 100_000),
            check_int("seed", seed, 0, 2**31 - 1))
     if key not in _EXPERIMENTS:
         data = cached_mnist1d(DEGRADATION["n_train"], DEGRADATION["n_test"])
         _EXPERIMENTS[key] = {
-            label: (train(net, data, steps=steps, learning_rate=DEGRADATION["learning_rate"],
-                          batch_size=DEGRADATION["batch_size"], seed=seed),
+            label: (net.training_run(data, steps=steps, learning_rate=DEGRADATION["learning_rate"],
+                                     batch_size=DEGRADATION["batch_size"], seed=seed),
                     gradient_norms(net, seed=seed).log10_activation_grad[0])
             for label, net in degradation_nets(deep).items()}
     return _EXPERIMENTS[key]

@@ -97,9 +97,12 @@ def test_tanh_he_depth_100_theory_ends_about_a_decade_above_the_typical_line(tex
         dash.close()
 
 
-def test_dotted_red_bound_is_drawn_where_it_decays(start, end):
-    """"**Dotted red**: the bound $\\sup|\\varphi'|^{L-l}\\,\\|g\\|$ where it decays (sigmoid, notebook 02)."
-    Drawn for sigmoid (0.25^(L−l) from the measured root-mean-square output value, to 1e-9), absent for tanh (sup|φ′| = 1)."""
+def test_dotted_red_bound_is_drawn_where_it_decays(start, end, text):
+    """"**Dotted red**: $\\sup|\\varphi'|^{L-l}\\,\\|g\\|$ where it decays (sigmoid): the bound for weights that do
+    not amplify, $\\|W_l\\|_2 \\le 1$". Drawn for sigmoid (0.25^(L−l) from the measured root-mean-square output
+    value, to 1e-9), absent for tanh (sup|φ′| = 1); the legend says when it is a bound."""
+    assert "the bound for weights that do not\n  amplify" in text
+    assert end.plots["gradient"].references["bound"].get_label().endswith(r"(bound if $\|W\|_2 \leq 1$)")
     assert start.plotted()["gradient"]["bound"] is None
     shown = end.plotted()["gradient"]
     L = end.network().depth

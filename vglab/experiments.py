@@ -91,7 +91,8 @@ class GradientView:
     norms:  the ``vglab.GradientNorms`` of the network.
     theory: (depth+1,) mean-field log10 √E‖∂L/∂h_l‖² from the measured log10 √(mean over seeds of ‖g‖²), or
             None (LayerNorm nets).  Compare it with ``rms``, not with the typical (mean-log) curve.
-    bound:  (depth+1,) log10 of sup|φ′|^(L−l) · ‖g‖, or None where sup|φ′| ≥ 1 (no decay bound).
+    bound:  (depth+1,) log10 of sup|φ′|^(L−l) · ‖g‖, or None where sup|φ′| ≥ 1: the bound on ‖∂L/∂h_l‖ for
+            weights with ‖W_k‖₂ ≤ 1 only (random Gaussian layers have ‖W_k‖₂ ≈ 2σ_w; a reference line there).
     theory_pending: the theory is still being computed (only during live drags; see ``gradient_experiment``).
     distributions: per-layer histograms over a batch (``vglab.layer_distributions``) or None.
     """
@@ -138,7 +139,8 @@ def gradient_experiment(state: dict, *, sigma_w_step: float | None = None, max_d
       and it applies, from one cached profile at ``max_depth`` (``theory.cached_predicted_log10_grad``);
       with ``theory_later`` given and that profile not cached yet, ``theory_later(deepest_net)`` is called
       instead (a live dashboard computes it in a worker thread) and the view says ``theory_pending``;
-    - the bound log10 sup|φ′|^(L−l)‖g‖ (``theory.log10_derivative_bound_profile``) when ``show_bound``;
+    - the reference log10 sup|φ′|^(L−l)‖g‖ (``theory.log10_derivative_bound_profile``; a bound where
+      ‖W_k‖₂ ≤ 1) when ``show_bound``;
     - per-layer histograms over HISTOGRAM_BATCH inputs (``vglab.layer_distributions``) when ``histograms``.
     """
     net = gradient_network(state, sigma_w_step=sigma_w_step)

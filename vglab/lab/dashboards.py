@@ -839,7 +839,7 @@ class GradientDashboard(Dashboard):
 
         "gradient"     log10 ‖∂L/∂h_l‖: seeds' band and mean of log10 (the typical gradient), the root mean
                        square over seeds with the mean-field theory of that same quantity √E‖δ_l‖², and the
-                       sup|φ′|^(L−l) bound
+                       sup|φ′|^(L−l)‖g‖ line (the bound where ‖W_l‖₂ ≤ 1)
         "weights"      log10 ‖∂L/∂W_l‖_F per layer
         "activations"  log10 RMS(h_l), the forward signal scale
         "dead"         share of units with φ′(z) = 0 exactly for each seed's input (inactive ReLUs; a unit

@@ -247,7 +247,7 @@ class LogProfilePlot:
         "rms": dict(color="#CC79A7", linestyle="-.", linewidth=1.5, label="root mean square over seeds"),
         "theory": dict(color="black", linestyle="--", linewidth=1.3, label="mean-field theory"),
         "bound": dict(color=OKABE_ITO["vermillion"], linestyle=":", linewidth=1.8,
-                      label=r"bound $\sup|\varphi'|^{L-l}$"),
+                      label=r"$\sup|\varphi'|^{L-l}$ (bound if $\|W\|_2 \leq 1$)"),
     }
 
     def __init__(self, ax: Axes, *, ylabel: str = r"$\|\partial L/\partial h_l\|$  (log scale)",

@@ -120,7 +120,7 @@ def test_exactly_zero_gradients_are_marked_and_explained():
     zero_seeds = np.isneginf(grads[:, 0])
     assert zero_seeds.any() and not zero_seeds.all()
     shown = d.plotted()["gradient"]
-    assert "exactly 0 (every unit of a layer dead)" in shown["zero_note"]
+    assert "exactly 0 (every unit of a layer inactive)" in shown["zero_note"]
     assert f"in {zero_seeds.sum()} of 4 seeds" in shown["zero_note"]
     assert 0 in shown["zeros_at"]
     # The curve shows the seeds that are not zero, never NaN without a marker.

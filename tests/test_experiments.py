@@ -68,7 +68,7 @@ def run_code(code):
 
 
 def power(x):
-    return f"10^{float(x):.1f}"
+    return f"10^{round(float(x), 1) + 0.0:.1f}"  # −0.04 → 10^0.0, not 10^-0.0
 
 
 # ---- gradient, lesson 00: tanh depth 20, xavier (σ_w follows the init), 4 seeds, depth slider up to 100
@@ -196,8 +196,8 @@ eq(view.bn.log10_activation_grad, bn.log10_activation_grad)
 eq(view.plain.log10_activation_grad, plain.log10_activation_grad)
 eq(view.theory, batchnorm.predicted_log10_grad(net, bn.log10_typical_activation_grad[-1]))
 eq(E.batchnorm_rms(view.bn), np.mean(bn.log10_activation_rms, axis=0))
-assert E.batchnorm_summary(view) == (f"‖∂L/∂H_0‖/‖∂L/∂H_L‖: with BN {power(np.mean(bn.log10_gradient_ratio))}, "
-                                     f"without {power(np.mean(plain.log10_gradient_ratio))} "
+assert E.batchnorm_summary(view) == (f"‖∂L/∂H_0‖/‖∂L/∂H_L‖ with BN ≈ {power(np.mean(bn.log10_gradient_ratio))}, "
+                                     f"without ≈ {power(np.mean(plain.log10_gradient_ratio))} "
                                      "(mean over 2 seeds of log10)")
 eq(run_code(E.batchnorm_code(s, width=128, n_seeds=2))["result"].log10_activation_grad, bn.log10_activation_grad)
 
@@ -502,3 +502,95 @@ def test_each_lesson_state_names_a_valid_network(name):
                "transformer": experiments.transformer_network, "training": experiments.training_network,
                "batchnorm": lambda st: experiments.batchnorm_network(st, width=128)}[kind]
     network(s)
+
+
+# --------------------------------------------------------------------------------------------- bad states, words
+@pytest.mark.parametrize(("kind", "change", "message"), [
+    ("gradient_00", {"width": None}, r"gradient state: width is None; it needs a value"),
+    ("gradient_00", {"sedd": 1}, r"unknown key 'sedd' in the gradient state; did you mean 'seed'\?"),
+    ("gradient_00", {"residual": "maybe"}, r"gradient state: residual must be True or False, got 'maybe'"),
+    ("gradient_00", {"depth": 2.5}, r"gradient state: depth must be an integer, got 2\.5"),
+    ("gradient_00", {"sigma_b": "0.1"}, r"gradient state: sigma_b must be a number, got '0\.1'"),
+    ("gradient_00", {"activation": 3}, r"gradient state: activation must be a name \(a string\), got 3"),
+    ("recurrent_08", {"spectral_radius": None}, r"recurrent state: spectral_radius is None"),
+    ("transformer_09", {"heads": True}, r"transformer state: heads must be an integer, got True"),
+    ("training_10", {"steps": None}, r"training state: steps is None; it needs a value"),
+    ("batchnorm_13", {"activation": "sigmoid"},
+     r"unknown activation for the BatchNorm lesson 'sigmoid' \(valid: relu, linear, tanh\)"),
+    ("degradation_12", {"seed": None}, r"degradation state: seed is None"),
+])
+def test_a_bad_state_gets_a_clear_error_naming_what_was_expected(kind, change, message):
+    """Review item 5: every experiment checks its state (``experiments.check_state``) before it builds a
+    network: a ValueError naming the key and what it needs, never a bare KeyError or TypeError."""
+    state = {**STATES[kind], **change}
+    call = {"gradient_00": experiments.gradient_network, "recurrent_08": experiments.recurrent_network,
+            "transformer_09": experiments.transformer_network, "training_10": experiments.training_arguments,
+            "batchnorm_13": lambda s: experiments.batchnorm_network(s, width=8),
+            "degradation_12": experiments.degradation_code}[kind]
+    with pytest.raises(ValueError, match=message):
+        call(state)
+
+
+def test_a_missing_key_or_a_non_dict_is_named_and_optional_none_is_accepted():
+    state = dict(STATES["gradient_00"])
+    del state["width"]
+    with pytest.raises(ValueError, match=r"the gradient state lacks 'width' \(a gradient state has the keys depth, "):
+        experiments.gradient_network(state)
+    with pytest.raises(ValueError, match=r"a recurrent state is a dict with keys cell, hidden, .*; got list"):
+        experiments.recurrent_network([1])
+    assert experiments.gradient_network(STATES["gradient_00"]).weight_std is None  # σ_w None: the init's own
+    assert experiments.training_arguments(STATES["training_10"])["clip_norm"] is None
+    for name, state in STATES.items():  # every lesson's state passes as it is
+        assert experiments.check_state(state, name.split("_")[0].replace("histograms", "gradient")
+                                       .replace("spectrum", "gradient")) is state
+
+
+def test_summary_words():
+    """Review item 7: no "10^-0.0", no "1 seeds", no "≈ 0 exactly"; the zero's reason is the one that holds."""
+    assert experiments.power_text(-0.04) == "10^0.0" and experiments.power_text(-0.05) == "10^-0.1"
+    assert experiments.power_text(-31.24) == "10^-31.2"
+    assert experiments.counted(1, "seed") == "1 seed" and experiments.counted(4, "seed") == "4 seeds"
+    assert experiments.mean_power_text([-2.0, -4.0]) == "≈ 10^-3.0"
+    assert experiments.mean_power_text([-2.0, -np.inf], "why") == "≈ 10^-2.0 (1 of 2 seeds exactly 0: why)"
+    assert experiments.mean_power_text([-np.inf], "why") == "= 0 exactly (why)"
+    assert experiments.mean_power_text([-np.inf]) == "= 0 exactly"
+
+
+def test_an_exactly_zero_gradient_is_explained_by_its_actual_cause():
+    """Review item 3: σ_w = 0 is not "every unit dead".  σ_w = 0 (no skip): every W_l = 0, so the summary and
+    the ▼ note say so; ReLU width 4 (σ_w 0.3, σ_b 1, depth 60): some seeds have a layer with every unit inactive;
+    the remaining seeds' mean is the one quoted."""
+    s = STATES["gradient_00"]
+    zero = experiments.gradient_experiment({**s, "init": "gaussian", "sigma_w": 0.0})
+    assert np.all(np.isneginf(zero.norms.log10_gradient_ratio))
+    assert experiments.gradient_summary(zero) == ("depth 20, tanh: ‖∂L/∂h₀‖/‖∂L/∂h_L‖ = 0 exactly "
+                                                  "(σ_w = 0: every weight is 0)")
+    assert "inactive" not in experiments.gradient_summary(zero)
+    relu = experiments.gradient_experiment({**s, "depth": 60, "width": 4, "activation": "relu", "init": "gaussian",
+                                            "sigma_w": 0.3, "sigma_b": 1.0})
+    ratio = relu.norms.log10_gradient_ratio
+    zeros = int(np.isneginf(ratio).sum())
+    assert 0 < zeros < 4 and np.all(relu.norms.dead_fraction[np.isneginf(ratio)].max(axis=1) == 1.0)
+    assert experiments.gradient_summary(relu).endswith(
+        f"≈ 10^{np.mean(ratio[np.isfinite(ratio)]):.1f} ({zeros} of 4 seeds exactly 0: every unit of a layer inactive)")
+    skip = experiments.gradient_experiment({**s, "init": "gaussian", "sigma_w": 0.0, "residual": True})
+    assert np.all(np.isfinite(skip.norms.log10_gradient_ratio))  # the identity carries δ: nothing is 0
+
+
+def test_the_transformer_summary_names_the_smallest_position_below_the_output():
+    """Review item 4: the smallest relative gradient is looked for below the output only (l < L; h₀ the input),
+    "1 block" in the singular, and a stack whose gradient grows towards the input says so."""
+    t = STATES["transformer_09"]
+    plain = experiments.transformer_experiment({**t, "depth": 12, "residual": False, "norm": "none"})
+    grads = plain.norms.log10_activation_grad
+    relative = np.mean(grads[:, :-1] - grads[:, -1:], axis=0)
+    lowest = int(np.argmin(relative))
+    where = "the input h₀" if lowest == 0 else f"h_{lowest} (after block {lowest})"
+    assert experiments.transformer_summary(plain).endswith(
+        f"; smallest at {where}: {experiments.power_text(relative[lowest])} of the output's")
+    one = experiments.transformer_experiment({**t, "depth": 1})
+    assert experiments.transformer_summary(one).startswith("1 block, residual, pre-LN, gelu: ")
+    pre = experiments.transformer_experiment(t)  # lesson 09's pre-LN stack: every h_l's gradient ≥ the output's
+    g = pre.norms.log10_activation_grad
+    assert np.all(np.mean(g[:, :-1] - g[:, -1:], axis=0) >= 0)
+    assert experiments.transformer_summary(pre).endswith("; every h_l at least the output's")

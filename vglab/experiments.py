@@ -22,6 +22,8 @@ thread during a drag, comes in as a callback (``gradient_experiment(..., theory_
 
 from __future__ import annotations
 
+import difflib
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ import numpy as np
 import vglab
 from vglab import theory, training
 from vglab.core.init import default_weight_std
+from vglab.core.validation import check_choice
 from vglab.models import batchnorm, convolutional, recurrent, transformer
 
 SNAP_TOLERANCE = 1e-9  # σ_w this close to the init's value is that value, when no slider step says otherwise
@@ -44,6 +47,61 @@ BATCHNORM_INIT = {"relu": "he", "linear": "xavier", "tanh": "xavier"}  # the no-
 NO_CLIP = 0.0  # the training state's clip_norm for "off" (a Dropdown cannot hold None)
 
 
+# --------------------------------------------------------------------------------------------- states
+_MLP_KEYS = ("depth", "width", "activation", "init", "sigma_w", "residual", "norm", "residual_scale", "leaky_slope")
+STATE_KEYS = {  # kind → the keys of its state, exactly (a dashboard's ``state``)
+    "gradient": (*_MLP_KEYS, "sigma_b", "seed", "n_seeds", "theory"),
+    "recurrent": ("cell", "hidden", "steps", "activation", "spectral_radius", "input_std", "forget_bias", "seed",
+                  "n_seeds"),
+    "transformer": ("depth", "width", "heads", "seq_len", "residual", "norm", "activation", "weight_std", "seed",
+                    "n_seeds"),
+    "batchnorm": ("depth", "batch", "activation", "residual"),
+    "degradation": ("deep", "steps", "seed"),
+    "training": (*_MLP_KEYS, "data", "steps", "optimizer", "learning_rate", "clip_norm", "batch_size", "seed"),
+}
+_INTEGER_KEYS = {"depth", "width", "seed", "n_seeds", "hidden", "steps", "heads", "seq_len", "batch", "deep",
+                 "batch_size"}
+_FLAG_KEYS = {"residual", "theory"}
+_NAME_KEYS = {"activation", "init", "norm", "cell", "optimizer"}
+_OPTIONAL_KEYS = {"sigma_w", "clip_norm"}  # None: the init's own σ_w; no clipping
+
+
+def check_state(state, kind: str) -> dict:
+    """``state`` if it is a ``kind`` state (``STATE_KEYS[kind]``, exactly), else a ValueError naming what was
+    expected: a missing key, an unknown one (with a did-you-mean), None where a value is needed, a flag that is
+    not True/False, a number that is not one, a name that is not a string.  The ranges and names themselves
+    are checked by the model the state builds (``vglab.MLP`` …)."""
+    keys = STATE_KEYS[kind]
+    if not isinstance(state, dict):
+        raise ValueError(f"a {kind} state is a dict with keys {', '.join(keys)}; got {type(state).__name__}")
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise ValueError(f"the {kind} state lacks {', '.join(map(repr, missing))} "
+                         f"(a {kind} state has the keys {', '.join(keys)})")
+    for key in state:
+        if key not in keys:
+            close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown key {key!r} in the {kind} state{hint} (valid: {', '.join(keys)})")
+    for key, value in state.items():
+        if value is None:
+            if key in _OPTIONAL_KEYS:
+                continue
+            raise ValueError(f"{kind} state: {key} is None; it needs a value")
+        if key in _FLAG_KEYS:
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{kind} state: {key} must be True or False, got {value!r}")
+        elif key in _INTEGER_KEYS:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{kind} state: {key} must be an integer, got {value!r}")
+        elif key in _NAME_KEYS:
+            if not isinstance(value, str):
+                raise ValueError(f"{kind} state: {key} must be a name (a string), got {value!r}")
+        elif key != "data" and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)):
+            raise ValueError(f"{kind} state: {key} must be a number, got {value!r}")
+    return state
+
+
 # --------------------------------------------------------------------------------------------- shared
 def tidy(value: float) -> float:
     """A slider's float without its step-grid rounding noise: 1.5000000000000002 → 1.5 (10 significant
@@ -52,19 +110,28 @@ def tidy(value: float) -> float:
 
 
 def power_text(log10_value: float) -> str:
-    """-31.24 → '10^-31.2' (plain text for status lines)."""
-    return f"10^{log10_value:.1f}"
+    """-31.24 → '10^-31.2' (plain text for status lines); -0.04 → '10^0.0', never '10^-0.0'."""
+    return f"10^{round(float(log10_value), 1) + 0.0:.1f}"
 
 
-def mean_power_text(log10_values) -> str:
-    """The mean of log10 values as '10^-9.4', exact zeros (−inf) left out and counted: '… (2 seed(s) exactly
-    0)'; '0 exactly' when every value is."""
+def counted(count: int, noun: str) -> str:
+    """'1 seed', '4 seeds', '1 block', '0 blocks'."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def mean_power_text(log10_values, zero_reason: str = "") -> str:
+    """The mean over seeds of log10 values, to follow a quantity's name: '≈ 10^-9.4'; seeds whose value is
+    exactly 0 (−inf) left out of the mean and counted: '≈ 10^-9.4 (1 of 4 seeds exactly 0: reason)'; every one
+    0: '= 0 exactly (reason)'.  ``zero_reason``: why a value can be exactly 0 (``zero_gradient_reason``)."""
     values = np.ravel(np.asarray(log10_values, dtype=float))
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return "0 exactly"
-    text = f"10^{float(np.mean(finite)):.1f}"
-    return text + (f" ({values.size - finite.size} seed(s) exactly 0)" if finite.size < values.size else "")
+        return "= 0 exactly" + (f" ({zero_reason})" if zero_reason else "")
+    text = f"≈ {power_text(np.mean(finite))}"
+    if finite.size < values.size:
+        why = f": {zero_reason}" if zero_reason else ""
+        text += f" ({values.size - finite.size} of {counted(values.size, 'seed')} exactly 0{why})"
+    return text
 
 
 def snap_weight_std(sigma_w: float | None, init: str, half_step: float | None = None) -> float | None:
@@ -118,7 +185,7 @@ def gradient_network(state: dict, *, sigma_w_step: float | None = None) -> vglab
     """The ``vglab.MLP`` a gradient state describes (keys depth, width, activation, init, sigma_w, sigma_b,
     residual, norm, residual_scale, leaky_slope); σ_w snapped to the init's value within half of
     ``sigma_w_step`` (``snap_weight_std``)."""
-    s = state
+    s = check_state(state, "gradient")
     return vglab.MLP(depth=s["depth"], width=s["width"], activation=s["activation"], init=s["init"],
                      weight_std=snap_weight_std(s["sigma_w"], s["init"], _half(sigma_w_step)),
                      bias_std=tidy(s["sigma_b"]), residual=bool(s["residual"]), norm=s["norm"],
@@ -221,19 +288,26 @@ def phase_point(net: vglab.MLP, sigma_w2, sigma_b2, *, grid: bool = True) -> Pha
     return PhasePoint(values, net.sigma_w**2, net.bias_std**2, note, chi)
 
 
+def zero_gradient_reason(norms) -> str:
+    """Why an MLP's ‖∂L/∂h_l‖ is exactly 0 for some seed, for the summary and the ▼ note.  δ_{l−1} =
+    W_lᵀ D_l δ_l (D_l = diag φ′(z_l)) is 0 when W_l = 0 (σ_w = 0 without a skip connection, whose identity
+    would carry δ on) or when D_l = 0: every unit of layer l inactive (φ′ = 0, a ReLU's flat side) for that
+    seed's input.  "" when neither is the case."""
+    net = norms.net
+    if getattr(net, "sigma_w", None) == 0.0 and not getattr(net, "residual", False):
+        return "σ_w = 0: every weight is 0"
+    dead = getattr(norms, "dead_fraction", None)
+    if dead is not None and np.any(np.asarray(dead) == 1.0):
+        return "every unit of a layer inactive"
+    return ""
+
+
 def gradient_summary(view: GradientView) -> str:
     """'depth 50, tanh: ‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ 10^-1.1': the mean over seeds of log10 of the ratio (seeds
-    whose ratio is exactly 0 left out and counted)."""
-    ratio = view.norms.log10_gradient_ratio
-    if np.all(np.isneginf(ratio)):
-        text = "‖∂L/∂h₀‖ = 0 exactly (every unit of a layer dead)"
-    else:
-        finite = ratio[np.isfinite(ratio)]
-        text = f"‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ {power_text(float(np.mean(finite)))}"
-        if finite.size < ratio.size:
-            text += f" ({ratio.size - finite.size} seed(s) exactly 0)"
+    whose ratio is exactly 0 left out, counted and explained: ``mean_power_text``)."""
+    ratio = mean_power_text(view.norms.log10_gradient_ratio, zero_gradient_reason(view.norms))
     pending = " (theory: computing…)" if view.theory_pending else ""
-    return f"depth {view.net.depth}, {view.net.activation}: {text}{pending}"
+    return f"depth {view.net.depth}, {view.net.activation}: ‖∂L/∂h₀‖/‖∂L/∂h_L‖ {ratio}{pending}"
 
 
 def gradient_code(state: dict, *, sigma_w_step: float | None = None) -> str:
@@ -260,10 +334,10 @@ def spectrum_summary(spectrum) -> str:
     """σ_max and σ_min as powers of ten, or the rank when some σ are exactly 0."""
     values = spectrum.log10_singular_values
     finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return f"depth {spectrum.net.depth}: every singular value exactly 0"
-    zeros = values.size - finite.size
     text = f"depth {spectrum.net.depth}, {spectrum.net.activation}, {spectrum.net.init}: "
+    if finite.size == 0:
+        return text + "every singular value exactly 0"
+    zeros = values.size - finite.size
     if zeros:  # σ_min is 0: the rank, not a ratio over the nonzero values only
         return text + (f"rank {finite.size} of {values.size} ({zeros} σ exactly 0), "
                        f"σ_max = {power_text(finite[0])}")
@@ -301,7 +375,7 @@ def recurrent_network(state: dict) -> vglab.RNN:
     """The ``vglab.RNN`` a recurrent state describes (keys cell, hidden, steps, activation, spectral_radius,
     input_std, forget_bias).  The gated cells ignore ``activation`` and the vanilla cell ``forget_bias``
     (the LSTM's forget bias, the GRU's update bias), so changing them there is no new network."""
-    s = state
+    s = check_state(state, "recurrent")
     lstm, gru = s["cell"] == "lstm", s["cell"] == "gru"
     return vglab.RNN(cell=s["cell"], hidden=s["hidden"], steps=s["steps"],
                      activation="tanh" if s["cell"] in GATED_CELLS else s["activation"],
@@ -322,21 +396,27 @@ def recurrent_experiment(state: dict, *, max_steps: int | None = None) -> Sequen
     return SequenceView(norms, theory.linear_rnn_log10_grad(net, log10_g), theory.pascanu_log10_bound(net, log10_g))
 
 
+def recurrent_zero_reason(net: vglab.RNN) -> str:
+    """Why a recurrent ‖∂L/∂h_t‖ is exactly 0: δ_{t−1} = Wᵀ D_t δ_t with W = ρQ is 0 for ρ = 0, or where every
+    unit's φ′ is 0 at some step (D_t = 0: a ReLU cell)."""
+    return "ρ = 0: W = 0" if net.spectral_radius == 0 else "every unit's φ′ = 0 at some step"
+
+
 def recurrent_summary(view: SequenceView) -> str:
     """The cell, ‖∂L/∂h₀‖/‖∂L/∂h_T‖ (mean of log10 over seeds) and, for gated cells, the cell-state ratio and
     mean gates."""
     net, norms = view.net, view.norms
     text = f"T = {net.steps}, {net.cell}"
     if net.cell == "lstm":
-        text += f" (b_f = {net.forget_bias:g})"
+        text += f" (b_f = {net.forget_bias:g}, ρ = {net.spectral_radius:g})"
     elif net.cell == "gru":
         text += f" (b_u = {net.update_bias:g}, ρ = {net.spectral_radius:g})"
     else:
         text += f" {net.activation}, ρ = {net.spectral_radius:g}"
-    text += f": ‖∂L/∂h₀‖/‖∂L/∂h_T‖ ≈ {mean_power_text(norms.log10_gradient_ratio)}"
+    text += f": ‖∂L/∂h₀‖/‖∂L/∂h_T‖ {mean_power_text(norms.log10_gradient_ratio, recurrent_zero_reason(net))}"
     if norms.log10_cell_grad is not None:
         cell = norms.log10_cell_grad[:, 0] - norms.log10_activation_grad[:, -1]
-        text += (f", ‖∂L/∂c₀‖/‖∂L/∂h_T‖ ≈ {mean_power_text(cell)}, "
+        text += (f", ‖∂L/∂c₀‖/‖∂L/∂h_T‖ {mean_power_text(cell)}, "
                  f"mean forget gate {np.mean(norms.forget_gate_mean):.2f}")
     if norms.update_gate_mean is not None:
         text += f", mean update gate {np.mean(norms.update_gate_mean):.2f}"
@@ -359,7 +439,7 @@ def recurrent_code(state: dict) -> str:
 def transformer_network(state: dict) -> vglab.Transformer:
     """The ``vglab.Transformer`` a transformer state describes (keys depth, width, heads, seq_len, residual,
     norm, activation, weight_std; norm "none" → None)."""
-    s = state
+    s = check_state(state, "transformer")
     norm = None if s["norm"] == "none" else s["norm"]
     return vglab.Transformer(depth=s["depth"], width=s["width"], heads=s["heads"], seq_len=s["seq_len"],
                              residual=bool(s["residual"]), norm=norm, activation=s["activation"],
@@ -378,16 +458,24 @@ def transformer_experiment(state: dict, *, max_depth: int | None = None) -> Sequ
 
 
 def transformer_summary(view: SequenceView) -> str:
-    """‖∂L/∂h₀‖/‖∂L/∂h_L‖ and the block where the gradient, relative to the output's, is smallest."""
+    """‖∂L/∂h₀‖/‖∂L/∂h_L‖ (mean over seeds of log10) and where below the output the gradient, relative to the
+    output's, is smallest (mean over seeds of log10 ‖∂L/∂h_l‖/‖∂L/∂h_L‖, l < L; h₀ is the input, h_l the stream
+    after block l), or how many seeds have an exactly 0 gradient somewhere."""
     net, grads = view.net, view.norms.log10_activation_grad
     setting = ("residual" if net.residual else "no residual") + ", " + (
         f"{net.norm}-LN" if net.norm else "no LayerNorm")
-    relative = np.mean(grads - grads[:, -1:], axis=0)
-    lowest = int(np.argmin(np.where(np.isfinite(relative), relative, np.inf))) if np.isfinite(
-        relative).any() else 0
-    return (f"{net.depth} blocks, {setting}, {net.activation}: ‖∂L/∂h₀‖/‖∂L/∂h_L‖ ≈ "
-            f"{mean_power_text(view.norms.log10_gradient_ratio)}; smallest at block {lowest} "
-            f"(10^{relative[lowest]:.1f} of the output's)")
+    text = (f"{counted(net.depth, 'block')}, {setting}, {net.activation}: ‖∂L/∂h₀‖/‖∂L/∂h_L‖ "
+            f"{mean_power_text(view.norms.log10_gradient_ratio)}")
+    relative = grads[:, :-1] - grads[:, -1:]
+    zero_seeds = int(np.isneginf(relative).any(axis=1).sum())
+    if zero_seeds:
+        return text + f"; exactly 0 below the output in {zero_seeds} of {counted(grads.shape[0], 'seed')}"
+    mean = np.mean(relative, axis=0)
+    lowest = int(np.argmin(mean))
+    if mean[lowest] >= 0:
+        return text + "; every h_l at least the output's"
+    where = "the input h₀" if lowest == 0 else f"h_{lowest} (after block {lowest})"
+    return text + f"; smallest at {where}: {power_text(mean[lowest])} of the output's"
 
 
 def transformer_code(state: dict) -> str:
@@ -416,9 +504,10 @@ class BatchNormView:
 def batchnorm_network(state: dict, *, width: int) -> batchnorm.BatchNormMLP:
     """The ``BatchNormMLP`` a BatchNorm state describes (keys depth, batch, activation, residual), σ_w the
     no-BN net's critical one (``BATCHNORM_INIT``: He for ReLU, Xavier otherwise)."""
-    s = state
-    return batchnorm.BatchNormMLP(depth=s["depth"], width=width, batch=s["batch"], activation=s["activation"],
-                                  residual=bool(s["residual"]), init=BATCHNORM_INIT[s["activation"]])
+    s = check_state(state, "batchnorm")
+    activation = check_choice("activation for the BatchNorm lesson", s["activation"], BATCHNORM_INIT)
+    return batchnorm.BatchNormMLP(depth=s["depth"], width=width, batch=s["batch"], activation=activation,
+                                  residual=bool(s["residual"]), init=BATCHNORM_INIT[activation])
 
 
 def batchnorm_experiment(state: dict, *, width: int, n_seeds: int) -> BatchNormView:
@@ -437,10 +526,10 @@ def batchnorm_rms(norms: vglab.GradientNorms) -> np.ndarray:
 
 
 def batchnorm_summary(view: BatchNormView) -> str:
-    """The mean over seeds of log10 ‖∂L/∂H_0‖/‖∂L/∂H_L‖ with and without BN."""
-    bn, plain = (float(np.mean(v.log10_gradient_ratio)) for v in (view.bn, view.plain))
-    return (f"‖∂L/∂H_0‖/‖∂L/∂H_L‖: with BN 10^{bn:.1f}, without 10^{plain:.1f} "
-            f"(mean over {view.bn.n_seeds} seeds of log10)")
+    """The mean over seeds of log10 ‖∂L/∂H_0‖/‖∂L/∂H_L‖ with and without BN (``mean_power_text``)."""
+    bn, plain = (mean_power_text(v.log10_gradient_ratio, zero_gradient_reason(v)) for v in (view.bn, view.plain))
+    return (f"‖∂L/∂H_0‖/‖∂L/∂H_L‖ with BN {bn}, without {plain} "
+            f"(mean over {counted(view.bn.n_seeds, 'seed')} of log10)")
 
 
 def batchnorm_code(state: dict, *, width: int, n_seeds: int) -> str:
@@ -454,7 +543,8 @@ def batchnorm_code(state: dict, *, width: int, n_seeds: int) -> str:
 def degradation_run(state: dict) -> dict:
     """``convolutional.degradation_experiment(deep, steps, seed)``: label → (ConvTrainingHistory, log10
     ‖∂L/∂h_l‖ at initialisation) for a shallow plain, a deep plain and a deep residual net (cached per key)."""
-    return convolutional.degradation_experiment(state["deep"], state["steps"], state["seed"])
+    s = check_state(state, "degradation")
+    return convolutional.degradation_experiment(s["deep"], s["steps"], s["seed"])
 
 
 def degradation_summary(result: dict) -> str:
@@ -464,6 +554,7 @@ def degradation_summary(result: dict) -> str:
 
 def degradation_code(state: dict) -> str:
     """The call that reproduces ``degradation_run(state)``."""
+    state = check_state(state, "degradation")
     return ("from vglab.models import convolutional\n"
             f"runs = convolutional.degradation_experiment(deep={state['deep']}, steps={state['steps']}, "
             f"seed={state['seed']})")
@@ -498,7 +589,7 @@ class TrainingView:
 def training_network(state: dict, *, sigma_w_step: float | None = None) -> vglab.MLP:
     """The ``vglab.MLP`` a training state describes (keys depth, width, activation, init, sigma_w, residual,
     norm, residual_scale, leaky_slope; σ_w snapped as in ``snap_weight_std``)."""
-    s = state
+    s = check_state(state, "training")
     return vglab.MLP(depth=s["depth"], width=s["width"], activation=s["activation"], init=s["init"],
                      weight_std=snap_weight_std(s["sigma_w"], s["init"], _half(sigma_w_step)),
                      residual=bool(s["residual"]), norm=s["norm"], residual_scale=tidy(s["residual_scale"]),
@@ -508,7 +599,7 @@ def training_network(state: dict, *, sigma_w_step: float | None = None) -> vglab
 def training_arguments(state: dict, *, sigma_w_step: float | None = None) -> dict:
     """The keyword arguments of ``vglab.train`` for a training state (``eval_every`` spelled out: 20
     evaluations a run; clip_norm ``NO_CLIP``/None: no clipping)."""
-    s = state
+    s = check_state(state, "training")
     clip = None if s["clip_norm"] in (None, NO_CLIP) else tidy(s["clip_norm"])
     return dict(net=training_network(s, sigma_w_step=sigma_w_step), data=s["data"], steps=s["steps"],
                 optimizer=s["optimizer"], learning_rate=tidy(s["learning_rate"]), clip_norm=clip,

@@ -795,11 +795,13 @@ GRADIENT_PANELS = {
         lambda ax: plots.LogProfilePlot(ax, title="gradient per layer", label=TYPICAL_LABEL,
                                         reference_labels=THEORY_LABELS),
         lambda board, plot, view: plot.update(_layers(view), view.norms.log10_activation_grad, references={
-            "theory": view.theory, "bound": view.bound, "rms": view.rms})),
+            "theory": view.theory, "bound": view.bound, "rms": view.rms},
+            zero_reason=experiments.zero_gradient_reason(view.norms))),
     "weights": Panel(
         lambda ax: plots.LogProfilePlot(ax, ylabel=r"$\|\partial L/\partial W_l\|_F$  (log scale)",
                                         title="weight gradient per layer", colour="tab:orange"),
-        lambda board, plot, view: plot.update(_layers(view, 1), view.norms.log10_weight_grad)),
+        lambda board, plot, view: plot.update(_layers(view, 1), view.norms.log10_weight_grad,
+                                              zero_reason=experiments.zero_gradient_reason(view.norms))),
     "activations": Panel(
         lambda ax: plots.LogProfilePlot(ax, ylabel=r"RMS$(h_l)$  (log scale)", title="activation scale per layer",
                                         colour="tab:green"),

@@ -7,7 +7,7 @@ adds a figure or an artist per slider step.
 Magnitudes are plotted as log10 values on a linear axis whose ticks read as powers of ten: a float log axis
 cannot show sigmoid's 1e-630 at depth 1000, a log10 value of −630 can.  An *exactly* zero value (log10 = −inf,
 e.g. a layer whose ReLUs are all inactive) is never dropped silently: it is marked with a ▼ on the lower edge
-of the axes and explained in a note ("exactly 0: every unit dead").
+of the axes and explained in a note ("exactly 0 (every unit of a layer inactive)", the reason the caller gives).
 
 Each plot names the artists an update changes (``animated_artists()``) and sets axis limits only when they
 change (``set_limits``; sticky limits, ``sticky_limits``/``sticky_x_limits``), so ``BlitFrames`` can redraw a
@@ -290,11 +290,12 @@ class LogProfilePlot:
         self._legend_sizes: dict = {}
         self._xlim = self._ylim = None  # kept while the data fit them (see sticky_limits)
         self._x = np.zeros(0)
-        self._zero_what = "every unit of a layer dead"
+        self._zero_what = ""
 
     def update(self, x, log10_values, *, references: dict | None = None,
-               zero_reason: str = "every unit of a layer dead") -> None:
-        """x: (n,) positions; log10_values: (n_seeds, n) or (n,); references: name → (n,) curve or None."""
+               zero_reason: str = "") -> None:
+        """x: (n,) positions; log10_values: (n_seeds, n) or (n,); references: name → (n,) curve or None;
+        zero_reason: why a value can be exactly 0, for the ▼ note (e.g. "every unit of a layer inactive")."""
         x = np.asarray(x, dtype=float)
         values = np.atleast_2d(np.asarray(log10_values, dtype=float))
         if values.shape[-1] != x.shape[0]:
@@ -333,7 +334,8 @@ class LogProfilePlot:
         text = ""
         if where.size:
             positions = _ranges(np.round(x[where]).astype(int))
-            text = f"▼ exactly 0 ({self._zero_what})\nat {self.position_name} = {positions}"
+            why = f" ({self._zero_what})" if self._zero_what else ""
+            text = f"▼ exactly 0{why}\nat {self.position_name} = {positions}"
             if n_seeds > 1:
                 most = int(zero_count.max())
                 text += f" in {most} of {n_seeds} seeds"

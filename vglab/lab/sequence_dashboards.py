@@ -38,7 +38,6 @@ from vglab import experiments
 from vglab.core.validation import check_choice, check_int
 from vglab.experiments import GATED_CELLS as _GATED
 from vglab.experiments import SequenceView  # noqa: F401 - its old home
-from vglab.experiments import mean_power_text as _power  # noqa: F401
 from vglab.lab import plots
 from vglab.lab.dashboards import NORM_CHOICES, Dashboard, make_control, pin_buttons
 from vglab.models import recurrent, transformer
@@ -189,7 +188,7 @@ class RecurrentDashboard(_SequenceDashboard):
     def draw(self, view: experiments.SequenceView) -> None:
         norms = view.norms
         t = np.arange(view.net.steps + 1)
-        zero = "every unit's φ′ = 0 at some step"
+        zero = experiments.recurrent_zero_reason(view.net)
         self.plots["gradient"].update(t, norms.log10_activation_grad, zero_reason=zero,
                                       references={"theory": view.theory, "bound": view.bound})
         if "cell" in self.plots:

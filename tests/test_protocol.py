@@ -245,11 +245,12 @@ def _mlp_replay(net, data, steps, optimizer, learning_rate, clip_norm, batch_siz
     import jax.numpy as jnp
 
     from vglab import training
+    from vglab.core import optimizers
 
     data = training.as_data(data)
     structure = training.Structure(net.activation, net.residual, net.norm, optimizer, clip_norm is not None)
     params = training.initial_parameters(net, data.x_train.shape[1], data.classes, seed)
-    state = training._initial_state(structure, params)
+    state = optimizers.initial_state(structure.optimizer, params)
     records = []
     for step in range(steps):
         params, state, metrics = training._train_step(

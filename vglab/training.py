@@ -55,18 +55,16 @@ import numpy as np
 
 from vglab import datasets as _datasets
 from vglab.core import init as _init
+from vglab.core import optimizers
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.compilation import exact_jit
+from vglab.core.optimizers import ADAM_BETAS, ADAM_EPS, MOMENTUM, OPTIMIZERS  # noqa: F401 - named here too
 from vglab.core.results import TrainingModel, mean_and_band
 from vglab.core.streams import stream
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 from vglab.models.mlp import LAYERNORM_EPS, MLP
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
 DEFAULT_LEARNING_RATES = {"sgd": 0.1, "momentum": 0.01, "adam": 1e-3}
-MOMENTUM = 0.9
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
 MAX_STEPS = 1_000_000
 MAX_PARAMETERS = 50_000_000
 MAX_CLASSES = 10_000  # the readout R is width × classes: a stray label of 10**9 must not allocate it
@@ -200,28 +198,6 @@ def _global_norm(tree):
     return jnp.sqrt(sum(jnp.sum(leaf * leaf) for leaf in jax.tree_util.tree_leaves(tree)))
 
 
-def _optimizer_update(structure, grads, state, step, learning_rate):
-    """(updates to add, new state) for sgd / momentum / adam (see the module docstring)."""
-    if structure.optimizer == "sgd":
-        return jax.tree_util.tree_map(lambda g: -learning_rate * g, grads), state
-    if structure.optimizer == "momentum":
-        velocity = jax.tree_util.tree_map(lambda v, g: MOMENTUM * v + g, state[0], grads)
-        return jax.tree_util.tree_map(lambda v: -learning_rate * v, velocity), (velocity,)
-    b1, b2 = ADAM_BETAS
-    m = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, state[0], grads)
-    s = jax.tree_util.tree_map(lambda s, g: b2 * s + (1 - b2) * g * g, state[1], grads)
-    t = (step + 1).astype(jnp.float32)
-    c1, c2 = 1 - b1**t, 1 - b2**t
-    updates = jax.tree_util.tree_map(lambda m, s: -learning_rate * (m / c1) / (jnp.sqrt(s / c2) + ADAM_EPS),
-                                     m, s)
-    return updates, (m, s)
-
-
-def _initial_state(structure, params):
-    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-    return {"sgd": (), "momentum": (zeros,), "adam": (zeros, zeros)}[structure.optimizer]
-
-
 def _log10_norms(stack):
     """log10 of the Frobenius norm of each matrix in a (depth, n, n) stack."""
     return jnp.log10(jnp.sqrt(jnp.sum(stack * stack, axis=(1, 2))))
@@ -245,7 +221,7 @@ def _train_step(structure, params, state, step, key, x_train, y_train, batch_siz
         clipped = grad_norm > clip_norm
         factor = jnp.where(clipped, clip_norm / jnp.where(clipped, grad_norm, 1.0), 1.0)
         grads = jax.tree_util.tree_map(lambda g: g * factor, grads)
-    updates, new_state = _optimizer_update(structure, grads, state, step, learning_rate)
+    updates, new_state = optimizers.update(structure.optimizer, grads, state, step, learning_rate)
     new_params = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(_global_norm(new_params))
     ratio = jnp.sqrt(jnp.sum(updates.weights**2, axis=(1, 2)) / jnp.sum(params.weights**2, axis=(1, 2)))
@@ -394,7 +370,7 @@ def train_mlp(net: MLP, /, data=None, steps: int = 500, optimizer: str = "sgd",
 
     structure = Structure(net.activation, net.residual, net.norm, optimizer, clip_norm is not None)
     params = initial_parameters(net, data_.x_train.shape[1], data_.classes, seed)
-    state = _initial_state(structure, params)
+    state = optimizers.initial_state(structure.optimizer, params)
     key = jax.random.key(seed)
     x_train, y_train = jnp.asarray(data_.x_train), jnp.asarray(data_.y_train)
     has_test = data_.x_test is not None

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vglab.core import init as _init
+from vglab.core import optimizers
 from vglab.core.activations import ACTIVATIONS
 from vglab.core.banks import BankCache
 from vglab.core.compilation import exact_jit
@@ -232,19 +233,13 @@ def _loss(net, params, x, y):
     return -jnp.mean(jnp.take_along_axis(log_p, y[:, None], axis=1)), jnp.mean(jnp.argmax(logits, -1) == y)
 
 
-class _Adam:  # what vglab.training's optimizer update reads: the optimizer's name
-    optimizer = "adam"
-
-
 @partial(exact_jit, static_argnames=("net", "batch_size"))
 def _train_step(net, params, state, step, key, x_train, y_train, batch_size, learning_rate):
-    from vglab.training import _optimizer_update
-
     idx = jax.random.choice(jax.random.fold_in(key, step), x_train.shape[0], (batch_size,), replace=False)
     (loss, accuracy), grads = jax.value_and_grad(lambda p: _loss(net, p, x_train[idx], y_train[idx]),
                                                  has_aux=True)(params)
     log10_grad = jnp.log10(jnp.sqrt(jnp.sum(grads["weights"] ** 2, axis=(1, 2, 3))))
-    updates, state = _optimizer_update(_Adam, grads, state, step, learning_rate)
+    updates, state = optimizers.update("adam", grads, state, step, learning_rate)
     return jax.tree.map(jnp.add, params, updates), state, (loss, accuracy, log10_grad)
 
 
@@ -284,7 +279,7 @@ def _train_classifier(net: ConvNet, /, data=None, steps: int = 300, learning_rat
     batch_size = check_int("batch_size", batch_size, 1, x_train.shape[0])
     classes = int(max(y_train.max(), y_test.max())) + 1
     params = _init_classifier(net, seed, classes)
-    state = (jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params))
+    state = optimizers.initial_state("adam", params)
     key = stream(seed, "conv_batch")
     xs, ys = jnp.asarray(x_train, jnp.float32), jnp.asarray(y_train, jnp.int32)
     records = []

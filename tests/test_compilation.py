@@ -111,3 +111,32 @@ def test_exact_jit_overrides_a_callers_lower_default_precision(tmp_path):
     assert plain.count("precision = [DEFAULT, DEFAULT]") == 2  # the caller's bfloat16 lowers to DEFAULT
     assert exact.count("precision = [HIGHEST, HIGHEST]") == 2
     assert exact_static.as_text().count("precision = [HIGHEST, HIGHEST]") == 1
+
+
+def test_a_models_program_key_says_when_a_new_program_is_compiled():
+    """``experiments.program_key`` (each model's ``program_key``, what the dashboards' "compiling…" notice
+    reads): after one call, a net with the same key compiles nothing; each net with a new key compiles."""
+    from vglab import experiments
+
+    mlp = vglab.MLP(depth=12, width=20, activation="tanh", init="gaussian")
+    rnn = vglab.RNN(cell="vanilla", hidden=20, steps=12)
+    stack = vglab.Transformer(depth=3, width=16, heads=2, seq_len=8)
+    cases = [(mlp, [mlp.replace(depth=5, weight_std=2.0, bias_std=0.3)],
+              [mlp.replace(activation="relu"), mlp.replace(residual=True), mlp.replace(width=24),
+               mlp.replace(init="orthogonal")]),
+             (rnn, [rnn.replace(steps=7, weight_std=0.5)],
+              [rnn.replace(cell="lstm"), rnn.replace(hidden=24), rnn.replace(spectral_radius=0.9)]),
+             (stack, [stack.replace(depth=2, weight_std=0.5)], [stack.replace(norm="post"), stack.replace(heads=4)])]
+    for base, same, new in cases:
+        vglab.gradient_norms(base, n_seeds=2)
+        for net in same:
+            assert experiments.program_key(net, 2) == experiments.program_key(base, 2)
+            before = COUNTER.count
+            vglab.gradient_norms(net, n_seeds=2)
+            assert COUNTER.count == before, f"{net} has {base}'s key but compiled"
+        for net in new:
+            assert experiments.program_key(net, 2) != experiments.program_key(base, 2)
+            before = COUNTER.count
+            vglab.gradient_norms(net, n_seeds=2)
+            assert COUNTER.count > before, f"{net} has a new key but compiled nothing"
+        assert experiments.program_key(base, 3) != experiments.program_key(base, 2)

@@ -34,7 +34,7 @@ import vglab
 from vglab import theory, training
 from vglab.core.init import default_weight_std
 from vglab.core.validation import check_choice
-from vglab.models import batchnorm, convolutional, recurrent, transformer
+from vglab.models import batchnorm, convolutional, jacobians, recurrent, transformer
 
 SNAP_TOLERANCE = 1e-9  # σ_w this close to the init's value is that value, when no slider step says otherwise
 HISTOGRAM_BATCH, HISTOGRAM_BINS = 16, 60  # inputs and bins behind the histogram panels (layer_distributions)
@@ -148,6 +148,14 @@ def snap_weight_std(sigma_w: float | None, init: str, half_step: float | None = 
 
 def _half(step: float | None) -> float | None:
     return None if step is None else step / 2
+
+
+def program_key(net, n_seeds: int) -> tuple:
+    """The key of the compiled programs ``vglab.gradient_norms(net, n_seeds=n_seeds)`` runs, as the net's own
+    model module states it (``program_key`` of ``vglab.models.jacobians``, ``recurrent``, ``transformer``):
+    equal keys run one program; a dashboard announces "compiling" for a key it has not run yet."""
+    module = {vglab.MLP: jacobians, vglab.RNN: recurrent, vglab.Transformer: transformer}[type(net)]
+    return (type(net).__name__, *module.program_key(net, n_seeds))
 
 
 # --------------------------------------------------------------------------------------------- gradients

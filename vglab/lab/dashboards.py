@@ -987,8 +987,7 @@ class GradientDashboard(Dashboard):
         self._update_status()
 
     def _compile_key(self, state):
-        return (state["activation"], state["residual"], state["norm"], state["width"], state["n_seeds"],
-                state["init"] == "orthogonal")
+        return experiments.program_key(self.network(state), state["n_seeds"])
 
     def _announce(self, state):
         if self._compile_key(state) not in self._compiled_keys and self.updates:

@@ -152,8 +152,7 @@ class RecurrentDashboard(_SequenceDashboard):
         return experiments.recurrent_network(self.state if state is None else state)
 
     def _compile_key(self, state):
-        net = self.network(state)
-        return (net.cell, net.activation, net.hidden, state["n_seeds"])
+        return experiments.program_key(self.network(state), state["n_seeds"])
 
     warm_controls = ("cell", "activation")
 
@@ -268,8 +267,7 @@ class TransformerDashboard(_SequenceDashboard):
         return experiments.transformer_network(self.state if state is None else state)
 
     def _compile_key(self, state):
-        net = self.network(state)
-        return (net.width, net.heads, net.activation, net.residual, net.norm, state["n_seeds"])
+        return experiments.program_key(self.network(state), state["n_seeds"])
 
     warm_controls = ("residual", "norm", "activation")
 

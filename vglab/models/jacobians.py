@@ -160,6 +160,13 @@ def _structure(net: MLP) -> Structure:
     return Structure(net.activation, net.residual, net.norm)
 
 
+def program_key(net: MLP, n_seeds: int) -> tuple:
+    """What selects the compiled programs ``gradient_norms(net, n_seeds=n_seeds)`` runs on a square MLP: the
+    static ``Structure``, the weight bank's shape (width, seeds) and its draw (orthogonal or Gaussian).  Depth,
+    σ_w, σ_b, α and the leaky slope are traced or served by the same bank, so they never change the key."""
+    return (_structure(net), net.width, n_seeds, net.init == "orthogonal")
+
+
 def _scalars(net: MLP) -> Scalars:
     with np.errstate(divide="ignore"):
         log_bias_std = np.log(np.float32(net.bias_std))

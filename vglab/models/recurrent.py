@@ -294,6 +294,14 @@ class Structure(NamedTuple):
     activation: str
 
 
+def program_key(net, n_seeds: int) -> tuple:
+    """What selects the compiled program ``gradient_norms(net, n_seeds=n_seeds)`` runs: the static ``Structure``
+    (cell, activation), the shapes (hidden size, seeds) and the draw of W (Haar orthogonal for a spectral radius,
+    else Gaussian); steps, ρ or σ_w, the input scale and the gate biases are traced or served by the same reserved
+    inputs (``reserve``)."""
+    return (Structure(net.cell, net.activation), net.hidden, n_seeds, net.orthogonal)
+
+
 class Scalars(NamedTuple):
     """The options that are plain numbers (traced: changing them does not recompile)."""
 

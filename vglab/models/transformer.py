@@ -274,6 +274,13 @@ class Structure(NamedTuple):
     norm: str | None
 
 
+def program_key(net, n_seeds: int) -> tuple:
+    """What selects the compiled program ``gradient_norms(net, n_seeds=n_seeds)`` runs: the static ``Structure``
+    (heads, activation, residual, norm) and the shapes (width, seeds); the depth and the weight scale are
+    traced or served by the same reserved blocks (``reserve``)."""
+    return (Structure(net.heads, net.activation, net.residual, net.norm), net.width, n_seeds)
+
+
 class Scalars(NamedTuple):
     """Traced numbers: changing them does not recompile."""
 

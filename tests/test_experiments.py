@@ -507,7 +507,7 @@ def test_each_lesson_state_names_a_valid_network(name):
 # --------------------------------------------------------------------------------------------- bad states, words
 @pytest.mark.parametrize(("kind", "change", "message"), [
     ("gradient_00", {"width": None}, r"gradient state: width is None; it needs a value"),
-    ("gradient_00", {"sedd": 1}, r"unknown key 'sedd' in the gradient state; did you mean 'seed'\?"),
+    ("gradient_00", {"sedd": 1}, r"unknown gradient state key 'sedd'; did you mean 'seed'\? \(valid: depth, width, "),
     ("gradient_00", {"residual": "maybe"}, r"gradient state: residual must be True or False, got 'maybe'"),
     ("gradient_00", {"depth": 2.5}, r"gradient state: depth must be an integer, got 2\.5"),
     ("gradient_00", {"sigma_b": "0.1"}, r"gradient state: sigma_b must be a number, got '0\.1'"),

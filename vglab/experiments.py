@@ -22,7 +22,6 @@ thread during a drag, comes in as a callback (``gradient_experiment(..., theory_
 
 from __future__ import annotations
 
-import difflib
 import numbers
 import time
 from collections.abc import Callable
@@ -79,10 +78,7 @@ def check_state(state, kind: str) -> dict:
         raise ValueError(f"the {kind} state lacks {', '.join(map(repr, missing))} "
                          f"(a {kind} state has the keys {', '.join(keys)})")
     for key in state:
-        if key not in keys:
-            close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown key {key!r} in the {kind} state{hint} (valid: {', '.join(keys)})")
+        check_choice(f"{kind} state key", key, keys)
     for key, value in state.items():
         if value is None:
             if key in _OPTIONAL_KEYS:
@@ -607,9 +603,10 @@ def training_network(state: dict, *, sigma_w_step: float | None = None) -> vglab
 def training_arguments(state: dict, *, sigma_w_step: float | None = None) -> dict:
     """The keyword arguments of ``vglab.train`` for a training state (``eval_every`` spelled out: 20
     evaluations a run; clip_norm ``NO_CLIP``/None: no clipping)."""
-    s = check_state(state, "training")
+    net = training_network(state, sigma_w_step=sigma_w_step)  # checks the state
+    s = state
     clip = None if s["clip_norm"] in (None, NO_CLIP) else tidy(s["clip_norm"])
-    return dict(net=training_network(s, sigma_w_step=sigma_w_step), data=s["data"], steps=s["steps"],
+    return dict(net=net, data=s["data"], steps=s["steps"],
                 optimizer=s["optimizer"], learning_rate=tidy(s["learning_rate"]), clip_norm=clip,
                 batch_size=s["batch_size"], seed=s["seed"], eval_every=max(1, s["steps"] // 20))
 

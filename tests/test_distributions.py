@@ -131,6 +131,20 @@ def test_smooth_activations_never_report_dead_units_even_saturated(activation, s
         assert d.saturated_fraction.mean() > 0.9 and d.saturation_counts[:, 0].sum() > 0
 
 
+def test_the_share_beyond_the_activation_range_matches_a_float64_count(deep_sigmoid):
+    """A range [0.4, 0.6] that the sigmoid's h_l leave: the share beyond it, over all h_{l,i}, l = 1..L, is the
+    float64 forward's share (within one entry per layer: an entry on an edge may fall either way)."""
+    net, _ = deep_sigmoid
+    d = vglab.layer_distributions(net, batch=BATCH, activation_range=(0.4, 0.6))
+    Ws, bs, X, _ = float64_batch(net)
+    h = np.stack([np.stack([np.asarray(v) for v in reference.activations(net, Ws, bs, x)[1:]]) for x in X], 1)
+    want = np.mean((h < 0.4) | (h > 0.6))
+    assert 0.05 < want < 0.95, want  # the range really cuts the distribution
+    assert d.activation_outside_share == pytest.approx(want, abs=net.depth / h.size)
+    inside = vglab.layer_distributions(net, batch=BATCH, activation_range=(-1.0, 2.0))
+    assert inside.activation_outside_share == 0.0
+
+
 def test_fixed_ranges_are_used_and_bad_arguments_are_named():
     net = vglab.MLP(depth=100, width=WIDTH, activation="sigmoid")
     d = vglab.layer_distributions(net, batch=BATCH, gradient_range=(-80.0, 0.0), bins=40)

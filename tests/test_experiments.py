@@ -540,6 +540,8 @@ def test_a_missing_key_or_a_non_dict_is_named_and_optional_none_is_accepted():
         experiments.recurrent_network([1])
     assert experiments.gradient_network(STATES["gradient_00"]).weight_std is None  # σ_w None: the init's own
     assert experiments.training_arguments(STATES["training_10"])["clip_norm"] is None
+    numpy_flag = experiments.gradient_network({**STATES["gradient_00"], "residual": np.bool_(True)})
+    assert numpy_flag.residual is True  # a NumPy bool is a flag (core.config.check_flag), stored as bool
     for name, state in STATES.items():  # every lesson's state passes as it is
         assert experiments.check_state(state, name.split("_")[0].replace("histograms", "gradient")
                                        .replace("spectrum", "gradient")) is state

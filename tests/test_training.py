@@ -105,6 +105,8 @@ def test_first_step_records_match_a_float64_reference(optimizer):
     expected_ratio = np.linalg.norm(step.reshape(3, -1), axis=1) / weight_norms
     np.testing.assert_allclose(h.update_ratio[0], expected_ratio, rtol=1e-4)
     np.testing.assert_allclose(h.final_parameters.weights, W - step, rtol=1e-4, atol=1e-6)
+    assert h.data == "custom" and h.to_code().startswith(  # the caller's arrays: named ``data`` in the code
+        "vglab.train(vglab.MLP(depth=3, width=8, bias_std=0.2), data=data, steps=1, ")
 
 
 def test_training_starts_from_the_weights_gradient_norms_analyses():

@@ -15,6 +15,13 @@ import numpy as np
 from vglab.core.validation import check_float, check_int
 
 DATASETS = ("digits", "two_spirals")
+CUSTOM = "custom"  # the name a training run records for arrays the caller gave
+
+
+def data_code(name: str) -> str:
+    """How a reproducing ``vglab.train(...)`` call names a run's data: the set's name (``'digits'``), or
+    ``data``, standing for the caller's own arrays, where the run was given them (``CUSTOM``)."""
+    return "data" if name == CUSTOM else repr(name)
 
 
 def _split(x, y, test_fraction, seed):

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 import vglab
-from vglab import theory, training
+from vglab import datasets, theory, training
+from vglab.core.config import check_flag
 from vglab.core.init import default_weight_std
 from vglab.core.validation import check_choice
 from vglab.models import batchnorm, convolutional, jacobians, recurrent, transformer
@@ -85,8 +86,7 @@ def check_state(state, kind: str) -> dict:
                 continue
             raise ValueError(f"{kind} state: {key} is None; it needs a value")
         if key in _FLAG_KEYS:
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"{kind} state: {key} must be True or False, got {value!r}")
+            check_flag(f"{kind} state: {key}", value)
         elif key in _INTEGER_KEYS:
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"{kind} state: {key} must be an integer, got {value!r}")
@@ -621,7 +621,7 @@ def partial_history(run: dict, records: dict, evals: dict) -> vglab.TrainingHist
         return np.asarray(values, dtype).reshape((len(values),) + shape)
 
     return vglab.TrainingHistory(
-        net=run["net"], data=run["data"] if isinstance(run["data"], str) else "custom", steps=run["steps"],
+        net=run["net"], data=run["data"] if isinstance(run["data"], str) else datasets.CUSTOM, steps=run["steps"],
         optimizer=run["optimizer"], learning_rate=run["learning_rate"], clip_norm=run["clip_norm"],
         batch_size=run["batch_size"], seed=run["seed"], loss=stacked("loss", ()),
         accuracy=stacked("accuracy", ()), log10_grad_norms=stacked("log10_grad_norms", (depth,)),

@@ -33,7 +33,7 @@ import numpy as np
 from vglab.core.activations import ACTIVATIONS, sup_derivative
 from vglab.core.banks import BankCache
 from vglab.core.validation import check_choice, check_float, check_int
-from vglab.models.mlp import MLP
+from vglab.models.mlp import MLP, check_square_random
 from vglab.models.recurrent import RNN
 
 
@@ -185,12 +185,8 @@ def _check_activation(activation, leaky_slope) -> tuple[str, float]:
 
 
 def _check_mlp(net, function: str) -> MLP:
-    if not isinstance(net, MLP):
-        raise ValueError(f"{function} expects a vglab.MLP, got {type(net).__name__}")
-    if net.widths is not None or net.init == "constant":
-        raise ValueError(f"{function}: the mean-field theory here is for square layers drawn at random "
-                         f"(depth=, width=, a random init); got {net.to_code()}")
-    return net
+    return check_square_random(net, function, instead="the mean-field theory here is for depth= and width= "
+                                                      "with a random init")
 
 
 def _check_rnn(net, function: str) -> RNN:

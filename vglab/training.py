@@ -20,13 +20,8 @@ W_1..W_depth (index 0 is the layer next to the input):
     update_ratio[k, l]       ‖ΔW_l‖_F / ‖W_l‖_F, the relative change the optimizer made at step k
     dead_fraction[k, l]      share of layer l's units with φ′(z) = 0 on every example of the batch
 
-Optimizers (θ parameters, g gradient, η learning rate, t = 1, 2, ...):
-
-    sgd:       θ ← θ − η g
-    momentum:  v ← μ v + g,  θ ← θ − η v                                    (heavy ball, μ = 0.9)
-    adam:      m ← β₁m + (1−β₁)g,  s ← β₂s + (1−β₂)g²,
-               θ ← θ − η m̂/(√ŝ + ε),  m̂ = m/(1−β₁ᵗ), ŝ = s/(1−β₂ᵗ)
-               (Kingma & Ba 2015; β₁ = 0.9, β₂ = 0.999, ε = 1e-8)
+Optimizers: sgd, momentum (heavy ball, μ = 0.9) and adam (Kingma & Ba 2015; β₁ = 0.9, β₂ = 0.999, ε = 1e-8),
+written once in ``vglab.core.optimizers`` (its docstring states the update rules), shared with the ConvNet.
 
 Gradient clipping by global norm (Pascanu, Mikolov & Bengio 2013): with ``clip_norm`` = c, the whole
 gradient is rescaled g ← g · min(1, c/‖g‖) before the optimizer sees it, ‖g‖ over all parameters.
@@ -118,7 +113,7 @@ def as_data(data) -> Data:
         if x_test.shape[1] != x_train.shape[1]:
             raise ValueError(f"data x_test must have the {x_train.shape[1]} features of x_train, "
                              f"got {x_test.shape[1]}")
-    out = Data("custom", x_train, y_train, x_test, y_test)
+    out = Data(_datasets.CUSTOM, x_train, y_train, x_test, y_test)
     if out.classes < 2:
         raise ValueError("data must hold at least 2 classes")
     return out
@@ -288,9 +283,8 @@ class TrainingHistory:
             return np.log10(self.update_ratio)
 
     def to_code(self) -> str:
-        data = repr(self.data) if self.data != "custom" else "data"
-        parts = [self.net.to_code(), f"data={data}", f"steps={self.steps}", f"optimizer={self.optimizer!r}",
-                 f"learning_rate={self.learning_rate!r}"]
+        parts = [self.net.to_code(), f"data={_datasets.data_code(self.data)}", f"steps={self.steps}",
+                 f"optimizer={self.optimizer!r}", f"learning_rate={self.learning_rate!r}"]
         if self.clip_norm is not None:
             parts.append(f"clip_norm={self.clip_norm!r}")
         parts += [f"batch_size={self.batch_size}", f"seed={self.seed}"]

@@ -31,6 +31,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import ClassVar
 
+import numpy as np
+
 from vglab.core.validation import check_choice, check_float, check_int, keywords_checked
 
 CHECK = "vglab.check"  # the field-metadata key holding a field's check: (name, value) -> canonical value
@@ -64,10 +66,10 @@ def choice(valid: Iterable[str], **kwargs):
 
 
 def check_flag(name: str, value) -> bool:
-    """True or False (not 0/1, not a string)."""
-    if not isinstance(value, bool):
+    """True or False, or a NumPy bool (a checkbox's value read from an array): not 0/1, not a string."""
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r}")
-    return value
+    return bool(value)
 
 
 def flag(**kwargs):

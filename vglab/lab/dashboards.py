@@ -775,7 +775,7 @@ def _draw_histograms(board, plot, view):
 def _draw_activation_histograms(board, plot, view):
     """h_{l,i} over φ's range (sigmoid [0, 1], tanh [−1, 1], else [−4, 4]); beyond it: the end bins, noted."""
     d = view.distributions
-    outside = d.activation_outside.sum() / max(d.entries * view.net.depth, 1)
+    outside = d.activation_outside_share
     note = f"beyond the range: {100 * outside:.1f}% (in the end bins)" if outside > 0 else ""
     plot.update(_layers(view, 1), d.activation_edges, d.activation_counts, note=note)
 

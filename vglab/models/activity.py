@@ -27,7 +27,7 @@ from vglab.core.compilation import exact_jit
 from vglab.core.streams import stream
 from vglab.core.validation import check_int, check_seeds
 from vglab.models.jacobians import _forward, _scalars, _structure, weight_bank
-from vglab.models.mlp import MLP
+from vglab.models.mlp import MLP, check_square_random
 
 MAX_BATCH = 1024
 
@@ -71,11 +71,7 @@ def unit_activity(net: MLP, seed: int = 0, batch: int = 256) -> UnitActivity:
 
     batch: number of inputs x ~ N(0, I), 1..1024.  See ``UnitActivity``.
     """
-    if not isinstance(net, MLP):
-        raise ValueError(f"unit_activity expects a vglab.MLP, got {type(net).__name__}")
-    if net.widths is not None or net.init == "constant":
-        raise ValueError(f"unit_activity needs square layers drawn at random (depth=, width=, a random init); got "
-                         f"{net.to_code()}")
+    check_square_random(net, "unit_activity")
     (seed,) = check_seeds(seed, 1)
     batch = check_int("batch", batch, 1, MAX_BATCH)
     bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)

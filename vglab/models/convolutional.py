@@ -39,6 +39,7 @@ from vglab.core.compilation import exact_jit
 from vglab.core.config import Config, checked, choice, config, flag, integer, real
 from vglab.core.streams import stream, stream_key
 from vglab.core.validation import check_choice, check_float, check_int, check_seeds, keywords_checked
+from vglab.datasets import CUSTOM, data_code
 from vglab.models.mlp import LAYERNORM_EPS
 from vglab.models.stack import Stack, StackGradientNorms
 
@@ -204,8 +205,7 @@ class ConvTrainingHistory:
 
     def to_code(self) -> str:
         """The ``vglab.train`` call that reproduces this run (``data`` stands for the arrays of a custom run)."""
-        data = repr(self.data) if self.data != "custom" else "data"
-        return (f"vglab.train({self.net.to_code()}, data={data}, steps={self.steps}, "
+        return (f"vglab.train({self.net.to_code()}, data={data_code(self.data)}, steps={self.steps}, "
                 f"learning_rate={self.learning_rate!r}, batch_size={self.batch_size}, seed={self.seed})")
 
 
@@ -269,7 +269,7 @@ def _train_classifier(net: ConvNet, /, data=None, steps: int = 300, learning_rat
         name = check_choice("data", "mnist1d" if data is None else data, ("mnist1d",))
         data = mnist1d()
     elif isinstance(data, (tuple, list)) and len(data) == 4:
-        name = "custom"
+        name = CUSTOM
     else:
         raise ValueError("data must be 'mnist1d' (or None) or a tuple (x_train, y_train, x_test, y_test), got "
                          f"{type(data).__name__}{f' of {len(data)}' if isinstance(data, (tuple, list)) else ''}")

@@ -48,7 +48,7 @@ from vglab.models.jacobians import (
     _structure,
     weight_bank,
 )
-from vglab.models.mlp import MLP
+from vglab.models.mlp import MLP, check_square_random
 
 SATURATION_RANGE = (-6.0, 0.0)
 MAX_BINS = 200
@@ -96,6 +96,12 @@ class LayerDistributions:
     def entries(self) -> int:
         """Entries per layer: batch × width (what every count row, with its zeros, sums to)."""
         return self.batch * self.net.width
+
+    @property
+    def activation_outside_share(self) -> float:
+        """Share of all entries h_{l,i}, l = 1..L, beyond the activation histogram's range (drawn in its end bins):
+        Σ_l activation_outside_l / (entries · L)."""
+        return float(self.activation_outside.sum()) / max(self.entries * self.net.depth, 1)
 
     def to_code(self) -> str:
         return f"vglab.layer_distributions({self.net.to_code()}, seed={self.seed}, batch={self.batch})"
@@ -185,12 +191,7 @@ def layer_distributions(net: MLP, seed: int = 0, batch: int = 64, bins: int = 40
     activation_range, gradient_range: (low, high) of those histograms (default: see the module docstring;
     the gradient range is in log10).  See ``LayerDistributions``.
     """
-    if not isinstance(net, MLP):
-        raise ValueError(f"layer_distributions expects a vglab.MLP, got {type(net).__name__}")
-    if getattr(net, "widths", None) is not None or net.init == "constant":
-        raise ValueError(f"layer_distributions needs square layers drawn at random: "
-                         f"{'a width profile' if getattr(net, 'widths', None) is not None else 'init=constant'} is "
-                         f"not supported (got {net.to_code()}); use depth= and width= with a random init")
+    check_square_random(net, "layer_distributions")
     (seed,) = check_seeds(seed, 1)
     batch = check_int("batch", batch, 1, MAX_BATCH)
     bins = check_int("bins", bins, 2, MAX_BINS)

@@ -64,7 +64,7 @@ from vglab.core.logspace import (
 from vglab.core.results import GradientProfile, SpectrumModel, log10_root_mean_square  # noqa: F401 - its old home
 from vglab.core.spectrum import qr_fold, spectrum_chain
 from vglab.core.validation import MAX_SEED, MAX_SEEDS, check_seeds  # noqa: F401 - MAX_SEED(S) stay named here
-from vglab.models.mlp import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory
+from vglab.models.mlp import LAYERNORM_EPS, MAX_DEPTH, MLP, check_memory, check_square_random
 
 # Largest float32 weight bank one call may hold (all seeds together).
 BANK_BUDGET_BYTES = 4 * 2**30
@@ -745,10 +745,7 @@ def jacobian_spectrum(net: MLP, seed: int = 0) -> JacobianSpectrum:
                              f"vglab.SpectrumModel protocol: vglab.MLP, Stack or ConvNet), got "
                              f"{type(net).__name__}")
         return net.jacobian_spectrum(seed=seed)
-    if net.widths is not None or net.init == "constant":
-        raise ValueError(f"jacobian_spectrum needs square layers drawn at random: "
-                         f"{'a width profile' if net.widths is not None else 'init=constant'} is not supported "
-                         f"(got {net.to_code()}); use gradient_norms, or depth= and width=")
+    check_square_random(net, "jacobian_spectrum", instead="use gradient_norms, or depth= and width=")
     (seed,) = check_seeds(seed, 1)
     bank = weight_bank((seed,), net.width, net.orthogonal, net.depth)
     with single_threaded_lapack():

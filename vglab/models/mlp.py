@@ -203,6 +203,19 @@ class MLP(Config):
         return sum(w[l] * w[l + 1] + w[l + 1] for l in range(self.depth))
 
 
+def check_square_random(net, function: str, instead: str = "use depth= and width= with a random init") -> MLP:
+    """``net`` itself, if it is a ``vglab.MLP`` of square layers drawn at random (no width profile, no constant
+    init): what the tools built on one weight bank of n × n draws need; else a ValueError naming ``function``,
+    what is not supported and what to use ``instead``."""
+    if not isinstance(net, MLP):
+        raise ValueError(f"{function} expects a vglab.MLP, got {type(net).__name__}")
+    if net.widths is not None or net.init == "constant":
+        unsupported = "a width profile" if net.widths is not None else "init=constant"
+        raise ValueError(f"{function} needs square layers drawn at random: {unsupported} is not supported (got "
+                         f"{net.to_code()}); {instead}")
+    return net
+
+
 def weight_bytes(depth: int, width: int, n_seeds: int = 1) -> int:
     """float32 bytes of the weight matrices of ``n_seeds`` networks."""
     return 4 * n_seeds * depth * width * width

@@ -46,7 +46,7 @@ from vglab.core.logspace import (
 from vglab.core.spectrum import qr_fold, spectrum_result, spectrum_scan, spectrum_start, spectrum_step
 from vglab.core.validation import check_seeds
 from vglab.models.jacobians import JacobianSpectrum, SeededGradients, single_threaded_lapack
-from vglab.models.mlp import MAX_DEPTH, MLP
+from vglab.models.mlp import MAX_DEPTH, MLP, check_square_random
 
 MAX_STACK_SIZE = 4096  # units of h for jacobian_spectrum (an n×n QR per block)
 
@@ -385,11 +385,7 @@ def mlp_blocks(net: MLP, seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarr
     W_l = (σ_w/√n) Ŵ_l and b_l = σ_b b̂_l (``vglab.core.init``), so a user's own implementation of the MLP
     built from them can be checked against vglab's numbers.
     """
-    if not isinstance(net, MLP):
-        raise ValueError(f"mlp_blocks expects a vglab.MLP, got {type(net).__name__}")
-    if net.widths is not None or net.init == "constant":
-        raise ValueError(f"mlp_blocks needs square layers drawn at random (depth=, width=, a random init); got "
-                         f"{net.to_code()}")
+    check_square_random(net, "mlp_blocks")
     (seed,) = check_seeds(seed, 1)
     scale = net.sigma_w / np.sqrt(net.width)
     layers = [(scale * np.asarray(_init.unit_weight(seed, l, net.width, net.orthogonal)),

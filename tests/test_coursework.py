@@ -37,6 +37,8 @@ import pytest
 pytest.importorskip("nbgrader")
 from nbgrader.api import Gradebook  # noqa: E402
 
+from vglab.core.compilation import compilation_cache_dir  # noqa: E402
+
 # The module's fixture runs several nbgrader commands over four assignments (each up to COMMAND_TIMEOUT_S):
 # pytest-timeout's 900 s default (pyproject.toml) counts it against the first test.  A safety net, not a speed target.
 pytestmark = [pytest.mark.coursework, pytest.mark.timeout(4800)]
@@ -297,8 +299,9 @@ def _private_jupyter_environment(home: Path) -> dict[str, str]:
         MPLBACKEND="Agg",
         JAX_PLATFORMS="cpu",
         # One compilation cache for all grading kernels: a program compiled for the first student is loaded
-        # from disk for the next (cuts each notebook from ~10 s to ~3 s; results are identical).
-        JAX_COMPILATION_CACHE_DIR=str(home / "jax_cache"),
+        # from disk for the next (cuts each notebook from ~10 s to ~3 s; results are identical): the test
+        # session's (tests/conftest.py), which the lessons' kernels fill too, or one of the course's own.
+        JAX_COMPILATION_CACHE_DIR=str(compilation_cache_dir() or home / "jax_cache"),
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
         PYTHONWARNINGS="ignore::DeprecationWarning",

@@ -44,10 +44,12 @@ def site(tmp_path_factory):
     base = tmp_path_factory.mktemp("site")
     clone = base / "clone"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)], check=True)
-    # The lessons' kernels share one compilation cache, as `make site` shares the user's (~/.cache/vglab/jax;
-    # the test session turns it off, tests/conftest.py): a fresh directory, so nothing an earlier run compiled
-    # is used, and a program a lesson compiled (eight of them show a GradientDashboard) is loaded by the next.
-    env = {**os.environ, "VGLAB_COMPILATION_CACHE": str(base / "jax_cache")}
+    # The lessons' kernels share one compilation cache, as `make site` shares the user's (~/.cache/vglab/jax):
+    # the test session's (tests/conftest.py: empty at the session's start, so nothing an earlier run compiled
+    # is used), or a fresh one where the session runs without: a program a lesson compiled is loaded by the next.
+    from vglab.core.compilation import compilation_cache_dir
+
+    env = {**os.environ, "VGLAB_COMPILATION_CACHE": str(compilation_cache_dir() or base / "jax_cache")}
     start = time.perf_counter()
     build = subprocess.run([sys.executable, "docs/build.py", "--out", str(base / "out")], cwd=clone, env=env,
                            capture_output=True, text=True, timeout=2400)

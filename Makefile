@@ -28,11 +28,14 @@ lab: $(VENV)/.lab-installed
 # second worker's compiles on the same cores would distort.  `make test` fails if either part fails.
 WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
+# Both parts share one JAX compilation cache, empty at the start and removed at the end (tests/conftest.py says
+# why); a VGLAB_COMPILATION_CACHE of the caller's (e.g. off) wins.
 test: $(VENV)/.dev-installed browser hub-deps
+	cache=$$(mktemp -d -t vglab-test-jax-XXXXXX); export VGLAB_COMPILATION_CACHE=$${VGLAB_COMPILATION_CACHE:-$$cache}; \
 	VGLAB_HUB_PREFIX=$(HUB_PREFIX) $(BIN)/python -m pytest -m "not browser" -n $(WORKERS) --dist loadfile \
 	  --no-loadscope-reorder; parallel=$$?; \
 	$(BIN)/python -m pytest -m browser; browser=$$?; \
-	[ $$parallel = 0 ] && [ $$browser = 0 ]
+	rm -rf "$$cache"; [ $$parallel = 0 ] && [ $$browser = 0 ]
 
 # Everything except the browser suite, for a quick check while working.
 test-fast: $(VENV)/.dev-installed
